@@ -1,0 +1,51 @@
+# hyhome: one binary, one reference stack. `make test` is what CI runs.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/hyhome
+PKGS  := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build test unit vet fuzz-smoke docs docs-check image clean bench
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/hyhome
+
+# The one test command (README, .ci/run): vet, every test against the real
+# engine and the Debian Prometheus/Alertmanager, generated-docs drift and a
+# short fuzz pass over every fuzz target.
+test: vet unit docs-check fuzz-smoke
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+# Run each fuzz target briefly; crashers found land in testdata/fuzz and stay
+# as regression cases.
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]+' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+docs:
+	$(GO) run ./cmd/hyhome rules --format markdown > docs/rules.md
+
+docs-check:
+	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome rules --format markdown > $$tmp; \
+	if ! diff -u docs/rules.md $$tmp; then echo "docs/rules.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
+
+bench:
+	bash bench/lint.sh
+
+image: build
+	docker build -t hyhome:dev -f Dockerfile .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,147 @@
+// Command testprog is the one program inside the project's FROM-scratch test
+// images. Tests start it in containers to play a compliant service, a
+// violating one, a chatty logger, a crashing canary or a metrics target,
+// because no image can be pulled on the machines this project is tested on.
+//
+// Usage:
+//
+//	testprog sleep                       block until SIGTERM/SIGINT (default)
+//	testprog log [flags]                 write lines, then exit or sleep
+//	testprog serve -addr :9100           serve /metrics and /healthz
+//	testprog probe -url URL              exit 0 when URL answers 2xx (for HEALTHCHECK)
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	mode := "sleep"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		mode, args = args[0], args[1:]
+	}
+	switch mode {
+	case "sleep":
+		waitSignal()
+		return 0
+	case "log":
+		return logMode(args)
+	case "serve":
+		return serveMode(args)
+	case "probe":
+		return probeMode(args)
+	default:
+		fmt.Fprintf(os.Stderr, "testprog: unknown mode %q\n", mode)
+		return 2
+	}
+}
+
+func waitSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	<-ch
+}
+
+// logMode writes -lines lines of the form "<prefix> <token> seq=<n> <pad>" to
+// stdout (or alternately to stdout and stderr), at -rate lines per second
+// (0: as fast as possible), then exits with -exit, or sleeps with -stay.
+func logMode(args []string) int {
+	fs := flag.NewFlagSet("log", flag.ContinueOnError)
+	lines := fs.Int("lines", 10, "number of lines to write (-1: forever)")
+	rate := fs.Float64("rate", 0, "lines per second, 0 for unthrottled")
+	token := fs.String("token", "testprog", "token written on every line")
+	prefix := fs.String("prefix", "line", "first word of every line")
+	both := fs.Bool("both", false, "alternate between stdout and stderr")
+	size := fs.Int("size", 0, "pad every line to at least this many bytes")
+	exit := fs.Int("exit", 0, "exit status after the last line")
+	stay := fs.Bool("stay", false, "sleep until signalled after the last line instead of exiting")
+	delay := fs.Duration("delay", 0, "wait this long before the first line")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	time.Sleep(*delay)
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
+	var tick *time.Ticker
+	if *rate > 0 {
+		tick = time.NewTicker(time.Duration(float64(time.Second) / *rate))
+		defer tick.Stop()
+	}
+	for i := 0; *lines < 0 || i < *lines; i++ {
+		if tick != nil {
+			<-tick.C
+		}
+		w := out
+		if *both && i%2 == 1 {
+			w = errw
+		}
+		line := fmt.Sprintf("%s %s seq=%d", *prefix, *token, i)
+		if pad := *size - len(line) - 1; pad > 0 {
+			line += " " + strings.Repeat("x", pad)
+		}
+		fmt.Fprintln(w, line)
+		if tick != nil {
+			w.Flush()
+		}
+	}
+	out.Flush()
+	errw.Flush()
+	if *stay {
+		waitSignal()
+	}
+	return *exit
+}
+
+func serveMode(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := fs.String("addr", ":9100", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "# HELP testprog_up Always 1 while testprog serves.\n# TYPE testprog_up gauge\ntestprog_up 1\n")
+	})
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		waitSignal()
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, "testprog:", err)
+		return 1
+	}
+	return 0
+}
+
+func probeMode(args []string) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:9100/healthz", "URL to GET")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(*url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testprog:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return 1
+	}
+	return 0
+}
