@@ -80,10 +80,7 @@ and verify the spec's acceptance checks on a live host.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(
-		newLintCmd(a),
-		newRulesCmd(a),
-	)
+	root.AddCommand(commands(a)...)
 	return root
 }
 
