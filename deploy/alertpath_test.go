@@ -57,6 +57,11 @@ func TestAlertPath(t *testing.T) {
 	}
 	prometheus := tool(t, "the alert path test runs a real Prometheus", "prometheus")
 	alertmanager := tool(t, "the alert path test runs a real Alertmanager", "prometheus-alertmanager", "alertmanager")
+	for _, bin := range []string{prometheus, alertmanager} {
+		out, _ := runTool(t, ".", 10*time.Second, bin, "--version")
+		first, _, _ := strings.Cut(out, "\n")
+		t.Logf("%s: %s", bin, first)
+	}
 
 	dir := t.TempDir()
 	slack := newSlackReceiver(t)
