@@ -44,19 +44,19 @@ func (b BodyKind) String() string {
 type judgeKind int
 
 const (
-	judgeNone            judgeKind = iota
-	judgeContainerCreate           // the request body is the workload
-	judgeContainerUpdate           // resources only: no regression of limits
-	judgeContainerUse              // start, attach, cp, export: the existing container's isolation
-	judgeExecCreate                // exec user and privileges, inside the target container
-	judgeExecStart                 // the exec instance as the engine recorded it
-	judgeServiceCreate             // the service spec is the workload
-	judgeServiceUpdate             // the new spec (or, on rollback, the previous one)
-	judgeVolumeCreate              // local driver options that bind host paths
-	judgePluginPrivileges          // privileges accepted on plugin pull/upgrade
-	judgePluginEnable              // the installed plugin's configuration, as it will run
-	judgeBuild                     // networkmode of build containers
-	judgeUnjudgeable               // traffic the guard cannot see into (BuildKit gRPC)
+	judgeNone             judgeKind = iota
+	judgeContainerCreate            // the request body is the workload
+	judgeContainerUpdate            // resources only: no regression of limits
+	judgeContainerUse               // start, attach, cp, export: the existing container's isolation
+	judgeExecCreate                 // exec user and privileges, inside the target container
+	judgeExecStart                  // the exec instance as the engine recorded it
+	judgeServiceCreate              // the service spec is the workload
+	judgeServiceUpdate              // the new spec (or, on rollback, the previous one)
+	judgeVolumeCreate               // local driver options that bind host paths
+	judgePluginPrivileges           // privileges accepted on plugin pull/upgrade
+	judgePluginEnable               // the installed plugin's configuration, as it will run
+	judgeBuild                      // networkmode of build containers
+	judgeUnjudgeable                // traffic the guard cannot see into (BuildKit gRPC)
 )
 
 // Route is one Engine API route as the engine's router registers it.

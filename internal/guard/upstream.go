@@ -81,7 +81,9 @@ type engineError struct {
 	message string
 }
 
-func (e *engineError) Error() string { return fmt.Sprintf("engine answered %d: %s", e.status, e.message) }
+func (e *engineError) Error() string {
+	return fmt.Sprintf("engine answered %d: %s", e.status, e.message)
+}
 
 // lookupTimeout bounds one lookup; the engine answers inspects in
 // milliseconds unless it is stuck.
