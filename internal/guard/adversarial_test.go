@@ -152,8 +152,12 @@ func TestAdversarial(t *testing.T) {
 			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"host": {}}}
 		})), 403, []string{"host-namespaces"}, nil},
 		{"host pid", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.PidMode = "host" })), 403, []string{"host-namespaces", "pid namespace"}, nil},
-		{"joins a container on the host network", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.NetworkMode = container.NetworkMode("container:" + f.hostNet) })), 403, []string{"host-namespaces", "inherited from container"}, nil},
-		{"joins a container that does not exist", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.PidMode = container.PidMode("container:hyhome-test-nothing-" + dockertest.RunID) })), 404, []string{"No such container"}, nil},
+		{"joins a container on the host network", "admission", create(c(func(r *container.CreateRequest) {
+			r.HostConfig.NetworkMode = container.NetworkMode("container:" + f.hostNet)
+		})), 403, []string{"host-namespaces", "inherited from container"}, nil},
+		{"joins a container that does not exist", "admission", create(c(func(r *container.CreateRequest) {
+			r.HostConfig.PidMode = container.PidMode("container:hyhome-test-nothing-" + dockertest.RunID)
+		})), 404, []string{"No such container"}, nil},
 		{"volumes-from a container with the Docker socket", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.VolumesFrom = []string{f.socket} })), 403, []string{"docker-socket"}, nil},
 		{"bind mount of /", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.Binds = []string{"/:/host"} })), 403, []string{"bind-mount-readonly", "docker-socket"}, nil},
 		{"read-only bind of / still exposes the socket", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.Binds = []string{"/:/host:ro"} })), 403, []string{"docker-socket"}, nil},
@@ -220,7 +224,9 @@ func TestAdversarial(t *testing.T) {
 		{"plugin privilege the guard does not know", "admission", request("POST", "/v1.41/plugins/pull?remote=example.invalid/p:1", `[{"Name":"everything","Description":"","Value":["true"]}]`), 403, []string{"unknown plugin privilege"}, nil},
 		{"volume binding /", "admission", request("POST", "/v1.41/volumes/create", `{"Name":"hyhome-test-v-`+dockertest.RunID+`","Driver":"local","DriverOpts":{"type":"none","o":"bind","device":"/"}}`), 403, []string{"bind-mount-readonly", "docker-socket"}, nil},
 		{"read-only bind volume", "admission", request("POST", "/v1.41/volumes/create", `{"Name":"hyhome-test-rov-`+dockertest.RunID+`","Driver":"local","DriverOpts":{"type":"none","o":"bind,ro","device":"/etc"},"Labels":{"`+dockertest.LabelKey+`":"`+dockertest.RunID+`"}}`), 201, nil,
-			func(t testing.TB, r response) { t.Cleanup(func() { removeVolume(t, "hyhome-test-rov-"+dockertest.RunID) }) }},
+			func(t testing.TB, r response) {
+				t.Cleanup(func() { removeVolume(t, "hyhome-test-rov-"+dockertest.RunID) })
+			}},
 		{"service on the host network", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "host"}}
 		})), 403, []string{"host-namespaces"}, nil},
