@@ -299,14 +299,20 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, start)
+	h.relay(w, r, resp, d.target.route.Stream, start)
 }
 
 // relay writes the engine's answer to the client, flushing after every read
 // so that event, log and progress streams are not held back.
-func (h *handler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, start time.Time) {
+func (h *handler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, stream bool, start time.Time) {
 	copyResponseHeader(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
+	if resp.ContentLength < 0 || stream {
+		// A stream's head must reach the client now: `docker run` waits
+		// for the head of POST /containers/{id}/wait before it starts the
+		// container, and the body comes only when the container exits.
+		_ = http.NewResponseController(w).Flush()
+	}
 	h.g.metrics.duration.WithLabelValues(h.profile.Name, "allow").Observe(time.Since(start).Seconds())
 	if r.Method == http.MethodHead {
 		return
@@ -395,6 +401,8 @@ func (h *handler) forwardHijack(ctx context.Context, w http.ResponseWriter, r *h
 		h.upstreamFailed(w, r, err, true)
 		return
 	}
+	// Until the connections are spliced, a client that leaves ends the
+	// exchange.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if err := out.Write(conn); err != nil {
@@ -414,7 +422,7 @@ func (h *handler) forwardHijack(ctx context.Context, w http.ResponseWriter, r *h
 	if !raw {
 		defer conn.Close()
 		defer resp.Body.Close()
-		h.relay(w, r, resp, start)
+		h.relay(w, r, resp, true, start)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -422,6 +430,13 @@ func (h *handler) forwardHijack(ctx context.Context, w http.ResponseWriter, r *h
 	if err != nil {
 		conn.Close()
 		h.upstreamFailed(w, r, fmt.Errorf("taking over the client connection: %w", err), true)
+		return
+	}
+	// From here the request's context is not the connection's: the
+	// server cancels it when the client half-closes (end of stdin), and
+	// the output must still flow. Stop (through track) ends the pair.
+	if !stop() {
+		client.Close()
 		return
 	}
 	h.g.metrics.duration.WithLabelValues(h.profile.Name, "allow").Observe(time.Since(start).Seconds())
@@ -436,12 +451,22 @@ func (h *handler) forwardHijack(ctx context.Context, w http.ResponseWriter, r *h
 	if err := writeResponseHead(cbuf.Writer, resp); err != nil {
 		return
 	}
+	// What the client sent after its request is in the server's buffer;
+	// the rest is read from the connection itself, not through the
+	// server's reader (whose errors cancel the request).
+	early, err := cbuf.Reader.Peek(cbuf.Reader.Buffered())
+	if err != nil {
+		return
+	}
+	if _, err := conn.Write(early); err != nil {
+		return
+	}
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		// Client to engine: what the client already sent after its
-		// request, then the connection, then a half-close.
-		_, _ = io.Copy(conn, cbuf.Reader)
+		// Client to engine, then a half-close so that the process sees
+		// the end of its stdin.
+		_, _ = io.Copy(conn, client)
 		closeWrite(conn)
 	}()
 	// Engine to client until the engine ends the stream.

@@ -259,7 +259,7 @@ var engineRoutes = []*Route{
 	route(get, "/images/{name:.*}/get", none),
 	route(get, "/images/{name:.*}/history", none),
 	route(get, "/images/{name:.*}/json", none),
-	route(post, "/images/load", tar),
+	route(post, "/images/load", tar, stream),
 	route(post, "/images/create", tar, stream),
 	route(post, "/images/{name:.*}/push", none, stream),
 	route(post, "/images/{name:.*}/tag", none),
