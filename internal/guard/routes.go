@@ -203,7 +203,7 @@ const (
 	del   = "DELETE"
 	none  = BodyNone
 	jsonb = BodyJSON
-	tar   = BodyStream
+	files = BodyStream
 )
 
 // engineRoutes is the Engine API as the engine registers it, in the same
@@ -249,7 +249,7 @@ var engineRoutes = []*Route{
 	route(post, "/containers/{name:.*}/update", jsonb, judged(judgeContainerUpdate)),
 	route(post, "/containers/prune", none),
 	route(post, "/commit", jsonb),
-	route(put, "/containers/{name:.*}/archive", tar, judged(judgeContainerUse)),
+	route(put, "/containers/{name:.*}/archive", files, judged(judgeContainerUse)),
 	route(del, "/containers/{name:.*}", none),
 
 	// image router
@@ -259,8 +259,8 @@ var engineRoutes = []*Route{
 	route(get, "/images/{name:.*}/get", none),
 	route(get, "/images/{name:.*}/history", none),
 	route(get, "/images/{name:.*}/json", none),
-	route(post, "/images/load", tar, stream),
-	route(post, "/images/create", tar, stream),
+	route(post, "/images/load", files, stream),
+	route(post, "/images/create", files, stream),
 	route(post, "/images/{name:.*}/push", none, stream),
 	route(post, "/images/{name:.*}/tag", none),
 	route(post, "/images/prune", none),
@@ -284,7 +284,7 @@ var engineRoutes = []*Route{
 	route(del, "/volumes/{name:.*}", none),
 
 	// build router
-	route(post, "/build", tar, judged(judgeBuild), stream),
+	route(post, "/build", files, judged(judgeBuild), stream),
 	route(post, "/build/prune", none),
 	route(post, "/build/cancel", none),
 
@@ -335,7 +335,7 @@ var engineRoutes = []*Route{
 	route(post, "/plugins/{name:.*}/push", none, stream),
 	route(post, "/plugins/{name:.*}/upgrade", jsonb, judged(judgePluginPrivileges), stream),
 	route(post, "/plugins/{name:.*}/set", jsonb),
-	route(post, "/plugins/create", tar),
+	route(post, "/plugins/create", files),
 
 	// distribution router
 	route(get, "/distribution/{name:.*}/json", none),
