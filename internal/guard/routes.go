@@ -80,6 +80,14 @@ type Route struct {
 
 	re   *regexp.Regexp
 	vars []string
+	// literal is the template's text before its first variable: a path
+	// that does not start with it cannot match, and a template without
+	// variables matches only itself.
+	literal string
+	// suffix is the text after the last variable, which a match must end
+	// with.
+	suffix  string
+	hasVars bool
 }
 
 // Vars are the route variables of a matched path, by name.
@@ -90,6 +98,15 @@ type Vars map[string]string
 // builds from the same template, so that "." in a variable does not match a
 // newline for the guard either.
 func (r *Route) match(path string) (Vars, bool) {
+	if !r.hasVars {
+		if path == r.literal {
+			return Vars{}, true
+		}
+		return nil, false
+	}
+	if !strings.HasPrefix(path, r.literal) || !strings.HasSuffix(path, r.suffix) {
+		return nil, false
+	}
 	m := r.re.FindStringSubmatch(path)
 	if m == nil {
 		return nil, false
@@ -369,6 +386,9 @@ func newRouteTable(routes []*Route) (*routeTable, error) {
 			return nil, err
 		}
 		r.re, r.vars = re, vars
+		r.literal, _, _ = strings.Cut(r.Template, "{")
+		r.suffix = r.Template[strings.LastIndexByte(r.Template, '}')+1:]
+		r.hasVars = len(vars) > 0
 		if _, dup := t.byName[r.Name]; dup {
 			return nil, fmt.Errorf("duplicate route %s", r.Name)
 		}
