@@ -391,7 +391,7 @@ func (g *Guard) Stop(ctx context.Context) error {
 	}
 	wg.Wait()
 	g.wg.Wait()
-	g.upstream.transport.CloseIdleConnections()
+	g.upstream.pool.closeIdle()
 	g.log.Info("guard stopped")
 	return errors.Join(errs...)
 }
@@ -446,15 +446,7 @@ func (g *Guard) metricsHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+upstreamHost+"/_ping", nil)
-		resp, err := g.upstream.transport.RoundTrip(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("engine answered %s", resp.Status)
-			}
-		}
+		err := g.upstream.ping(ctx)
 		if err != nil {
 			http.Error(w, "engine unreachable: "+err.Error(), http.StatusServiceUnavailable)
 			return

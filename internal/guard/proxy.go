@@ -293,7 +293,18 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 		h.forwardHijack(ctx, w, r, out, start)
 		return
 	}
-	resp, err := h.g.upstream.transport.RoundTrip(out)
+	var body func() io.ReadCloser
+	if d.stream == nil {
+		// A buffered body can be sent again if a kept-alive connection
+		// turns out to be closed; a streamed one cannot.
+		body = func() io.ReadCloser {
+			if len(d.body) == 0 {
+				return http.NoBody
+			}
+			return io.NopCloser(bytes.NewReader(d.body))
+		}
+	}
+	resp, err := h.g.upstream.pool.roundTrip(ctx, out, body)
 	if err != nil {
 		h.upstreamFailed(w, r, err, true)
 		return

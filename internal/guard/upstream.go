@@ -23,7 +23,7 @@ import (
 // upstream is the engine the guard forwards to.
 type upstream struct {
 	network, address string
-	transport        *http.Transport
+	pool             *connPool
 	dialer           net.Dialer
 }
 
@@ -47,17 +47,7 @@ func parseUpstream(s string) (*upstream, error) {
 	default:
 		return nil, fmt.Errorf("upstream %q: want unix:///path or tcp://host:port", s)
 	}
-	u.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return u.dial(ctx)
-		},
-		MaxIdleConns:        128,
-		MaxIdleConnsPerHost: 128,
-		IdleConnTimeout:     90 * time.Second,
-		// The engine never compresses; asking for gzip would make the
-		// transport rewrite what the client receives.
-		DisableCompression: true,
-	}
+	u.pool = &connPool{dial: u.dial}
 	return u, nil
 }
 
@@ -89,6 +79,26 @@ func (e *engineError) Error() string {
 // milliseconds unless it is stuck.
 const lookupTimeout = 15 * time.Second
 
+// ping asks the engine whether it is up.
+func (u *upstream) ping(ctx context.Context) error {
+	req := &http.Request{
+		Method: http.MethodGet,
+		URL:    &url.URL{Scheme: "http", Host: upstreamHost, Path: "/_ping"},
+		Header: http.Header{"User-Agent": {"hyhome-guard"}},
+		Host:   upstreamHost,
+	}
+	resp, err := u.pool.roundTrip(ctx, req, func() io.ReadCloser { return http.NoBody })
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("engine answered %s", resp.Status)
+	}
+	return nil
+}
+
 // getJSON GETs an unversioned engine path (the engine answers with its own
 // API version's shapes) and decodes the answer into out.
 func (u *upstream) getJSON(ctx context.Context, p string, query url.Values, out any) error {
@@ -100,7 +110,7 @@ func (u *upstream) getJSON(ctx context.Context, p string, query url.Values, out 
 		Header: http.Header{"User-Agent": {"hyhome-guard"}},
 		Host:   upstreamHost,
 	}
-	resp, err := u.transport.RoundTrip(req.WithContext(ctx))
+	resp, err := u.pool.roundTrip(ctx, req, func() io.ReadCloser { return http.NoBody })
 	if err != nil {
 		return fmt.Errorf("asking the engine for %s: %w", p, err)
 	}
