@@ -337,6 +337,11 @@ func Service(in ServiceInput) *workload.Workload {
 		if p.Seccomp != nil && p.Seccomp.Mode == swarm.SeccompModeUnconfined {
 			w.SecurityOpt = append(w.SecurityOpt, "seccomp=unconfined")
 		}
+		if p.Seccomp != nil && p.Seccomp.Mode == swarm.SeccompModeCustom && len(p.Seccomp.Profile) > 0 {
+			// As `docker run --security-opt seccomp=profile.json` sends it,
+			// so that the rules read one form.
+			w.SecurityOpt = append(w.SecurityOpt, "seccomp="+string(p.Seccomp.Profile))
+		}
 		if p.AppArmor != nil && p.AppArmor.Mode == swarm.AppArmorModeDisabled {
 			w.SecurityOpt = append(w.SecurityOpt, "apparmor=unconfined")
 		}

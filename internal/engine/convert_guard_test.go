@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/hy-home/hyhome/internal/workload"
 )
@@ -33,5 +34,14 @@ func TestContainerSystemPathsUnconfined(t *testing.T) {
 				t.Fatalf("SecurityOpt %q: systempaths=unconfined present = %v, want %v", w.SecurityOpt, got, tc.wantUnconfined)
 			}
 		})
+	}
+}
+
+func TestServiceCustomSeccompProfile(t *testing.T) {
+	w := Service(ServiceInput{Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
+		Privileges: &swarm.Privileges{Seccomp: &swarm.SeccompOpts{Mode: swarm.SeccompModeCustom, Profile: []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`)}},
+	}}}})
+	if !slices.Contains(w.SecurityOpt, `seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`) {
+		t.Fatalf("SecurityOpt %q lacks the custom profile", w.SecurityOpt)
 	}
 }
