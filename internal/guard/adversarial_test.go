@@ -168,6 +168,9 @@ func TestAdversarial(t *testing.T) {
 		{"systempaths=unconfined as the CLI sends it", "admission", create(c(func(r *container.CreateRequest) {
 			r.HostConfig.MaskedPaths, r.HostConfig.ReadonlyPaths = []string{}, []string{}
 		})), 403, []string{"security-profile", "systempaths=unconfined"}, nil},
+		{"custom seccomp profile that allows everything", "admission", create(c(func(r *container.CreateRequest) {
+			r.HostConfig.SecurityOpt = append(r.HostConfig.SecurityOpt, `seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`)
+		})), 403, []string{"security-profile", "defaultAction allows every syscall"}, nil},
 		{"dangerous capability", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.CapAdd = []string{"SYS_ADMIN"} })), 403, []string{"cap-add", "SYS_ADMIN"}, nil},
 		{"root user", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "0:0" })), 403, []string{"non-root [SEC-IDENTITY]"}, nil},
 		{"no user and the image runs as root", "admission", create(mustJSON(t, compliant(f.img.Root, func(r *container.CreateRequest) { r.Config.User = "" }))), 403, []string{"non-root", "runs as root"}, nil},
