@@ -1,0 +1,180 @@
+// Package lint runs the rule catalogue over compose projects: it finds the
+// projects named by paths, loads them in parallel and evaluates the rules.
+// It is what `hyhome lint` and the benchmarks call; the CLI only adds flags
+// and output.
+package lint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/hy-home/hyhome/internal/compose"
+	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// Options select what to lint.
+type Options struct {
+	// Paths are compose files (each its own project) or directories (walked
+	// for projects). Empty with no Files means the default files in WorkDir.
+	Paths []string
+	// Files are -f files merged into one project, as docker compose merges them.
+	Files []string
+	// WorkDir is --project-directory.
+	WorkDir     string
+	ProjectName string
+	Profiles    []string
+	EnvFiles    []string
+	Environ     []string
+	// Policy is the evaluation environment (ADRs, strictness, host memory).
+	Policy policy.Env
+}
+
+// Result is what a lint run found.
+type Result struct {
+	Findings []policy.Finding
+	Targets  []report.Target
+	Projects []*workload.Project
+	// Files are the distinct compose files that were read.
+	Files []string
+	// Errors are projects that could not be loaded, one error each.
+	Errors []error
+}
+
+// Summary counts the result for reports.
+func (r *Result) Summary() policy.Summary {
+	s := policy.Summarize(r.Findings)
+	s.Files = len(r.Files)
+	for _, p := range r.Projects {
+		s.Services += len(p.Workloads)
+	}
+	return s
+}
+
+type job struct {
+	load compose.Options
+}
+
+// Run lints what opts name. It returns an error only when nothing could be
+// attempted (e.g. a path that does not exist); per-project load failures
+// are in Result.Errors.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	base := compose.Options{
+		WorkDir:     opts.WorkDir,
+		ProjectName: opts.ProjectName,
+		Profiles:    opts.Profiles,
+		EnvFiles:    opts.EnvFiles,
+		Environ:     opts.Environ,
+	}
+	var jobs []job
+	switch {
+	case len(opts.Files) > 0 && len(opts.Paths) > 0:
+		return nil, errors.New("give compose files either with -f (merged into one project) or as arguments, not both")
+	case len(opts.Files) > 0:
+		o := base
+		o.Files = opts.Files
+		jobs = append(jobs, job{o})
+	case len(opts.Paths) == 0:
+		jobs = append(jobs, job{base}) // discover in the working directory
+	default:
+		for _, p := range opts.Paths {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, errors.Unwrap(err))
+			}
+			if !fi.IsDir() {
+				o := base
+				o.Files = []string{p}
+				jobs = append(jobs, job{o})
+				continue
+			}
+			set, err := compose.FindProjects(p)
+			if err != nil {
+				return nil, fmt.Errorf("searching %s for compose files: %w", p, err)
+			}
+			if len(set.Projects) == 0 {
+				return nil, fmt.Errorf("%s: %w (no compose.yaml, docker-compose.yml or YAML file with a top-level services: key)", p, compose.ErrNoComposeFile)
+			}
+			for _, ps := range set.Projects {
+				jobs = append(jobs, job{set.Options(ps, base)})
+			}
+		}
+	}
+
+	type outcome struct {
+		project  *workload.Project
+		findings []policy.Finding
+		err      error
+	}
+	outs := make([]outcome, len(jobs))
+	env := opts.Policy
+	if env.Registry == nil {
+		env.Registry = policy.Default
+	}
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(jobs) {
+		workers = len(jobs)
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				res, err := compose.Load(ctx, jobs[i].load)
+				if err != nil {
+					outs[i].err = err
+					continue
+				}
+				e := env
+				outs[i].project = res.Project
+				outs[i].findings = policy.Evaluate(res.Project, &e)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	r := &Result{}
+	files := map[string]bool{}
+	for _, o := range outs {
+		if o.err != nil {
+			r.Errors = append(r.Errors, o.err)
+			continue
+		}
+		r.Projects = append(r.Projects, o.project)
+		r.Findings = append(r.Findings, o.findings...)
+		for _, w := range o.project.Workloads {
+			for _, f := range w.Files {
+				files[f] = true
+			}
+			r.Targets = append(r.Targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
+		}
+		for _, f := range o.project.Files {
+			files[f] = true
+		}
+	}
+	for f := range files {
+		r.Files = append(r.Files, f)
+	}
+	sort.Strings(r.Files)
+	policy.Sort(r.Findings)
+	return r, nil
+}
