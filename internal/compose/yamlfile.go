@@ -29,7 +29,7 @@ type yamlFile struct {
 	definesBaseline bool
 	// config is the decoded document with x-* extension blocks removed,
 	// or nil when compose-go must parse the bytes itself (!reset/!override).
-	config map[string]any
+	config  map[string]any
 	content []byte
 	// includes and extendsFiles are files this one pulls in (absolute).
 	includes     []string
