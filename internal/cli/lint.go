@@ -111,13 +111,18 @@ func relativize(fs []policy.Finding) {
 	if err != nil {
 		return
 	}
+	rel := func(p string) string {
+		if p == "" {
+			return p
+		}
+		if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+		return p
+	}
 	for i := range fs {
-		if fs[i].File == "" {
-			continue
-		}
-		if rel, err := filepath.Rel(wd, fs[i].File); err == nil && !strings.HasPrefix(rel, "..") {
-			fs[i].File = rel
-		}
+		fs[i].File = rel(fs[i].File)
+		fs[i].ServicePos.File = rel(fs[i].ServicePos.File)
 	}
 }
 
