@@ -106,7 +106,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // relativize shows paths under the working directory relative to it.
-func relativize(fs []policy.Finding) {
+func relativize(fs []policy.Finding, targets []report.Target) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return
@@ -123,6 +123,9 @@ func relativize(fs []policy.Finding) {
 	for i := range fs {
 		fs[i].File = rel(fs[i].File)
 		fs[i].ServicePos.File = rel(fs[i].ServicePos.File)
+	}
+	for i := range targets {
+		targets[i].Source = rel(targets[i].Source)
 	}
 }
 
@@ -180,7 +183,7 @@ read or parsed (nothing is printed on stdout then).`,
 					return fail(ExitError, nil)
 				}
 			}
-			relativize(res.Findings)
+			relativize(res.Findings, res.Targets)
 			r := &report.Report{
 				Version:  Version,
 				Command:  "lint",
