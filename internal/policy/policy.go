@@ -92,21 +92,21 @@ type Violation struct {
 
 // Finding is one violation of one rule by one workload, as reported.
 type Finding struct {
-	Rule         string            `json:"rule"`
-	Requirements []string          `json:"requirements"`
-	Severity     Severity          `json:"severity"`
-	Kind         workload.Kind     `json:"kind"`
-	Project      string            `json:"project,omitempty"`
-	Service      string            `json:"service"`
-	Source       string            `json:"source"`
-	File         string            `json:"file,omitempty"`
-	Line         int               `json:"line,omitempty"`
-	Column       int               `json:"column,omitempty"`
-	Message      string            `json:"message"`
-	Remediation  string            `json:"remediation"`
-	Exempted     bool              `json:"exempted"`
-	ADR          string            `json:"adr,omitempty"`
-	Tier         string            `json:"tier,omitempty"`
+	Rule         string        `json:"rule"`
+	Requirements []string      `json:"requirements"`
+	Severity     Severity      `json:"severity"`
+	Kind         workload.Kind `json:"kind"`
+	Project      string        `json:"project,omitempty"`
+	Service      string        `json:"service"`
+	Source       string        `json:"source"`
+	File         string        `json:"file,omitempty"`
+	Line         int           `json:"line,omitempty"`
+	Column       int           `json:"column,omitempty"`
+	Message      string        `json:"message"`
+	Remediation  string        `json:"remediation"`
+	Exempted     bool          `json:"exempted"`
+	ADR          string        `json:"adr,omitempty"`
+	Tier         string        `json:"tier,omitempty"`
 	// ServicePos is where the workload is defined; reports group by it.
 	ServicePos workload.Position `json:"-"`
 }
