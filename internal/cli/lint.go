@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -75,29 +74,56 @@ func (f *reportFlags) policyEnv() (policy.Env, policy.Severity, error) {
 	return env, sev, nil
 }
 
-// write renders the report to -o or stdout. The whole report is rendered
-// first, so that a failure never leaves a partial report behind.
+// write renders the report to -o or stdout. A report for -o goes to a
+// temporary file renamed into place, so a failure never leaves a partial
+// report behind; stdout is written only once every input has loaded.
 func (f *reportFlags) write(a *app, r *report.Report) error {
-	var buf bytes.Buffer
 	opts := report.Options{}
 	if wd, err := os.Getwd(); err == nil {
 		opts.BaseDir = wd
 	}
-	var out io.Writer = a.stdout
 	if f.output == "" {
 		opts.Color = isTerminal(a.stdout) && os.Getenv("NO_COLOR") == ""
-	}
-	if err := report.Write(&buf, f.format, r, opts); err != nil {
-		return fail(ExitError, fmt.Errorf("rendering %s report: %w", f.format, err))
-	}
-	if f.output != "" {
-		if err := os.WriteFile(f.output, buf.Bytes(), 0o644); err != nil {
-			return fail(ExitError, fmt.Errorf("writing report: %w", err))
+		if err := report.Write(a.stdout, f.format, r, opts); err != nil {
+			return fail(ExitError, fmt.Errorf("writing %s report: %w", f.format, err))
 		}
 		return nil
 	}
-	_, err := out.Write(buf.Bytes())
-	return err
+	fi, statErr := os.Stat(f.output)
+	special := statErr == nil && !fi.Mode().IsRegular()
+	var tmp *os.File
+	var err error
+	if !special {
+		tmp, err = os.CreateTemp(filepath.Dir(f.output), ".hyhome-report-*")
+	}
+	if special || err != nil {
+		// A device or pipe (-o /dev/null, -o /dev/stderr) is written in
+		// place; so is a file in a directory we cannot create files in.
+		out, err := os.OpenFile(f.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fail(ExitError, fmt.Errorf("writing report: %w", err))
+		}
+		defer out.Close()
+		if err := report.Write(out, f.format, r, opts); err != nil {
+			return fail(ExitError, fmt.Errorf("writing %s report to %s: %w", f.format, f.output, err))
+		}
+		return nil
+	}
+	err = report.Write(tmp, f.format, r, opts)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.output)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fail(ExitError, fmt.Errorf("writing %s report to %s: %w", f.format, f.output, err))
+	}
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -212,5 +238,6 @@ read or parsed (nothing is printed on stdout then).`,
 	fl.StringArrayVar(&opts.Profiles, "profile", nil, "activate a profile (repeatable; '*' activates all)")
 	fl.StringArrayVar(&opts.EnvFiles, "env-file", nil, "interpolation variables from this file instead of .env (repeatable)")
 	fl.BoolVar(&keepGoing, "keep-going", false, "report the projects that loaded even when others failed (still exits 2)")
+	fl.BoolVar(&opts.Validate, "validate", false, "validate every field against the compose specification (compose-go's full pipeline; slower)")
 	return cmd
 }

@@ -31,6 +31,8 @@ type Options struct {
 	Profiles    []string
 	EnvFiles    []string
 	Environ     []string
+	// Validate sends every project through compose-go's full validation.
+	Validate bool
 	// Policy is the evaluation environment (ADRs, strictness, host memory).
 	Policy policy.Env
 }
@@ -77,6 +79,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Profiles:    opts.Profiles,
 		EnvFiles:    opts.EnvFiles,
 		Environ:     opts.Environ,
+		Validate:    opts.Validate,
 	}
 	var jobs []job
 	switch {

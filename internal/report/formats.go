@@ -112,27 +112,56 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// jsonReport is the stable JSON schema (documented in docs/rules.md).
-type jsonReport struct {
-	Tool     string           `json:"tool"`
-	Version  string           `json:"version"`
-	Command  string           `json:"command"`
-	Findings []policy.Finding `json:"findings"`
-	Summary  policy.Summary   `json:"summary"`
-	Notices  []string         `json:"notices"`
-}
-
-func writeJSON(w io.Writer, r *Report, _ Options) error {
-	jr := jsonReport{Tool: r.Tool, Version: r.Version, Command: r.Command, Findings: r.Findings, Summary: r.Summary, Notices: r.Notices}
-	if jr.Findings == nil {
-		jr.Findings = []policy.Finding{}
+// writeJSON streams the report: findings are encoded one at a time, so a
+// run with tens of thousands of findings never holds a second copy of them.
+func writeJSON(out io.Writer, r *Report, _ Options) error {
+	w := bufio.NewWriterSize(out, 64<<10)
+	head := func(k string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  %q: %s,\n", k, b)
+		return nil
 	}
-	if jr.Notices == nil {
-		jr.Notices = []string{}
+	w.WriteString("{\n")
+	for _, kv := range []struct {
+		k string
+		v any
+	}{{"tool", r.Tool}, {"version", r.Version}, {"command", r.Command}} {
+		if err := head(kv.k, kv.v); err != nil {
+			return err
+		}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(jr)
+	w.WriteString("  \"findings\": [")
+	for i := range r.Findings {
+		b, err := json.MarshalIndent(&r.Findings[i], "    ", "  ")
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			w.WriteString(",")
+		}
+		w.WriteString("\n    ")
+		w.Write(b)
+	}
+	if len(r.Findings) > 0 {
+		w.WriteString("\n  ")
+	}
+	w.WriteString("],\n")
+	if err := head("summary", r.Summary); err != nil {
+		return err
+	}
+	notices := r.Notices
+	if notices == nil {
+		notices = []string{}
+	}
+	b, err := json.Marshal(notices)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  \"notices\": %s\n}\n", b)
+	return w.Flush()
 }
 
 // securitySeverity is GitHub code scanning's numeric severity property.
