@@ -2,12 +2,15 @@ package compose
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/hy-home/hyhome/internal/parallel"
 )
 
 // ProjectSpec is one compose project found in a directory walk.
@@ -143,7 +146,7 @@ func hasServicesKey(p string) bool {
 
 func parallelParse(c *fileCache, files []string) []*yamlFile {
 	out := make([]*yamlFile, len(files))
-	forEach(len(files), func(i int) {
+	parallel.ForEach(context.Background(), len(files), 0, func(i int) {
 		if f, err := c.get(files[i]); err == nil {
 			out[i] = f
 		}

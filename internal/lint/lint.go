@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
-	"sync"
 
 	"github.com/hy-home/hyhome/internal/compose"
+	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
 )
@@ -128,43 +127,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if env.Registry == nil {
 		env.Registry = policy.Default
 	}
-	var next int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	if workers > len(jobs) {
-		workers = len(jobs)
-	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(jobs) || ctx.Err() != nil {
-					return
-				}
-				res, err := compose.Load(ctx, jobs[i].load)
-				if err != nil {
-					outs[i].err = err
-					continue
-				}
-				e := env
-				o := &outs[i]
-				o.findings = policy.Evaluate(res.Project, &e)
-				o.services = len(res.Project.Workloads)
-				o.files = append(o.files, res.Project.Files...)
-				for _, w := range res.Project.Workloads {
-					o.files = append(o.files, w.Files...)
-					o.targets = append(o.targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.ForEach(ctx, len(jobs), 0, func(i int) {
+		res, err := compose.Load(ctx, jobs[i].load)
+		if err != nil {
+			outs[i].err = err
+			return
+		}
+		e := env
+		o := &outs[i]
+		o.findings = policy.Evaluate(res.Project, &e)
+		o.services = len(res.Project.Workloads)
+		o.files = append(o.files, res.Project.Files...)
+		for _, w := range res.Project.Workloads {
+			o.files = append(o.files, w.Files...)
+			o.targets = append(o.targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
