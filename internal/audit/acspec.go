@@ -247,3 +247,39 @@ func (r *CheckResult) WriteJUnit(w io.Writer) error {
 	_, err := io.WriteString(w, "\n")
 	return err
 }
+
+// WriteMarkdown renders the check as a Markdown table (CI job summaries).
+func (r *CheckResult) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "# %s (%s): %s\n\n`%s`\n\n", r.ID, r.Title, verdict, r.Command)
+	if len(r.Containers) > 0 {
+		b.WriteString("| result | container | tier | view | reason |\n|---|---|---|---|---|\n")
+		for _, c := range r.Containers {
+			v := "PASS"
+			if !c.Pass {
+				v = "FAIL"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s |\n", v, mdCell(c.Source), mdCell(c.Tier), mdCell(c.View), mdCell(c.Reason))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "%s\n", r.Summary)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// CheckFormats maps a --format name to the check's writer.
+var CheckFormats = map[string]func(*CheckResult, io.Writer) error{
+	"text":     (*CheckResult).WriteText,
+	"json":     (*CheckResult).WriteJSON,
+	"junit":    (*CheckResult).WriteJUnit,
+	"markdown": (*CheckResult).WriteMarkdown,
+}

@@ -117,10 +117,14 @@ func b2f(b bool) float64 {
 
 // set replaces the served snapshot.
 func (c *snapshotCollector) set(snap *Snapshot, findings []policy.Finding, check *CheckResult) {
+	bySource := make(map[string]*workload.Workload, len(snap.Workloads))
+	for _, w := range snap.Workloads {
+		bySource[w.Display] = w
+	}
 	fs := map[[5]string]float64{}
 	ex := map[[6]string]float64{}
 	for _, f := range findings {
-		k := FindingLabelValues(f)
+		k := FindingLabelValues(f, bySource[f.Source])
 		if f.Exempted {
 			ex[[6]string{k[0], k[1], k[2], k[3], k[4], f.ADR}]++
 		} else {
@@ -141,18 +145,22 @@ func (c *snapshotCollector) set(snap *Snapshot, findings []policy.Finding, check
 }
 
 // FindingLabelValues returns a finding's hyhome_findings label values: rule,
-// severity, tier, service (the compose service, or the Swarm service) and
-// container (empty for a Swarm service).
-func FindingLabelValues(f policy.Finding) [5]string {
-	service, ctr := "", ""
-	switch f.Kind {
-	case workload.KindSwarm:
-		service = f.Service
-	default:
-		ctr = f.Service
-		service = f.Labels[workload.LabelComposeService]
-		if service == "" {
-			service = f.Labels[labelSwarmServiceName]
+// severity, tier, service and container. For a container, service is its
+// compose service (or Swarm service, for a task on a worker) and container
+// its name; for a Swarm service, service is its name and container is empty.
+// w is the workload the finding is about (nil when unknown).
+func FindingLabelValues(f policy.Finding, w *workload.Workload) [5]string {
+	service, ctr := f.Service, ""
+	if w != nil {
+		switch w.Kind {
+		case workload.KindSwarm:
+			service = w.Name
+		default:
+			ctr = w.Name
+			service = w.Labels[workload.LabelComposeService]
+			if service == "" {
+				service = w.Labels[labelSwarmServiceName]
+			}
 		}
 	}
 	return [5]string{f.Rule, f.Severity.String(), f.Tier, service, ctr}
