@@ -169,20 +169,23 @@ func (r *CheckResult) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%s (%s): %s\n", r.ID, r.Title, r.Command)
 	fmt.Fprintf(&b, "every container labelled %s must print a list that includes %s\n\n", workload.LabelTier, acWant)
 	if len(r.Containers) > 0 {
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		var table bytes.Buffer
+		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 		for _, c := range r.Containers {
 			verdict := "PASS"
 			if !c.Pass {
 				verdict = "FAIL"
 			}
-			fmt.Fprintf(tw, "  %s\t%s (%s)\ttier=%s\t%s", verdict, c.Name, engine.ShortID(c.ID), c.Tier, c.View)
-			if c.Reason != "" {
-				fmt.Fprintf(tw, "\t%s", c.Reason)
-			}
-			fmt.Fprintln(tw)
+			fmt.Fprintf(tw, "  %s\t%s (%s)\ttier=%s\t%s\t%s\n", verdict, c.Name, engine.ShortID(c.ID), c.Tier, c.View, c.Reason)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		// Passing lines have no reason; drop the padding that aligned it.
+		for _, line := range strings.SplitAfter(table.String(), "\n") {
+			if line != "" {
+				b.WriteString(strings.TrimRight(line, " \n") + "\n")
+			}
 		}
 		b.WriteString("\n")
 	}

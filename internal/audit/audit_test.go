@@ -84,11 +84,14 @@ func TestAuditRuntimeViolations(t *testing.T) {
 			s.Host.PidsLimit = nil
 		}, want: []string{"pids-limit", "read-only-rootfs"}},
 	}
+	specs := make([]dockertest.Spec, len(cases))
+	for i, c := range cases {
+		specs[i] = f.spec(c.name, c.mut)
+	}
 	ids := map[string]string{}
 	names := map[string]string{}
-	for _, c := range cases {
-		id, name := f.run(c.name, c.mut)
-		ids[c.name], names[c.name] = id, name
+	for i, s := range f.startMany(specs) {
+		ids[cases[i].name], names[cases[i].name] = s.id, s.name
 	}
 
 	res := f.audit(Selection{All: true}, &policy.Env{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"sort"
@@ -84,14 +85,19 @@ func (f *fixture) compliant(name string) dockertest.Spec {
 	}
 }
 
-// run starts a compliant container changed by mut.
-func (f *fixture) run(name string, mut func(*dockertest.Spec)) (id, fullName string) {
-	f.t.Helper()
+// spec is a compliant container changed by mut.
+func (f *fixture) spec(name string, mut func(*dockertest.Spec)) dockertest.Spec {
 	s := f.compliant(name)
 	if mut != nil {
 		mut(&s)
 	}
-	return dockertest.Run(f.t, s)
+	return s
+}
+
+// run starts a compliant container changed by mut.
+func (f *fixture) run(name string, mut func(*dockertest.Spec)) (id, fullName string) {
+	f.t.Helper()
+	return dockertest.Run(f.t, f.spec(name, mut))
 }
 
 func (f *fixture) source(e Engine) *Source {
@@ -201,4 +207,66 @@ func countPrefix(paths []string, method, p string) int {
 		}
 	}
 	return n
+}
+
+// started is a container startMany created.
+type started struct{ id, name string }
+
+// startMany creates and starts containers concurrently (the engine on
+// fuse-overlayfs takes seconds per start; one after another would dominate
+// the test time) and removes them when the test ends. Names get the same
+// unique suffix dockertest.Run gives, and the run label that dockertest's
+// sweep looks for.
+func (f *fixture) startMany(specs []dockertest.Spec) []started {
+	f.t.Helper()
+	out := make([]started, len(specs))
+	errs := make([]error, len(specs))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, s := range specs {
+		name := "hyhome-test-" + s.Name + "-" + randomHex(6)
+		labels := map[string]string{dockertest.LabelKey: dockertest.RunID}
+		for k, v := range s.Labels {
+			labels[k] = v
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			hc := s.Host
+			res, err := f.c.ContainerCreate(ctx, client.ContainerCreateOptions{
+				Name:       name,
+				Config:     &container.Config{Image: s.Image, Cmd: s.Cmd, User: s.User, Labels: labels, Env: s.Env, Healthcheck: s.Healthcheck},
+				HostConfig: &hc,
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("creating %s: %w", name, err)
+				return
+			}
+			out[i] = started{res.ID, name}
+			if s.NoStart {
+				return
+			}
+			if _, err := f.c.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+				errs[i] = fmt.Errorf("starting %s: %w", name, err)
+			}
+		})
+	}
+	wg.Wait()
+	f.t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, s := range out {
+			if s.id != "" {
+				wg.Go(func() { dockertest.RemoveContainer(f.c, s.id) })
+			}
+		}
+		wg.Wait()
+	})
+	for _, err := range errs {
+		if err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return out
 }
