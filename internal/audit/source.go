@@ -53,6 +53,7 @@ type Engine interface {
 	ImageInspect(ctx context.Context, id string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	ServiceList(ctx context.Context, options client.ServiceListOptions) (client.ServiceListResult, error)
 	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
+	NetworkInspect(ctx context.Context, id string, options client.NetworkInspectOptions) (client.NetworkInspectResult, error)
 }
 
 var _ Engine = (*client.Client)(nil)
@@ -556,6 +557,25 @@ func (s *Source) readServices(ctx context.Context, sel Selection, filters client
 		for _, n := range nl.Items {
 			networks[n.ID] = n.Name
 			networks[n.Name] = n.Name
+		}
+		// Swarm gives node-local networks (host, bridge) cluster IDs of
+		// their own that the list does not show; ask the manager for those,
+		// once each: a service on "host" shares the host's network namespace.
+		for _, svc := range svcs {
+			for _, n := range svc.Spec.TaskTemplate.Networks {
+				if _, ok := networks[n.Target]; ok {
+					continue
+				}
+				ni, err := s.cfg.Engine.NetworkInspect(ctx, n.Target, client.NetworkInspectOptions{Scope: "swarm"})
+				switch {
+				case err == nil:
+					networks[n.Target] = ni.Network.Name
+				case cerrdefs.IsNotFound(err):
+					networks[n.Target] = n.Target
+				default:
+					return nil, fmt.Errorf("inspecting network %s of service %s: %w", n.Target, svc.Spec.Name, err)
+				}
+			}
 		}
 	}
 	var out []*workload.Workload
