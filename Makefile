@@ -44,8 +44,10 @@ docs-check:
 bench:
 	bash bench/lint.sh
 
+IMAGE ?= hyhome:local
+
 image: build
-	docker build -t hyhome:dev -f Dockerfile .
+	docker build -t $(IMAGE) -f Dockerfile .
 
 clean:
 	rm -rf bin

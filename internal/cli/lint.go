@@ -106,18 +106,26 @@ func isTerminal(w io.Writer) bool {
 }
 
 // relativize shows paths under the working directory relative to it.
-func relativize(fs []policy.Finding) {
+func relativize(fs []policy.Finding, targets []report.Target) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return
 	}
+	rel := func(p string) string {
+		if p == "" {
+			return p
+		}
+		if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+		return p
+	}
 	for i := range fs {
-		if fs[i].File == "" {
-			continue
-		}
-		if rel, err := filepath.Rel(wd, fs[i].File); err == nil && !strings.HasPrefix(rel, "..") {
-			fs[i].File = rel
-		}
+		fs[i].File = rel(fs[i].File)
+		fs[i].ServicePos.File = rel(fs[i].ServicePos.File)
+	}
+	for i := range targets {
+		targets[i].Source = rel(targets[i].Source)
 	}
 }
 
@@ -175,7 +183,7 @@ read or parsed (nothing is printed on stdout then).`,
 					return fail(ExitError, nil)
 				}
 			}
-			relativize(res.Findings)
+			relativize(res.Findings, res.Targets)
 			r := &report.Report{
 				Version:  Version,
 				Command:  "lint",

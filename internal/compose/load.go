@@ -251,7 +251,9 @@ func resolveFiles(opts Options) (files []string, workDir string, err error) {
 
 var (
 	servicePathPattern = regexp.MustCompile(`\bservices\.([A-Za-z0-9._-]+?)(?:\.([A-Za-z0-9_]+))?\b`)
-	additionalProp     = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? (?:is|are) not allowed`)
+	located            = regexp.MustCompile(`\.ya?ml:[0-9]+`)
+	falseSchema        = regexp.MustCompile(`services\.([A-Za-z0-9._-]+?)\.([A-Za-z0-9_]+) false schema`)
+	additionalProp     = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? (?:(?:is|are) )?not allowed`)
 )
 
 // explainLoadError adds the file and line compose-go's messages lack when
@@ -259,8 +261,18 @@ var (
 func explainLoadError(err error, files []*yamlFile) error {
 	msg := err.Error()
 	for _, f := range files {
-		if strings.Contains(msg, f.path+":") {
+		if located.MatchString(msg) && strings.Contains(msg, f.path+":") {
 			return err // already located
+		}
+	}
+	if m := falseSchema.FindStringSubmatch(msg); m != nil {
+		// The schema's way of saying "no such key".
+		for _, f := range files {
+			if svc := f.services[m[1]]; svc != nil {
+				if k, _ := flatGetKV(svc, m[2]); k != nil {
+					return &ParseError{File: f.path, Line: k.Line, Msg: fmt.Sprintf("service %s: unknown key %s (not in the compose specification)", m[1], m[2])}
+				}
+			}
 		}
 	}
 	if m := additionalProp.FindStringSubmatch(msg); m != nil {

@@ -108,6 +108,20 @@ type Finding struct {
 	ADR          string            `json:"adr,omitempty"`
 	Tier         string            `json:"tier,omitempty"`
 	Labels       map[string]string `json:"-"`
+	// ServicePos is where the workload is defined; reports group by it.
+	ServicePos workload.Position `json:"-"`
+}
+
+// Group is the heading a finding is reported under: the file defining its
+// workload, or its runtime source.
+func (f *Finding) Group() string {
+	if f.ServicePos.File != "" {
+		return f.ServicePos.File
+	}
+	if f.File != "" {
+		return f.File
+	}
+	return f.Source
 }
 
 // Location renders file:line, or the runtime source.
@@ -251,6 +265,7 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 		Remediation:  rule.Remediation,
 		Tier:         w.Tier(),
 		Labels:       w.Labels,
+		ServicePos:   w.Pos,
 	}
 	if f.Source == "" {
 		f.Source = w.Where()
@@ -262,18 +277,22 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 	return f
 }
 
-// Sort orders findings by file, line, service, rule and message.
+// Sort orders findings by the file (or source) defining their workload, the
+// workload's position, then the finding's file, line, rule and message.
 func Sort(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := &fs[i], &fs[j]
-		if a.File != b.File {
-			return a.File < b.File
+		if ga, gb := a.Group(), b.Group(); ga != gb {
+			return ga < gb
 		}
-		if a.Source != b.Source {
-			return a.Source < b.Source
+		if a.ServicePos.Line != b.ServicePos.Line {
+			return a.ServicePos.Line < b.ServicePos.Line
 		}
 		if a.Service != b.Service {
 			return a.Service < b.Service
+		}
+		if a.File != b.File {
+			return a.File < b.File
 		}
 		if a.Line != b.Line {
 			return a.Line < b.Line

@@ -195,7 +195,7 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 		ll := sarif.NewLogicalLocation().WithName(f.Service).WithFullyQualifiedName(strings.TrimSpace(f.Project + "/" + f.Service)).WithKind("resource")
 		loc.WithLogicalLocations([]*sarif.LogicalLocation{ll})
 		res.AddLocation(loc)
-		res.AddPartialFingerprint("hyhome/v1", fingerprint(f))
+		res.WithPartialFingerprints(map[string]string{"hyhome/v1": fingerprint(f)})
 		pb := sarif.NewPropertyBag()
 		pb.Add("requirements", f.Requirements)
 		pb.Add("source", f.Source)

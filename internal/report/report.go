@@ -96,9 +96,4 @@ func (r *Report) rule(id string) *policy.Rule {
 
 // groupKey is the heading a finding is grouped under: its file, or its
 // runtime source.
-func groupKey(f *policy.Finding) string {
-	if f.File != "" {
-		return f.File
-	}
-	return f.Source
-}
+func groupKey(f *policy.Finding) string { return f.Group() }
