@@ -74,6 +74,8 @@ the check failed), 2 the engine could not be reached or read.`,
 	}
 	f.rf.register(cmd)
 	fl := cmd.Flags()
+	// Runtime workloads have no compose file to look next to.
+	fl.Lookup("adr-dir").Usage = "directory of ADRs that exemptions cite (repeatable; default: docs/adr in the working directory, then at the root of its repository)"
 	fl.StringVarP(&f.host, "host", "H", "", "Docker Engine endpoint, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 (default: DOCKER_HOST, then the docker CLI context)")
 	fl.BoolVarP(&f.sel.All, "all", "a", false, "audit stopped containers too")
 	fl.StringArrayVar(&f.sel.Filters, "filter", nil, "engine-side filter key=value for containers and services (label, name, id; repeatable), e.g. label=hy-home.tier=infra")
@@ -137,6 +139,9 @@ func runAudit(cmd *cobra.Command, a *app, f *auditFlags) error {
 	if err != nil {
 		return fail(ExitError, engineError(err))
 	}
+	st := res.Snapshot.Stats
+	log.Debug("audit done", "duration", st.Duration.Round(time.Millisecond), "listed", st.Listed, "inspected", st.Inspected,
+		"gone", st.Gone, "images", st.Images, "services", st.Services, "task_containers", st.Tasks, "findings", len(res.Findings))
 	r := &report.Report{
 		Version:  Version,
 		Command:  "audit",
