@@ -1,3 +1,5 @@
+//go:build unix
+
 package audit
 
 import (
@@ -16,56 +18,12 @@ import (
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
-// swarmManager makes this node a single-node Swarm manager for the test and
-// leaves the Swarm again when the test ends, pass or fail. A node already in
-// a Swarm is used as it is and left in it. When Swarm cannot be initialised
-// the test is skipped with the engine's exact error.
-func swarmManager(t *testing.T, c *client.Client) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	info, err := c.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	switch st := info.Info.Swarm; {
-	case st.LocalNodeState == swarm.LocalNodeStateActive && st.ControlAvailable:
-		t.Logf("node %s is already a Swarm manager: using it and leaving it as found", st.NodeID)
-		return
-	case st.LocalNodeState == swarm.LocalNodeStateActive:
-		t.Skipf("node is a Swarm worker: services can be listed only on a manager (not touching the Swarm it belongs to)")
-	case st.LocalNodeState != swarm.LocalNodeStateInactive:
-		t.Skipf("node Swarm state is %q: not touching it", st.LocalNodeState)
-	}
-	// swarm init creates docker_gwbridge when missing; remove it again if so.
-	hadBridge := false
-	if nets, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", "docker_gwbridge")}); err == nil {
-		for _, n := range nets.Items {
-			hadBridge = hadBridge || n.Name == "docker_gwbridge"
-		}
-	}
-	if _, err := c.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
-		t.Skipf("Swarm cannot be initialised on this machine: %v", err)
-	}
-	t.Logf("initialised a single-node Swarm on 127.0.0.1")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if _, err := c.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
-			t.Errorf("leaving the test Swarm (run `docker swarm leave --force`): %v", err)
-		}
-		if !hadBridge {
-			_, _ = c.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{})
-		}
-	})
-}
-
 // TestAuditSwarmServices deploys a violating and a compliant Swarm service
 // (with a secret each) on a single-node Swarm and asserts the exact findings
 // the audit reads from their specs.
 func TestAuditSwarmServices(t *testing.T) {
 	f := newFixture(t)
-	swarmManager(t, f.c)
+	dockertest.Swarm(t, f.c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
