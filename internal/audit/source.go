@@ -271,6 +271,8 @@ func (s *Source) Read(ctx context.Context, sel Selection) (*Snapshot, error) {
 		snap.Workloads = append(snap.Workloads, svcs...)
 	case snap.Engine.SwarmState == string(swarm.LocalNodeStateActive):
 		snap.Notices = append(snap.Notices, Notice{Kind: NoticeSwarm, Message: "this node is a Swarm worker, not a manager: services are not audited here (run hyhome audit on a manager); their task containers are audited as containers"})
+	case snap.Engine.SwarmState != "" && snap.Engine.SwarmState != string(swarm.LocalNodeStateInactive):
+		snap.Notices = append(snap.Notices, Notice{Kind: NoticeSwarm, Message: fmt.Sprintf("Swarm state is %q: services are not audited", snap.Engine.SwarmState)})
 	}
 
 	// A task's container is what its service spec says; judging both would
