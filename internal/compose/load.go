@@ -40,6 +40,9 @@ type Options struct {
 	Profiles []string
 	// EnvFiles replace the default .env (--env-file).
 	EnvFiles []string
+	// Validate sends the project through compose-go's full pipeline,
+	// schema validation of every field included, instead of the fast path.
+	Validate bool
 	// Environ is the process environment used for interpolation
 	// (os.Environ() in the CLI; tests pass their own).
 	Environ []string
@@ -67,6 +70,19 @@ type cacheEntry struct {
 
 func newFileCache() *fileCache { return &fileCache{files: map[string]*cacheEntry{}} }
 
+// release drops files from the cache once their project is loaded; a later
+// project that needs one parses it again.
+func (c *fileCache) release(paths ...string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	for _, p := range paths {
+		delete(c.files, p)
+	}
+	c.mu.Unlock()
+}
+
 func (c *fileCache) get(path string) (*yamlFile, error) {
 	if c == nil {
 		return readFile(path)
@@ -86,6 +102,8 @@ func (c *fileCache) get(path string) (*yamlFile, error) {
 type Result struct {
 	Project *workload.Project
 	Files   []string
+	// Fast is true when the fast path built the project (see fast.go).
+	Fast bool
 }
 
 // Load loads one compose project and converts its services to workloads.
@@ -118,23 +136,33 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	}
 	name, explicit := projectName(opts, parsed, workDir, popts.Environment)
 
-	details := types.ConfigDetails{WorkingDir: workDir, Environment: popts.Environment}
-	for _, yf := range parsed {
-		cf := types.ConfigFile{Filename: yf.path}
-		if yf.config != nil {
-			cf.Config = yf.config
-		} else {
-			cf.Content = yf.content
+	var proj *types.Project
+	fast := false
+	if len(parsed) == 1 && explicit && !opts.Validate {
+		proj, fast = fastProject(parsed[0], name, workDir, popts.Environment, opts.Profiles)
+	}
+	if proj == nil {
+		details := types.ConfigDetails{WorkingDir: workDir, Environment: popts.Environment}
+		for _, yf := range parsed {
+			cf := types.ConfigFile{Filename: yf.path}
+			if yf.rawTags {
+				cf.Content = yf.content
+			} else {
+				m, err := yf.decoded()
+				if err != nil {
+					return nil, err
+				}
+				cf.Config = copyConfig(m)
+			}
+			details.ConfigFiles = append(details.ConfigFiles, cf)
 		}
-		details.ConfigFiles = append(details.ConfigFiles, cf)
-	}
-	lopts := []func(*loader.Options){
-		func(o *loader.Options) { o.SetProjectName(name, explicit) },
-		loader.WithProfiles(opts.Profiles),
-	}
-	proj, err := safeLoad(ctx, details, lopts)
-	if err != nil {
-		return nil, explainLoadError(err, parsed)
+		lopts := []func(*loader.Options){
+			func(o *loader.Options) { o.SetProjectName(name, explicit) },
+			loader.WithProfiles(opts.Profiles),
+		}
+		if proj, err = safeLoad(ctx, details, lopts); err != nil {
+			return nil, explainLoadError(err, parsed)
+		}
 	}
 
 	ix := &index{cache: cache, top: parsed}
@@ -152,7 +180,8 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		p.Workloads = append(p.Workloads, w)
 	}
 	resolveServiceJoins(p)
-	return &Result{Project: p, Files: files}, nil
+	cache.release(files...)
+	return &Result{Project: p, Files: files, Fast: fast}, nil
 }
 
 // safeLoad runs compose-go, turning a panic on hostile input into an error.
@@ -166,7 +195,9 @@ func safeLoad(ctx context.Context, details types.ConfigDetails, lopts []func(*lo
 }
 
 // projectName follows docker compose: --project-name, COMPOSE_PROJECT_NAME,
-// a top-level `name:`, then the project directory's base name.
+// a top-level `name:` (interpolated and normalised; the last file's wins),
+// then the project directory's base name. Deciding it here, explicitly,
+// spares compose-go a second parse of every file just to find `name:`.
 func projectName(opts Options, parsed []*yamlFile, workDir string, env types.Mapping) (string, bool) {
 	if opts.ProjectName != "" {
 		return loader.NormalizeProjectName(opts.ProjectName), true
@@ -174,16 +205,50 @@ func projectName(opts Options, parsed []*yamlFile, workDir string, env types.Map
 	if n := env["COMPOSE_PROJECT_NAME"]; n != "" {
 		return loader.NormalizeProjectName(n), true
 	}
+	fromFile := ""
 	for _, f := range parsed {
-		if f.config != nil {
-			if n, ok := f.config["name"].(string); ok && n != "" {
-				return "", false // compose-go interpolates and takes it from the file
-			}
-		} else if mapValue(f.root, "name") != nil {
-			return "", false
+		n := resolve(mapValue(f.root, "name"))
+		if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
+			continue
+		}
+		v, err := newInterpolator(env).value([]string{"name"}, n.Value)
+		if err != nil {
+			return "", false // compose-go reports the error
+		}
+		if s, ok := v.(string); ok && s != "" {
+			fromFile = s
 		}
 	}
-	return loader.NormalizeProjectName(filepath.Base(workDir)), false
+	if fromFile != "" {
+		if n := loader.NormalizeProjectName(fromFile); n != "" {
+			return n, true
+		}
+	}
+	return loader.NormalizeProjectName(filepath.Base(workDir)), true
+}
+
+// copyConfig deep-copies a decoded document: compose-go modifies what it is
+// given, and parsed files are shared between projects.
+func copyConfig(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = copyValue(v)
+	}
+	return out
+}
+
+func copyValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return copyConfig(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = copyValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // DefaultFileNames and DefaultOverrideFileNames are docker compose's

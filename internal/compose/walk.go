@@ -69,11 +69,18 @@ func FindProjects(dir string) (*Set, error) {
 	if len(candidates) == 0 {
 		return set, nil
 	}
-	// Parse every candidate once (in parallel by the caller's loads later
-	// would be nicer, but references must be known before grouping).
+	// Only a file that mentions include or extends can pull in another
+	// file; parse just those now to learn which files are parts of others.
+	// Every other file is parsed by its project's load, on a worker, and
+	// released when that project is done, so memory stays bounded.
 	parts := map[string]bool{}
-	parsed := parallelParse(set.cache, candidates)
-	for _, f := range parsed {
+	var referencing []string
+	for _, c := range candidates {
+		if b, err := os.ReadFile(c); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
+			referencing = append(referencing, c)
+		}
+	}
+	for _, f := range parallelParse(set.cache, referencing) {
 		if f == nil {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -27,10 +28,15 @@ type yamlFile struct {
 	services map[string]*yaml.Node
 	// defines reports whether the file defines the &security-baseline anchor.
 	definesBaseline bool
-	// config is the decoded document with x-* extension blocks removed,
-	// or nil when compose-go must parse the bytes itself (!reset/!override).
-	config  map[string]any
+	// rawTags is true when the file uses !reset/!override, which compose-go
+	// implements in its own YAML pass: it is then given the bytes.
+	rawTags bool
 	content []byte
+	// config is the decoded document with x-* blocks removed, made on first
+	// use: the fast path reads services from the nodes and never needs it.
+	configOnce sync.Once
+	config     map[string]any
+	configErr  error
 	// includes and extendsFiles are files this one pulls in (absolute).
 	includes     []string
 	extendsFiles []string
@@ -124,21 +130,32 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 			}
 		}
 	}
-	if hasTag(root, "!reset") || hasTag(root, "!override") {
-		// compose-go implements these tags in its own YAML pass.
-		return f, nil
-	}
-	var v any
-	if err := root.Decode(&v); err != nil {
-		return nil, yamlError(path, err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, &ParseError{File: path, Line: root.Line, Msg: "the top level of a compose file must be a mapping with string keys"}
-	}
-	stripExtensions(m)
-	f.config = m
+	f.rawTags = hasTag(root, "!reset") || hasTag(root, "!override")
 	return f, nil
+}
+
+// decoded returns the document as compose-go takes it (x-* blocks removed).
+func (f *yamlFile) decoded() (map[string]any, error) {
+	f.configOnce.Do(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				f.configErr = &ParseError{File: f.path, Msg: fmt.Sprintf("cannot decode YAML: %v", r)}
+			}
+		}()
+		var v any
+		if err := f.root.Decode(&v); err != nil {
+			f.configErr = yamlError(f.path, err)
+			return
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			f.configErr = &ParseError{File: f.path, Line: f.root.Line, Msg: "the top level of a compose file must be a mapping with string keys"}
+			return
+		}
+		stripExtensions(m)
+		f.config = m
+	})
+	return f.config, f.configErr
 }
 
 // yamlError turns a YAML library error into "file:line: message".

@@ -16,7 +16,6 @@ import (
 	"github.com/hy-home/hyhome/internal/compose"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
-	"github.com/hy-home/hyhome/internal/workload"
 )
 
 // Options select what to lint.
@@ -40,20 +39,27 @@ type Options struct {
 type Result struct {
 	Findings []policy.Finding
 	Targets  []report.Target
-	Projects []*workload.Project
+	// Services counts the workloads judged. Projects themselves are not
+	// kept, so that a large run holds only its findings in memory.
+	Services int
 	// Files are the distinct compose files that were read.
 	Files []string
 	// Errors are projects that could not be loaded, one error each.
 	Errors []error
 }
 
+func firstFile(fs []string) string {
+	if len(fs) == 0 {
+		return ""
+	}
+	return fs[0]
+}
+
 // Summary counts the result for reports.
 func (r *Result) Summary() policy.Summary {
 	s := policy.Summarize(r.Findings)
 	s.Files = len(r.Files)
-	for _, p := range r.Projects {
-		s.Services += len(p.Workloads)
-	}
+	s.Services = r.Services
 	return s
 }
 
@@ -108,7 +114,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	type outcome struct {
-		project  *workload.Project
+		files    []string
+		targets  []report.Target
+		services int
 		findings []policy.Finding
 		err      error
 	}
@@ -142,8 +150,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 					continue
 				}
 				e := env
-				outs[i].project = res.Project
-				outs[i].findings = policy.Evaluate(res.Project, &e)
+				o := &outs[i]
+				o.findings = policy.Evaluate(res.Project, &e)
+				o.services = len(res.Project.Workloads)
+				o.files = append(o.files, res.Project.Files...)
+				for _, w := range res.Project.Workloads {
+					o.files = append(o.files, w.Files...)
+					o.targets = append(o.targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
+				}
 			}
 		}()
 	}
@@ -152,22 +166,33 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
+	// Each project's findings are sorted already, and a file belongs to one
+	// project only (included files are parts of the project including
+	// them), so concatenating projects in file order keeps the report
+	// grouped by file without sorting every finding again.
+	order := make([]int, 0, len(outs))
+	for i := range outs {
+		order = append(order, i)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return firstFile(outs[order[a]].files) < firstFile(outs[order[b]].files) })
 	r := &Result{}
 	files := map[string]bool{}
+	total := 0
 	for _, o := range outs {
+		total += len(o.findings)
+	}
+	r.Findings = make([]policy.Finding, 0, total)
+	for _, i := range order {
+		o := &outs[i]
 		if o.err != nil {
 			r.Errors = append(r.Errors, o.err)
 			continue
 		}
-		r.Projects = append(r.Projects, o.project)
 		r.Findings = append(r.Findings, o.findings...)
-		for _, w := range o.project.Workloads {
-			for _, f := range w.Files {
-				files[f] = true
-			}
-			r.Targets = append(r.Targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
-		}
-		for _, f := range o.project.Files {
+		o.findings = nil
+		r.Targets = append(r.Targets, o.targets...)
+		r.Services += o.services
+		for _, f := range o.files {
 			files[f] = true
 		}
 	}
@@ -175,6 +200,5 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		r.Files = append(r.Files, f)
 	}
 	sort.Strings(r.Files)
-	policy.Sort(r.Findings)
 	return r, nil
 }

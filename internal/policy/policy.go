@@ -92,22 +92,21 @@ type Violation struct {
 
 // Finding is one violation of one rule by one workload, as reported.
 type Finding struct {
-	Rule         string            `json:"rule"`
-	Requirements []string          `json:"requirements"`
-	Severity     Severity          `json:"severity"`
-	Kind         workload.Kind     `json:"kind"`
-	Project      string            `json:"project,omitempty"`
-	Service      string            `json:"service"`
-	Source       string            `json:"source"`
-	File         string            `json:"file,omitempty"`
-	Line         int               `json:"line,omitempty"`
-	Column       int               `json:"column,omitempty"`
-	Message      string            `json:"message"`
-	Remediation  string            `json:"remediation"`
-	Exempted     bool              `json:"exempted"`
-	ADR          string            `json:"adr,omitempty"`
-	Tier         string            `json:"tier,omitempty"`
-	Labels       map[string]string `json:"-"`
+	Rule         string        `json:"rule"`
+	Requirements []string      `json:"requirements"`
+	Severity     Severity      `json:"severity"`
+	Kind         workload.Kind `json:"kind"`
+	Project      string        `json:"project,omitempty"`
+	Service      string        `json:"service"`
+	Source       string        `json:"source"`
+	File         string        `json:"file,omitempty"`
+	Line         int           `json:"line,omitempty"`
+	Column       int           `json:"column,omitempty"`
+	Message      string        `json:"message"`
+	Remediation  string        `json:"remediation"`
+	Exempted     bool          `json:"exempted"`
+	ADR          string        `json:"adr,omitempty"`
+	Tier         string        `json:"tier,omitempty"`
 	// ServicePos is where the workload is defined; reports group by it.
 	ServicePos workload.Position `json:"-"`
 }
@@ -264,7 +263,6 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 		Message:      v.Message,
 		Remediation:  rule.Remediation,
 		Tier:         w.Tier(),
-		Labels:       w.Labels,
 		ServicePos:   w.Pos,
 	}
 	if f.Source == "" {
@@ -279,29 +277,40 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 
 // Sort orders findings by the file (or source) defining their workload, the
 // workload's position, then the finding's file, line, rule and message.
+// Findings are large; it sorts indices and moves each finding once.
 func Sort(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := &fs[i], &fs[j]
-		if ga, gb := a.Group(), b.Group(); ga != gb {
-			return ga < gb
-		}
-		if a.ServicePos.Line != b.ServicePos.Line {
-			return a.ServicePos.Line < b.ServicePos.Line
-		}
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		return a.Message < b.Message
-	})
+	idx := make([]int, len(fs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return less(&fs[idx[i]], &fs[idx[j]]) })
+	sorted := make([]Finding, len(fs))
+	for i, k := range idx {
+		sorted[i] = fs[k]
+	}
+	copy(fs, sorted)
+}
+
+func less(a, b *Finding) bool {
+	if ga, gb := a.Group(), b.Group(); ga != gb {
+		return ga < gb
+	}
+	if a.ServicePos.Line != b.ServicePos.Line {
+		return a.ServicePos.Line < b.ServicePos.Line
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	if a.Rule != b.Rule {
+		return a.Rule < b.Rule
+	}
+	return a.Message < b.Message
 }
 
 // Summary counts findings.
