@@ -7,5 +7,6 @@ func commands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newLintCmd(a),
 		newRulesCmd(a),
+		newAuditCmd(a),
 	}
 }

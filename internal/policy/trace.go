@@ -15,5 +15,11 @@ var FixtureTest = TestRef{Package: "internal/policy", Test: "TestRuleFixtures"}
 // requirement end to end (real engine, real Prometheus/Alertmanager).
 var RequirementTests = map[string][]TestRef{
 	"SEC-ANCHORS": {{"internal/compose", "TestLoadLocatesAnchorsAndMergeKeys"}},
-	"NFR-RES-01":  {{"internal/policy", "TestMemoryBudget_NFR_RES_01"}},
+	"NFR-RES-01":  {{"internal/policy", "TestMemoryBudget_NFR_RES_01"}, {"internal/audit", "TestAuditMemoryBudgetUsesEngineMemory"}},
+	// Running containers and Swarm services on the real engine (hyhome audit).
+	"NFR-SEC-01":     {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"}},
+	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}},
+	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}},
+	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}},
+	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}},
 }

@@ -99,9 +99,12 @@ func writeText(out io.Writer, r *Report, o Options) error {
 		fmt.Fprintln(w)
 	}
 	s := r.Summary
-	fmt.Fprintf(w, "%s: %s, %s: %s, %s, %s exempted\n",
-		r.Command, plural(s.Files, "file"), plural(s.Services, "service"),
-		plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted))
+	scope := r.Scope
+	if scope == "" {
+		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted\n",
+		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted))
 	return w.Flush()
 }
 

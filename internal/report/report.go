@@ -35,6 +35,9 @@ type Report struct {
 	// Notices are things the user should know that are not findings
 	// (a container gone before inspect, Swarm skipped on a worker).
 	Notices []string
+	// Scope, when set, says what was judged in the text summary line instead
+	// of the file and service counts (audit: "12 containers, 2 Swarm services").
+	Scope string
 }
 
 // Options tune rendering.
