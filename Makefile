@@ -41,8 +41,11 @@ docs-check:
 	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome rules --format markdown > $$tmp; \
 	if ! diff -u docs/rules.md $$tmp; then echo "docs/rules.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
+# Benchmarks print figures and ratios against baselines measured in the same
+# run; they are not part of `make test`. Run them on a quiet machine.
 bench:
 	bash bench/lint.sh
+	bash bench/audit.sh
 
 IMAGE ?= hyhome:local
 
