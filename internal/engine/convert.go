@@ -69,7 +69,7 @@ func Container(in ContainerInput) *workload.Workload {
 		ImageUserKnown: in.ImageUserKnown,
 		User:           cfg.User,
 		Privileged:     hc.Privileged,
-		SecurityOpt:    append([]string(nil), hc.SecurityOpt...),
+		SecurityOpt:    requestedSecurityOpt(kind, hc),
 		CapAdd:         append([]string(nil), hc.CapAdd...),
 		CapDrop:        append([]string(nil), hc.CapDrop...),
 		Labels:         copyLabels(cfg.Labels),
@@ -150,6 +150,31 @@ const systemPathsUnconfined = "systempaths=unconfined"
 func unmasksSystemPaths(hc *container.HostConfig) bool {
 	return hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0 ||
 		hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0
+}
+
+// requestedSecurityOpt returns the security options as the container's
+// create request gave them. For a privileged container, or one sharing the
+// host's pid or ipc namespace, the daemon appends "label=disable" at create
+// time unless the request had a label option of its own (daemon/create.go,
+// generateSecurityOpt: SELinux labels cannot apply there). Inspect shows the
+// appended entry, a create request does not; dropping it judges a running
+// container exactly as the guard judged its request, and the cause is
+// reported by the privileged or host-namespaces rule anyway. The effective
+// confinement is the same with or without the entry.
+func requestedSecurityOpt(kind workload.Kind, hc *container.HostConfig) []string {
+	opts := append([]string(nil), hc.SecurityOpt...)
+	if kind != workload.KindContainer || len(opts) == 0 || opts[len(opts)-1] != "label=disable" {
+		return opts
+	}
+	if !hc.Privileged && !hc.PidMode.IsHost() && !hc.IpcMode.IsHost() {
+		return opts
+	}
+	for _, o := range opts[:len(opts)-1] {
+		if workload.ParseSecurityOpt(o).Key == "label" {
+			return opts // the request set labels itself, so the daemon added nothing
+		}
+	}
+	return opts[:len(opts)-1]
 }
 
 func containsStr(xs []string, x string) bool {

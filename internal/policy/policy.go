@@ -92,22 +92,35 @@ type Violation struct {
 
 // Finding is one violation of one rule by one workload, as reported.
 type Finding struct {
-	Rule         string            `json:"rule"`
-	Requirements []string          `json:"requirements"`
-	Severity     Severity          `json:"severity"`
-	Kind         workload.Kind     `json:"kind"`
-	Project      string            `json:"project,omitempty"`
-	Service      string            `json:"service"`
-	Source       string            `json:"source"`
-	File         string            `json:"file,omitempty"`
-	Line         int               `json:"line,omitempty"`
-	Column       int               `json:"column,omitempty"`
-	Message      string            `json:"message"`
-	Remediation  string            `json:"remediation"`
-	Exempted     bool              `json:"exempted"`
-	ADR          string            `json:"adr,omitempty"`
-	Tier         string            `json:"tier,omitempty"`
-	Labels       map[string]string `json:"-"`
+	Rule         string        `json:"rule"`
+	Requirements []string      `json:"requirements"`
+	Severity     Severity      `json:"severity"`
+	Kind         workload.Kind `json:"kind"`
+	Project      string        `json:"project,omitempty"`
+	Service      string        `json:"service"`
+	Source       string        `json:"source"`
+	File         string        `json:"file,omitempty"`
+	Line         int           `json:"line,omitempty"`
+	Column       int           `json:"column,omitempty"`
+	Message      string        `json:"message"`
+	Remediation  string        `json:"remediation"`
+	Exempted     bool          `json:"exempted"`
+	ADR          string        `json:"adr,omitempty"`
+	Tier         string        `json:"tier,omitempty"`
+	// ServicePos is where the workload is defined; reports group by it.
+	ServicePos workload.Position `json:"-"`
+}
+
+// Group is the heading a finding is reported under: the file defining its
+// workload, or its runtime source.
+func (f *Finding) Group() string {
+	if f.ServicePos.File != "" {
+		return f.ServicePos.File
+	}
+	if f.File != "" {
+		return f.File
+	}
+	return f.Source
 }
 
 // Location renders file:line, or the runtime source.
@@ -250,7 +263,7 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 		Message:      v.Message,
 		Remediation:  rule.Remediation,
 		Tier:         w.Tier(),
-		Labels:       w.Labels,
+		ServicePos:   w.Pos,
 	}
 	if f.Source == "" {
 		f.Source = w.Where()
@@ -262,27 +275,42 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 	return f
 }
 
-// Sort orders findings by file, line, service, rule and message.
+// Sort orders findings by the file (or source) defining their workload, the
+// workload's position, then the finding's file, line, rule and message.
+// Findings are large; it sorts indices and moves each finding once.
 func Sort(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := &fs[i], &fs[j]
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Source != b.Source {
-			return a.Source < b.Source
-		}
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		return a.Message < b.Message
-	})
+	idx := make([]int, len(fs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return less(&fs[idx[i]], &fs[idx[j]]) })
+	sorted := make([]Finding, len(fs))
+	for i, k := range idx {
+		sorted[i] = fs[k]
+	}
+	copy(fs, sorted)
+}
+
+func less(a, b *Finding) bool {
+	if ga, gb := a.Group(), b.Group(); ga != gb {
+		return ga < gb
+	}
+	if a.ServicePos.Line != b.ServicePos.Line {
+		return a.ServicePos.Line < b.ServicePos.Line
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	if a.Rule != b.Rule {
+		return a.Rule < b.Rule
+	}
+	return a.Message < b.Message
 }
 
 // Summary counts findings.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,7 +261,7 @@ func catalogue() []*Rule {
 				case !b.Applicable || b.Merged:
 					return nil
 				case !b.FileDefines:
-					return one(fmt.Sprintf("%s does not define the &security-baseline anchor", b.File), w.Pos)
+					return one(fmt.Sprintf("%s does not define the &security-baseline anchor", filepath.Base(b.File)), w.Pos)
 				default:
 					return one("does not merge <<: *security-baseline", w.Pos)
 				}

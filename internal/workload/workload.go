@@ -16,7 +16,7 @@ import (
 type Kind string
 
 const (
-	KindCompose Kind = "compose"   // a service in compose files
+	KindCompose   Kind = "compose"   // a service in compose files
 	KindContainer Kind = "container" // a container the engine reports
 	KindSwarm     Kind = "swarm"     // a Swarm service spec
 	KindRequest   Kind = "request"   // a create/update request seen by the guard
