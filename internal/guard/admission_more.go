@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -133,7 +134,19 @@ func (a *admission) service(ctx context.Context, t *target, r *http.Request, bod
 	if d := decodeBody(r, body, &spec); d != nil {
 		return refused(d)
 	}
+	engineVersion, err := a.engine.apiVersion(ctx)
+	if err != nil {
+		return refused(deny(http.StatusBadGateway, reasonLookup, "cannot ask the engine for its API version: %v", err))
+	}
+	version := engineVersion
+	if t.version != "" && compareVersions(t.version, engineVersion) < 0 {
+		version = t.version
+	}
+	notes := serviceForAPIVersion(version, &spec)
 	v := a.serviceSpec(ctx, spec)
+	if v.deny != nil && len(notes) > 0 {
+		v.deny.message += " (" + strings.Join(notes, "; ") + ")"
+	}
 	if v.deny != nil || t.route.judge != judgeServiceUpdate {
 		return v
 	}
@@ -153,7 +166,9 @@ func (a *admission) service(ctx context.Context, t *target, r *http.Request, bod
 		return refused(lookupDenial("service", id, err, ""))
 	}
 	if svc.PreviousSpec != nil {
-		prev := a.serviceSpec(ctx, *svc.PreviousSpec)
+		prevSpec := *svc.PreviousSpec
+		serviceForAPIVersion(engineVersion, &prevSpec)
+		prev := a.serviceSpec(ctx, prevSpec)
 		prev.findings = append(v.findings, prev.findings...)
 		if prev.deny != nil {
 			prev.deny.message = "rolling back to the previous spec: " + prev.deny.message
@@ -163,6 +178,33 @@ func (a *admission) service(ctx context.Context, t *target, r *http.Request, bod
 	}
 	v.vars = pinVar(t.vars, "id", svc.ID)
 	return v
+}
+
+// serviceForAPIVersion clears the fields of a service spec that the engine
+// ignores at the API version the request is served at (the lower of the
+// request's and the engine's): Swarm learnt capabilities and pids limits in
+// API 1.41 (the engine drops them for older requests) and
+// Privileges.NoNewPrivileges in 1.46 (older engines do not have the field).
+// The guard judges what the engine will run, not what the request hoped
+// for. It returns what it cleared, for the denial message.
+func serviceForAPIVersion(version string, spec *swarm.ServiceSpec) []string {
+	var notes []string
+	cs := spec.TaskTemplate.ContainerSpec
+	if compareVersions(version, "1.41") < 0 {
+		if cs != nil && (cs.CapabilityAdd != nil || cs.CapabilityDrop != nil) {
+			cs.CapabilityAdd, cs.CapabilityDrop = nil, nil
+			notes = append(notes, fmt.Sprintf("at API %s the engine ignores CapabilityAdd and CapabilityDrop (API 1.41)", version))
+		}
+		if r := spec.TaskTemplate.Resources; r != nil && r.Limits != nil && r.Limits.Pids != 0 {
+			r.Limits.Pids = 0
+			notes = append(notes, fmt.Sprintf("at API %s the engine ignores Resources.Limits.Pids (API 1.41)", version))
+		}
+	}
+	if compareVersions(version, "1.46") < 0 && cs != nil && cs.Privileges != nil && cs.Privileges.NoNewPrivileges {
+		cs.Privileges.NoNewPrivileges = false
+		notes = append(notes, fmt.Sprintf("at API %s Swarm ignores Privileges.NoNewPrivileges (API 1.46, Docker 27)", version))
+	}
+	return notes
 }
 
 func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) verdict {

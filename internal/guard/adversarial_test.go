@@ -67,6 +67,24 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// compliantService is the row for a service spec with every hardening
+// field set: on an engine whose API is 1.46 or later it reaches the engine
+// (which, not being a Swarm manager here, answers 503); before that Swarm
+// drops Privileges.NoNewPrivileges and the guard refuses it.
+func compliantService(t *testing.T, f *fixture, spec func(func(*swarm.ServiceSpec)) string) attack {
+	row := attack{name: "compliant service", profile: "admission", request: request("POST", "/v1.41/services/create", spec(func(*swarm.ServiceSpec) {}))}
+	v, err := dockertest.Client(t).ServerVersion(ctxT(t, 10*time.Second), client.ServerVersionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if compareVersions(v.APIVersion, "1.46") < 0 {
+		row.status, row.want = 403, []string{"no-new-privileges", "Swarm ignores Privileges.NoNewPrivileges"}
+	} else {
+		row.status, row.want = 503, []string{"swarm"}
+	}
+	return row
+}
+
 func removeVolume(t testing.TB, name string) {
 	ctx := ctxT(t, 30*time.Second)
 	_, _ = dockertest.Client(t).VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true})
@@ -242,9 +260,15 @@ func TestAdversarial(t *testing.T) {
 			s.TaskTemplate.Runtime = swarm.RuntimePlugin
 			s.TaskTemplate.PluginSpec = &swarm.RuntimeSpec{Name: "p", Remote: "example.invalid/p:1", Privileges: []*swarm.RuntimePrivilege{{Name: "network", Value: []string{"host"}}}}
 		})), 403, []string{"host-namespaces"}, nil},
-		// The engine is not a Swarm manager here: an admitted spec reaches it
-		// and it answers 503.
-		{"compliant service reaches the engine", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(*swarm.ServiceSpec) {})), 503, []string{"swarm"}, nil},
+		// Swarm before API 1.46 ignores Privileges.NoNewPrivileges: the
+		// guard judges what the engine will run, and says why.
+		compliantService(t, f, serviceSpec),
+		{"service whose no-new-privileges gap is exempted reaches the engine", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"
+		})), 503, []string{"swarm"}, nil},
+		{"service spec at API 1.40 loses its cap_drop", "admission", request("POST", "/v1.40/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"
+		})), 403, []string{"cap-drop-all", "ignores CapabilityAdd and CapabilityDrop"}, nil},
 
 		// --- read-only profiles ---
 		{"readonly list", "readonly", request("GET", "/v1.41/containers/json", ""), 200, nil, nil},

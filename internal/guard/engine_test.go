@@ -114,7 +114,8 @@ func startGuard(t testing.TB, opts ...guardOption) *testGuard {
 }
 
 // adrDir writes the ADRs the tests cite: ADR-0001 is Accepted and names
-// privileged and docker-socket; ADR-0002 is only Proposed.
+// privileged and docker-socket; ADR-0002 is only Proposed; ADR-0003 is
+// Accepted and names no-new-privileges.
 func adrDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -124,6 +125,7 @@ func adrDir(t testing.TB) string {
 		}
 	}
 	write("0001-test-exemption.md", "# ADR-0001: a test container may run privileged\n\nStatus: Accepted\n\nThe guard test exempts it from privileged and docker-socket.\n")
+	write("0003-swarm-nnp.md", "# ADR-0003: Swarm services on engines before API 1.46\n\nStatus: Accepted\n\nSwarm cannot set no-new-privileges there; exempts no-new-privileges.\n")
 	write("0002-proposed.md", "# ADR-0002: not yet\n\nStatus: Proposed\n\nWould exempt privileged.\n")
 	return dir
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -25,6 +26,10 @@ type upstream struct {
 	network, address string
 	pool             *connPool
 	dialer           net.Dialer
+
+	verMu   sync.Mutex
+	version string    // the engine's API version, from /_ping
+	verAt   time.Time // when it was read
 }
 
 // upstreamHost is the Host header sent to the engine; it does not read it.
@@ -79,8 +84,34 @@ func (e *engineError) Error() string {
 // milliseconds unless it is stuck.
 const lookupTimeout = 15 * time.Second
 
+// versionTTL is how long the engine's API version is trusted before it is
+// asked again (an engine upgrade restarts it, which closes connections;
+// this bounds the time a stale version is used).
+const versionTTL = 30 * time.Second
+
+// apiVersion returns the engine's API version (its maximum, which it uses
+// for unversioned requests).
+func (u *upstream) apiVersion(ctx context.Context) (string, error) {
+	u.verMu.Lock()
+	defer u.verMu.Unlock()
+	if u.version != "" && time.Since(u.verAt) < versionTTL {
+		return u.version, nil
+	}
+	v, err := u.pingVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	u.version, u.verAt = v, time.Now()
+	return v, nil
+}
+
 // ping asks the engine whether it is up.
 func (u *upstream) ping(ctx context.Context) error {
+	_, err := u.pingVersion(ctx)
+	return err
+}
+
+func (u *upstream) pingVersion(ctx context.Context) (string, error) {
 	req := &http.Request{
 		Method: http.MethodGet,
 		URL:    &url.URL{Scheme: "http", Host: upstreamHost, Path: "/_ping"},
@@ -89,14 +120,18 @@ func (u *upstream) ping(ctx context.Context) error {
 	}
 	resp, err := u.pool.roundTrip(ctx, req, func() io.ReadCloser { return http.NoBody })
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("engine answered %s", resp.Status)
+		return "", fmt.Errorf("engine answered %s", resp.Status)
 	}
-	return nil
+	v := resp.Header.Get("Api-Version")
+	if v == "" {
+		return "", errors.New("the engine's /_ping names no API version")
+	}
+	return v, nil
 }
 
 // getJSON GETs an unversioned engine path (the engine answers with its own
@@ -146,6 +181,8 @@ type lookups interface {
 	exec(ctx context.Context, id string) (*container.ExecInspectResponse, error)
 	service(ctx context.Context, ref string) (*swarm.Service, error)
 	plugin(ctx context.Context, ref string) (*plugin.Plugin, error)
+	// apiVersion is the engine's API version.
+	apiVersion(ctx context.Context) (string, error)
 }
 
 // engineLookups asks the upstream engine.
@@ -198,6 +235,8 @@ func (e engineLookups) service(ctx context.Context, ref string) (*swarm.Service,
 	}
 	return &v, nil
 }
+
+func (e engineLookups) apiVersion(ctx context.Context) (string, error) { return e.u.apiVersion(ctx) }
 
 func (e engineLookups) plugin(ctx context.Context, ref string) (*plugin.Plugin, error) {
 	var v plugin.Plugin
