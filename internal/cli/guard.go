@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,17 +146,19 @@ func newGuardRoutesCmd(a *app) *cobra.Command {
 				}
 				return nil
 			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROUTE\tPROFILES\tBODY\tNOTES")
 			for _, r := range guard.Routes() {
-				notes := []string{"body=" + r.Body.String()}
+				var notes []string
 				if r.Judged() {
 					notes = append(notes, "judged")
 				}
 				if r.Hijack {
 					notes = append(notes, "hijack")
 				}
-				fmt.Fprintf(a.stdout, "%-46s %-24s %s\n", r.Name, strings.Join(allowed[r.Name], ","), strings.Join(notes, " "))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(allowed[r.Name], ","), r.Body, strings.Join(notes, " "))
 			}
-			return nil
+			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "print only the routes of this built-in profile")

@@ -1,9 +1,13 @@
 package guard
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +26,7 @@ func dockerCLI(t *testing.T, socket, stdin string, args ...string) (stdout, stde
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + socket}, args...)...)
-	cmd.Env = []string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=" + t.TempDir(), "PATH=/usr/local/bin:/usr/bin:/bin"}
+	cmd.Env = append([]string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=" + t.TempDir(), "PATH=/usr/local/bin:/usr/bin:/bin"}, extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -144,3 +148,76 @@ func TestDockerCLIReadonly(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Streamed request bodies through admission: a build context, docker cp in
+// and out, and an image import whose progress comes back while the archive
+// is still being sent.
+func TestDockerCLIStreams(t *testing.T) {
+	tg := startGuard(t)
+	img := dockertest.Build(t)
+	sock := tg.sockets[ProfileAdmission]
+
+	ctxDir := t.TempDir()
+	payload := strings.Repeat("guard streams\n", 200_000) // ~2.8 MB: several reads and writes
+	if err := os.WriteFile(filepath.Join(ctxDir, "payload.txt"), []byte(payload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY payload.txt /payload.txt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := "hyhome-test/built:" + dockertest.RunID
+	label := dockertest.LabelKey + "=" + dockertest.RunID
+	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--label", label, "-t", tag, ctxDir); err != nil {
+		t.Fatalf("docker build through admission: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--network", "host", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "host-namespaces") {
+		t.Fatalf("docker build --network host: %v\n%s", err, stderr)
+	}
+
+	// docker cp needs a writable root: read-only-rootfs is only a warning.
+	name := "hyhome-test-cp-" + dockertest.RunID
+	t.Cleanup(func() { dockertest.RemoveContainer(dockertest.Client(t), name) })
+	var flags []string
+	for _, f := range compliantRunFlags() {
+		if f != "--read-only" {
+			flags = append(flags, f)
+		}
+	}
+	if _, stderr, err := dockerCLI(t, sock, "", append(append([]string{"run", "-d", "--name", name}, flags...), img.NonRoot, "sleep")...); err != nil {
+		t.Fatalf("docker run: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := dockerCLI(t, sock, "", "cp", filepath.Join(ctxDir, "payload.txt"), name+":/payload.txt"); err != nil {
+		t.Fatalf("docker cp in: %v\n%s", err, stderr)
+	}
+	out := t.TempDir()
+	if _, stderr, err := dockerCLI(t, sock, "", "cp", name+":/payload.txt", out); err != nil {
+		t.Fatalf("docker cp out: %v\n%s", err, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "payload.txt")); err != nil || string(b) != payload {
+		t.Fatalf("docker cp round trip: %d bytes, %v", len(b), err)
+	}
+
+	// docker import of a tar on stdin.
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	_ = tw.WriteHeader(&tar.Header{Name: "payload.txt", Mode: 0o644, Size: int64(len(payload))})
+	_, _ = io.WriteString(tw, payload)
+	tw.Close()
+	itag := "hyhome-test/imported:" + dockertest.RunID
+	if _, stderr, err := dockerCLI(t, sock, tarball.String(), "import", "--change", "LABEL "+label, "-", itag); err != nil {
+		t.Fatalf("docker import through admission: %v\n%s", err, stderr)
+	}
+	if out, _, err := dockerCLI(t, sock, "", "image", "inspect", "--format", "{{.Size}}", itag); err != nil || strings.TrimSpace(out) == "0" {
+		t.Fatalf("imported image: %q %v", out, err)
+	}
+}
+
+// dockerCLIEnv is dockerCLI with extra environment variables.
+func dockerCLIEnv(t *testing.T, socket, stdin string, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	extraEnv = env
+	defer func() { extraEnv = nil }()
+	return dockerCLI(t, socket, stdin, args...)
+}
+
+var extraEnv []string

@@ -206,6 +206,9 @@ func New(cfg Config) (*Guard, error) {
 			gat = g
 		}
 	}
+	if gat == nil && cfg.MetricsAddress != "" {
+		return nil, errors.New("guard: a metrics address needs a Gatherer (pass the registry as both Registerer and Gatherer)")
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)

@@ -73,12 +73,16 @@ func (p *connPool) closeIdle() {
 // roundTrip sends a request on a pooled connection and returns the
 // response, whose body hands the connection back to the pool once it has
 // been read to the end (and closes it otherwise). body makes a fresh body
-// for each attempt; it is nil for a body that cannot be sent twice.
+// for each attempt; it is nil when req carries a body that cannot be sent
+// twice (a client's archive stream).
 //
 // A kept-alive connection the engine has closed (it restarted) fails on
 // first use; the request is then sent again on a new connection, but only
 // when that cannot run it twice: nothing was sent, or it is a GET or HEAD.
 func (p *connPool) roundTrip(ctx context.Context, req *http.Request, body func() io.ReadCloser) (*http.Response, error) {
+	if body == nil && req.Body != nil && req.Body != http.NoBody {
+		return p.roundTripStream(ctx, req)
+	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := p.get(ctx)
 		if err != nil {
@@ -105,7 +109,7 @@ func (p *connPool) roundTrip(ctx context.Context, req *http.Request, body func()
 				return nil, ctx.Err()
 			}
 			idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
-			if attempt == 0 && reused && body != nil && (!wrote || idempotent) {
+			if attempt == 0 && reused && (!wrote || idempotent) {
 				continue
 			}
 			return nil, err
@@ -113,6 +117,39 @@ func (p *connPool) roundTrip(ctx context.Context, req *http.Request, body func()
 		resp.Body = &pooledBody{src: resp.Body, c: c, pool: p, stop: stop, keep: !resp.Close && !req.Close}
 		return resp, nil
 	}
+}
+
+// roundTripStream sends a request whose body is the client's stream on a
+// new connection, writing the body while the response is read: the engine
+// answers an image import or load with progress while it is still reading
+// the archive, and would stop reading it if nobody read the progress. The
+// connection is not kept: the body may not have been sent to the end.
+func (p *connPool) roundTripStream(ctx context.Context, req *http.Request) (*http.Response, error) {
+	nc, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 32<<10)}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	wrote := make(chan error, 1)
+	go func() {
+		err := req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		wrote <- err
+	}()
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		stop()
+		c.Close()
+		if werr := <-wrote; werr != nil && ctx.Err() == nil {
+			return nil, werr
+		}
+		return nil, err
+	}
+	resp.Body = &pooledBody{src: resp.Body, c: c, pool: p, stop: stop, keep: false}
+	return resp, nil
 }
 
 // pooledBody returns its connection to the pool when read to the end.

@@ -294,7 +294,12 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 		return
 	}
 	var body func() io.ReadCloser
-	if d.stream == nil {
+	if d.stream != nil {
+		// Progress comes back while the archive is still being sent
+		// (image import and load); without full duplex the server would
+		// end the client's body at the first byte of the answer.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	} else {
 		// A buffered body can be sent again if a kept-alive connection
 		// turns out to be closed; a streamed one cannot.
 		body = func() io.ReadCloser {
