@@ -52,7 +52,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 	t, den := canonicalize(r)
 	if den != nil {
-		return nil, nil, den
+		return nil, t, den
 	}
 	if !h.profile.Allows(t.route) {
 		return nil, t, deny(http.StatusForbidden, reasonProfile, "%s is not allowed in profile %s", t.route.Name, h.profile.Name)
