@@ -19,6 +19,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +47,11 @@ func run() int {
 	engine := flag.String("engine", "/var/run/docker.sock", "the engine's unix socket")
 	events := flag.Int("events", 60, "events to time through both paths")
 	procs := flag.Int("guard-gomaxprocs", 0, "GOMAXPROCS for the guard process (0: Go's default)")
+	serveRP := flag.String("serve-reverse-proxy", "", "internal: serve net/http/httputil.ReverseProxy to the engine on this socket")
 	flag.Parse()
+	if *serveRP != "" {
+		return serveReverseProxy(*serveRP, *engine)
+	}
 	if err := bench(*engine, *duration, *rounds, *events, *procs); err != nil {
 		fmt.Fprintln(os.Stderr, "guardbench:", err)
 		return 1
@@ -109,8 +115,29 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	if err := waitSocket(adm, 10*time.Second); err != nil {
 		return err
 	}
+	// The floor any Go proxy hop costs: the standard library's reverse
+	// proxy, without checks or logs, measured the same way.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rpSock := filepath.Join(dir, "rp.sock")
+	rpCmd := exec.Command(self, "-serve-reverse-proxy", rpSock, "-engine", engineSock)
+	if procs > 0 {
+		rpCmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
+	if err := rpCmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = rpCmd.Process.Kill()
+		_, _ = rpCmd.Process.Wait()
+	}()
+	if err := waitSocket(rpSock, 10*time.Second); err != nil {
+		return err
+	}
 	time.Sleep(time.Second)
-	rssStart, _ := rss(cmd.Process.Pid)
+	rssStart := readRSS(cmd.Process.Pid)
 
 	fmt.Printf("hyhome guard benchmark: %d rounds of %v per cell, direct and guard alternating\n", rounds, d)
 	fmt.Printf("engine %s; guard %s (readonly for GETs, admission for create+remove); %d CPUs\n\n", engineSock, bin, numCPU())
@@ -118,6 +145,7 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 		"request", "c", "direct p50", "p99", "req/s", "guard p50", "p99", "req/s", "added p50", "added p99", "thr", "guard CPU/req")
 
 	body := createBody(img)
+	var reference []string
 	scenarios := []struct {
 		name      string
 		guardSock string
@@ -129,13 +157,16 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	}
 	for _, s := range scenarios {
 		for _, conc := range []int{1, 16} {
-			var direct, guard result
-			var guardCPU time.Duration
+			var direct, guard, rp result
+			var guardCPU, rpCPU time.Duration
 			for r := 0; r < rounds; r++ {
 				direct.add(load(engineSock, conc, d, s.do))
 				c0 := cpuTime(cmd.Process.Pid)
 				guard.add(load(s.guardSock, conc, d, s.do))
 				guardCPU += cpuTime(cmd.Process.Pid) - c0
+				c0 = cpuTime(rpCmd.Process.Pid)
+				rp.add(load(rpSock, conc, d, s.do))
+				rpCPU += cpuTime(rpCmd.Process.Pid) - c0
 			}
 			if direct.errs > 0 || guard.errs > 0 {
 				fmt.Printf("  (errors: direct %d, guard %d; first: %v / %v)\n", direct.errs, guard.errs, direct.firstErr, guard.firstErr)
@@ -146,9 +177,17 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 				s.name, conc, ms(dp50), ms(dp99), direct.rps(), ms(gp50), ms(gp99), guard.rps(),
 				ms(gp50-dp50), ms(gp99-dp99), 100*guard.rps()/direct.rps(),
 				float64(guardCPU.Microseconds())/float64(max(guard.n, 1)))
+			reference = append(reference, fmt.Sprintf("%-24s %3d | %9s %9s %8.0f | %10s %10s %5.0f%% | %6.1fµs",
+				s.name, conc, ms(rp.pct(50)), ms(rp.pct(99)), rp.rps(), ms(rp.pct(50)-dp50), ms(rp.pct(99)-dp99),
+				100*rp.rps()/direct.rps(), float64(rpCPU.Microseconds())/float64(max(rp.n, 1))))
 		}
 	}
 
+	fmt.Println("\nreference: net/http/httputil.ReverseProxy (no checks, no logs), same rounds")
+	fmt.Printf("%-24s %3s | %9s %9s %8s | %10s %10s %6s | %s\n", "request", "c", "p50", "p99", "req/s", "added p50", "added p99", "thr", "CPU/req")
+	for _, l := range reference {
+		fmt.Println(l)
+	}
 	fmt.Println()
 	deltas, err := eventDelays(c, engineSock, ro, img, nEvents)
 	if err != nil {
@@ -159,8 +198,9 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 		len(deltas), ms(pctOf(deltas, 50)), ms(pctOf(deltas, 99)), ms(deltas[len(deltas)-1]))
 
 	time.Sleep(5 * time.Second)
-	rssIdle, _ := rss(cmd.Process.Pid)
-	fmt.Printf("guard RSS: %.1f MiB idle after start, %.1f MiB idle 5 s after the load\n", float64(rssStart)/(1<<20), float64(rssIdle)/(1<<20))
+	rssIdle := readRSS(cmd.Process.Pid)
+	fmt.Printf("guard RSS idle after start: %s\n", rssStart)
+	fmt.Printf("guard RSS idle 5 s after the load: %s\n", rssIdle)
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -172,6 +212,25 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 		return errors.New("the guard did not stop on SIGTERM")
 	}
 	return nil
+}
+
+// serveReverseProxy runs the standard library's reverse proxy to the
+// engine, the baseline cost of an HTTP proxy hop.
+func serveReverseProxy(sock, engineSock string) int {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", engineSock)
+	}, MaxIdleConnsPerHost: 64}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
+		Transport: tr,
+	}
+	_ = http.Serve(l, rp)
+	return 0
 }
 
 // result pools one cell's latencies.
@@ -462,22 +521,42 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// rss reads a process's resident set size from /proc.
-func rss(pid int) (int64, error) {
+// rssFigures are a process's resident memory from /proc/PID/status: the
+// total, its private (anonymous) part and the part that is the binary's own
+// pages (file-backed, shared and reclaimable).
+type rssFigures struct{ total, anon, file int64 }
+
+func (r rssFigures) String() string {
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	return fmt.Sprintf("%.1f MiB (private %.1f MiB, binary pages %.1f MiB)", mib(r.total), mib(r.anon), mib(r.file))
+}
+
+func readRSS(pid int) rssFigures {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return rssFigures{}
 	}
+	var r rssFigures
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			r.total = kb << 10
+		case "RssAnon":
+			r.anon = kb << 10
+		case "RssFile":
+			r.file = kb << 10
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return r
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }

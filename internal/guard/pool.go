@@ -19,6 +19,16 @@ import (
 // maxIdleConns bounds the kept-alive connections to the engine.
 const maxIdleConns = 64
 
+// Buffer sizes per connection to the engine: a list answer of a few dozen
+// containers fits the reader in one or two reads; requests are small, and
+// archives are copied through in chunks of the writer's size. Kept modest
+// because idle memory is a target (NFR-RES-01).
+const (
+	connReadBuf   = 16 << 10
+	connWriteBuf  = 4 << 10
+	streamBodyBuf = 16 << 10
+)
+
 type upConn struct {
 	net.Conn
 	br *bufio.Reader
@@ -44,7 +54,7 @@ func (p *connPool) get(ctx context.Context) (*upConn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, false, nil
+	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, connReadBuf), bw: bufio.NewWriterSize(nc, connWriteBuf)}, false, nil
 }
 
 func (p *connPool) put(c *upConn) {
@@ -129,7 +139,7 @@ func (p *connPool) roundTripStream(ctx context.Context, req *http.Request) (*htt
 	if err != nil {
 		return nil, err
 	}
-	c := &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 32<<10)}
+	c := &upConn{Conn: nc, br: bufio.NewReaderSize(nc, connReadBuf), bw: bufio.NewWriterSize(nc, streamBodyBuf)}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	wrote := make(chan error, 1)
 	go func() {

@@ -338,7 +338,7 @@ func (h *handler) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	}
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 func copyFlush(w http.ResponseWriter, src io.Reader) error {
 	rc := http.NewResponseController(w)
