@@ -66,7 +66,7 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	c, err := client.New(client.WithHost("unix://"+engineSock), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("unix://" + engineSock))
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func adrDir(t testing.TB) string {
 // profile, with version negotiation as every real client does.
 func (tg *testGuard) client(t testing.TB, profile string) *client.Client {
 	t.Helper()
-	c, err := client.New(client.WithHost("unix://"+tg.sockets[profile]), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("unix://" + tg.sockets[profile]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package guard
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -433,16 +432,6 @@ func (t *routeTable) match(method, path string) (*Route, Vars) {
 		}
 	}
 	return nil, nil
-}
-
-// names returns every route name, sorted.
-func (t *routeTable) names() []string {
-	out := make([]string, 0, len(t.byName))
-	for n := range t.byName {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Judged reports whether requests on the route pass an admission judge.
