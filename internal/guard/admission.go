@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -134,6 +135,11 @@ func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body 
 // evaluate runs the rules in only on one workload and returns every finding
 // and the failing ones (not exempted, at or above the fail-on severity).
 func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, failing []policy.Finding) {
+	if !slices.Contains(slices.Collect(maps.Values(only)), true) {
+		// policy.Env reads an empty Only as "every rule"; a set that names
+		// no rule of this registry judges nothing.
+		return nil, nil
+	}
 	env := &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, Only: only}
 	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, env)
 	for _, f := range all {
