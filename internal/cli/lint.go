@@ -160,9 +160,11 @@ func relativize(fs []policy.Finding, targets []report.Target) {
 		}
 		return p
 	}
+	prefix := wd + string(filepath.Separator)
 	for i := range fs {
 		fs[i].File = rel(fs[i].File)
 		fs[i].ServicePos.File = rel(fs[i].ServicePos.File)
+		fs[i].Source = strings.TrimPrefix(fs[i].Source, prefix) // "file:line" of a compose service
 	}
 	for i := range targets {
 		targets[i].Source = rel(targets[i].Source)
