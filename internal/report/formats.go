@@ -255,9 +255,13 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 		}
 	}
 	doc.AddRun(run)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	// Compact: SARIF is read by tools, and indenting a large log doubles
+	// the memory and time it takes to write.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := json.NewEncoder(bw).Encode(doc); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // sarifURI makes a path relative to base (the repository root GitHub
