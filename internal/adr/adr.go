@@ -105,6 +105,7 @@ type Resolver struct {
 	mu    sync.Mutex
 	cache map[string]map[int]*Record // dir → number → record
 	errs  map[string]error
+	dirs  map[string][]string // directory of a judged file → search dirs
 }
 
 // NewResolver returns a resolver searching dirs, or the default locations
@@ -129,6 +130,11 @@ func (r *Resolver) SearchDirs(near string) []string {
 	if near != "" {
 		base = filepath.Dir(near)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.dirs[base]; ok {
+		return d
+	}
 	abs, err := filepath.Abs(base)
 	if err != nil {
 		abs = base
@@ -137,6 +143,10 @@ func (r *Resolver) SearchDirs(near string) []string {
 	if root := repoRoot(abs); root != "" && root != abs {
 		dirs = append(dirs, filepath.Join(root, "docs", "adr"))
 	}
+	if r.dirs == nil {
+		r.dirs = map[string][]string{}
+	}
+	r.dirs[base] = dirs
 	return dirs
 }
 

@@ -86,24 +86,36 @@ var topLevelKeys = map[string]bool{"version": true, "name": true, "services": tr
 var needsFullPath = map[string]bool{"extends": true, "env_file": true, "label_file": true}
 
 // castPatterns are compose-go's type casts (services.*.privileged → bool,
-// ...), split once.
-var castPatterns = sync.OnceValue(func() [][]string {
+// ...), split once and indexed by their last element, so that a value's
+// path is compared only with the patterns that can match it.
+var castPatterns = sync.OnceValue(func() map[string][][]string {
 	opts := loader.ToOptions(&types.ConfigDetails{}, nil)
-	var out [][]string
+	out := map[string][][]string{}
 	for p := range opts.Interpolate.TypeCastMapping {
-		out = append(out, strings.Split(string(p), "."))
+		parts := strings.Split(string(p), ".")
+		last := parts[len(parts)-1]
+		out[last] = append(out[last], parts)
 	}
 	return out
 })
 
 func isCastPath(p []string) bool {
-	for _, pat := range castPatterns() {
+	if len(p) == 0 {
+		return false
+	}
+	idx := castPatterns()
+	last := p[len(p)-1]
+	return matchAny(idx[last], p) || matchAny(idx[tree.PathMatchAll], p) || last == tree.PathMatchList && matchAny(idx[tree.PathMatchList], p)
+}
+
+func matchAny(patterns [][]string, p []string) bool {
+	for _, pat := range patterns {
 		if len(pat) != len(p) {
 			continue
 		}
 		ok := true
 		for i := range pat {
-			if pat[i] != p[i] && pat[i] != tree.PathMatchAll && !(pat[i] == tree.PathMatchList && p[i] == tree.PathMatchList) {
+			if pat[i] != p[i] && pat[i] != tree.PathMatchAll {
 				ok = false
 				break
 			}

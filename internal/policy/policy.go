@@ -189,6 +189,10 @@ type Env struct {
 	Only map[string]bool
 	// Disabled rule IDs are not evaluated.
 	Disabled map[string]bool
+
+	// exemptions holds what Evaluate already read of each workload's
+	// exemption labels, so the adr-exemption rule does not read them again.
+	exemptions map[*workload.Workload]exemption
 }
 
 // Enabled reports whether a rule is evaluated under this environment.
@@ -201,18 +205,22 @@ func (e *Env) Enabled(id string) bool {
 
 // Evaluate runs every enabled rule on every workload of the project and
 // returns the findings, exemptions applied, in a stable order.
-func Evaluate(p *workload.Project, env *Env) []Finding {
+func Evaluate(p *workload.Project, callerEnv *Env) []Finding {
+	// A copy, so that one Env may serve concurrent evaluations.
+	local := *callerEnv
+	env := &local
 	if env.Registry == nil {
 		env.Registry = Default
 	}
 	if p.HostMemory == 0 {
 		p.HostMemory = env.HostMemory
 	}
-	exemptions := make(map[*workload.Workload]exemption, len(p.Workloads))
+	env.exemptions = make(map[*workload.Workload]exemption, len(p.Workloads))
 	for _, w := range p.Workloads {
-		exemptions[w] = exemptionOf(w, env)
+		env.exemptions[w] = exemptionOf(w, env)
 	}
-	var out []Finding
+	exemptions := env.exemptions
+	out := make([]Finding, 0, 4*len(p.Workloads))
 	for _, rule := range env.Registry.rules {
 		if !env.Enabled(rule.ID) {
 			continue
@@ -277,18 +285,8 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 
 // Sort orders findings by the file (or source) defining their workload, the
 // workload's position, then the finding's file, line, rule and message.
-// Findings are large; it sorts indices and moves each finding once.
 func Sort(fs []Finding) {
-	idx := make([]int, len(fs))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(i, j int) bool { return less(&fs[idx[i]], &fs[idx[j]]) })
-	sorted := make([]Finding, len(fs))
-	for i, k := range idx {
-		sorted[i] = fs[k]
-	}
-	copy(fs, sorted)
+	sort.SliceStable(fs, func(i, j int) bool { return less(&fs[i], &fs[j]) })
 }
 
 func less(a, b *Finding) bool {

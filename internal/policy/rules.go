@@ -378,6 +378,9 @@ func catalogue() []*Rule {
 			Description:  "Exemptions must cite an existing, Accepted ADR that names each exempted rule.",
 			Remediation:  "Point `hy-home.adr` at an Accepted ADR in docs/adr that names every rule listed in `hy-home.exempt`, or remove the exemption.",
 			Check: func(w *workload.Workload, env *Env) []Violation {
+				if ex, ok := env.exemptions[w]; ok {
+					return ex.problems
+				}
 				return exemptionOf(w, env).problems
 			},
 		},

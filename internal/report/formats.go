@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 
+	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -115,8 +117,9 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// writeJSON streams the report: findings are encoded one at a time, so a
-// run with tens of thousands of findings never holds a second copy of them.
+// writeJSON streams the report: findings are encoded one at a time, one per
+// line, so a run with tens of thousands of findings never holds a second
+// copy of them and stays easy to grep.
 func writeJSON(out io.Writer, r *Report, _ Options) error {
 	w := bufio.NewWriterSize(out, 64<<10)
 	head := func(k string, v any) error {
@@ -137,16 +140,33 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 		}
 	}
 	w.WriteString("  \"findings\": [")
-	for i := range r.Findings {
-		b, err := json.MarshalIndent(&r.Findings[i], "    ", "  ")
-		if err != nil {
-			return err
+	// Encode chunks of findings on every core, write them in order.
+	const chunk = 512
+	n := (len(r.Findings) + chunk - 1) / chunk
+	bufs := make([][]byte, n)
+	errs := make([]error, n)
+	parallel.ForEach(context.Background(), n, 0, func(c int) {
+		var b []byte
+		for i := c * chunk; i < len(r.Findings) && i < (c+1)*chunk; i++ {
+			enc, err := json.Marshal(&r.Findings[i])
+			if err != nil {
+				errs[c] = err
+				return
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "\n    "...)
+			b = append(b, enc...)
 		}
-		if i > 0 {
-			w.WriteString(",")
+		bufs[c] = b
+	})
+	for c := range bufs {
+		if errs[c] != nil {
+			return errs[c]
 		}
-		w.WriteString("\n    ")
-		w.Write(b)
+		w.Write(bufs[c])
+		bufs[c] = nil
 	}
 	if len(r.Findings) > 0 {
 		w.WriteString("\n  ")
@@ -235,9 +255,13 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 		}
 	}
 	doc.AddRun(run)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	// Compact: SARIF is read by tools, and indenting a large log doubles
+	// the memory and time it takes to write.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := json.NewEncoder(bw).Encode(doc); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // sarifURI makes a path relative to base (the repository root GitHub
