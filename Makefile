@@ -46,6 +46,7 @@ docs-check:
 bench:
 	bash bench/lint.sh
 	bash bench/audit.sh
+	bash bench/guard.sh
 
 IMAGE ?= hyhome:local
 
