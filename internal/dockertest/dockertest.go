@@ -206,16 +206,16 @@ func BuildScratchImage(ctx context.Context, c *client.Client, tag, bin, dest, us
 
 // Spec describes a test container.
 type Spec struct {
-	Name       string // a unique suffix is added
-	Image      string
-	Cmd        []string
-	User       string
-	Labels     map[string]string
-	Env        []string
-	Host       container.HostConfig
-	Networking *network.NetworkingConfig
+	Name        string // a unique suffix is added
+	Image       string
+	Cmd         []string
+	User        string
+	Labels      map[string]string
+	Env         []string
+	Host        container.HostConfig
+	Networking  *network.NetworkingConfig
 	Healthcheck *container.HealthConfig
-	NoStart    bool
+	NoStart     bool
 }
 
 // Run creates (and unless NoStart, starts) a container and removes it, with
