@@ -112,7 +112,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 
 	t.Run("acme overlay", func(t *testing.T) {
-		p := mustLoad(t, map[string]string{"HYHOME_ACME_EMAIL": "ops@example.org"}, "compose.yaml", "overlays/acme.yaml")
+		p := mustLoad(t, map[string]string{"HYHOME_ACME_EMAIL": "ops@example.org"}, "compose.yaml", ".overlays/acme.yaml")
 		tr := p.Services["traefik"]
 		if v := tr.Environment["TRAEFIK_CERTIFICATESRESOLVERS_LE_ACME_EMAIL"]; v == nil || *v != "ops@example.org" {
 			t.Errorf("ACME email not set: %v", v)
@@ -129,7 +129,7 @@ func TestComposeConfig(t *testing.T) {
 		}
 		// Without an email the overlay refuses to load instead of asking
 		// Let's Encrypt for certificates on behalf of nobody.
-		if _, err := loadProject(t, nil, "compose.yaml", "overlays/acme.yaml"); err == nil || !strings.Contains(err.Error(), "HYHOME_ACME_EMAIL") {
+		if _, err := loadProject(t, nil, "compose.yaml", ".overlays/acme.yaml"); err == nil || !strings.Contains(err.Error(), "HYHOME_ACME_EMAIL") {
 			t.Errorf("acme overlay without HYHOME_ACME_EMAIL: err = %v", err)
 		}
 	})
@@ -197,7 +197,7 @@ func TestSwarmStackConfig(t *testing.T) {
 	if out, err := runTool(t, deployDir(t), 30*time.Second, docker, "stack", "config", "--help"); err != nil {
 		t.Skipf("this docker CLI has no `stack config` (needs 20.10+): %s", strings.TrimSpace(out))
 	}
-	out, err := runTool(t, deployDir(t), time.Minute, docker, "stack", "config", "-c", "compose.yaml", "-c", "overlays/swarm.yaml")
+	out, err := runTool(t, deployDir(t), time.Minute, docker, "stack", "config", "-c", "compose.yaml", "-c", ".overlays/swarm.yaml")
 	if err != nil {
 		t.Fatalf("docker stack config: %v\n%s", err, out)
 	}
@@ -278,6 +278,18 @@ var (
 	credentialEnv = regexp.MustCompile(`(?i)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)`)
 	releaseTag    = regexp.MustCompile(`^v?\d+\.\d+\.\d+$`)
 )
+
+// exposesDockerSocket: the socket itself or a directory above it, as the
+// docker-socket rule sees it.
+func exposesDockerSocket(src string) bool {
+	src = filepath.Clean(src)
+	for _, sock := range []string{"/var/run/docker.sock", "/run/docker.sock"} {
+		if src == sock || src == "/" || strings.HasPrefix(sock, src+"/") {
+			return true
+		}
+	}
+	return strings.HasSuffix(src, "/docker.sock")
+}
 
 func exemptions(s types.ServiceConfig) map[string]bool {
 	out := map[string]bool{}
@@ -366,7 +378,7 @@ func TestBaseline(t *testing.T) {
 				switch v.Type {
 				case types.VolumeTypeBind:
 					need("bind-mount-readonly", !v.ReadOnly, "writable bind mount %s", v.Target)
-					need("docker-socket", strings.HasSuffix(v.Source, "/docker.sock"), "mounts %s", v.Source)
+					need("docker-socket", exposesDockerSocket(v.Source), "mounts %s", v.Source)
 					// Configuration comes from the repository; any other host
 					// path is part of what the service's ADR justifies.
 					if !strings.HasPrefix(v.Source, repo+string(filepath.Separator)) && s.Labels["hy-home.adr"] == "" {
@@ -611,6 +623,26 @@ func TestHyhomeLint(t *testing.T) {
 	out, err := runTool(t, repoRoot(t), time.Minute, bin, "lint", "--host-memory", lintHostMemory, "deploy/")
 	if err != nil {
 		t.Fatalf("hyhome lint --host-memory %s deploy/: %v\n%s", lintHostMemory, err, out)
+	}
+
+	// Lint's memory-budget sums the same infra tier as TestMemoryBudget and
+	// the docs table: the budget fails exactly when the host is 5x that sum
+	// (20%) and passes one MiB above it.
+	var infra int64
+	for _, s := range mustLoad(t, nil, "compose.yaml").Services {
+		if s.Labels["hy-home.tier"] == "infra" {
+			infra += int64(s.Deploy.Resources.Limits.MemoryBytes) >> 20
+		}
+	}
+	for _, c := range []struct {
+		hostMiB int64
+		fails   bool
+	}{{infra * 100 / budgetPercent, true}, {infra*100/budgetPercent + 1, false}} {
+		host := fmt.Sprintf("%dMiB", c.hostMiB)
+		out, err := runTool(t, repoRoot(t), time.Minute, bin, "lint", "--rule", "memory-budget", "--host-memory", host, "deploy/")
+		if failed := err != nil; failed != c.fails || (c.fails && !strings.Contains(out, "memory-budget")) {
+			t.Errorf("lint --host-memory %s: memory-budget failed=%v, want %v (infra tier %d MiB)\n%s", host, failed, c.fails, infra, out)
+		}
 	}
 
 	jsonOut := filepath.Join(t.TempDir(), "strict.json")

@@ -29,8 +29,8 @@ AMTOOL             ?= amtool
 export HYHOME_IMAGE
 
 DEPLOY_COMPOSE = $(COMPOSE) -p $(HYHOME_PROJECT) --project-directory $(DEPLOY_DIR) \
-	-f $(DEPLOY_DIR)/compose.yaml $(if $(HYHOME_ACME_EMAIL),-f $(DEPLOY_DIR)/overlays/acme.yaml)
-DEPLOY_SWARM_FILES = -c $(DEPLOY_DIR)/compose.yaml -c $(DEPLOY_DIR)/overlays/swarm.yaml
+	-f $(DEPLOY_DIR)/compose.yaml $(if $(HYHOME_ACME_EMAIL),-f $(DEPLOY_DIR)/.overlays/acme.yaml)
+DEPLOY_SWARM_FILES = -c $(DEPLOY_DIR)/compose.yaml -c $(DEPLOY_DIR)/.overlays/swarm.yaml
 # The Traefik image compose.yaml pins, for the one-off ACME volume setup.
 DEPLOY_TRAEFIK_IMAGE = $(shell sed -n 's/^ *image: *\(traefik:[^ ]*\).*/\1/p' $(DEPLOY_DIR)/compose.yaml)
 
