@@ -51,7 +51,9 @@ bench:
 IMAGE ?= hyhome:local
 
 image: build
+	mkdir -p bin/rootfs/var/lib/hyhome/ship
 	docker build -t $(IMAGE) -f Dockerfile .
 
 clean:
 	rm -rf bin
+include deploy/deploy.mk
