@@ -7,6 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,5 +277,29 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	}
 	if !strings.Contains(string(outb), `"no-new-privileges"`) {
 		t.Errorf("image did not print the catalogue: %s", outb)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer ok.Close()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer bad.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	for _, tc := range []struct {
+		url    string
+		code   int
+		stderr string
+	}{
+		{ok.URL, 0, ""},
+		{bad.URL, 1, "503 Service Unavailable"},
+		{gone.URL, 1, "connection refused"},
+		{"::not a url", 2, "healthcheck"},
+	} {
+		r := run(t, ".", "healthcheck", "--timeout", "2s", tc.url)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+			t.Errorf("healthcheck %s: exit %d stderr %q, want %d and %q", tc.url, r.code, r.stderr, tc.code, tc.stderr)
+		}
 	}
 }

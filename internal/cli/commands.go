@@ -9,5 +9,6 @@ func commands(a *app) []*cobra.Command {
 		newRulesCmd(a),
 		newGuardCmd(a),
 		newAuditCmd(a),
+		newHealthcheckCmd(a),
 	}
 }

@@ -735,19 +735,33 @@ func entryPointsTLS(names []string, eps map[string]workload.EntryPoint) bool {
 		}
 	}
 	for _, n := range names {
-		ep, ok := eps[n]
+		ep, ok := entryPoint(eps, n)
 		if !ok {
 			return false
 		}
 		if ep.TLS {
 			continue
 		}
-		if to, ok := eps[ep.RedirectTo]; ok && to.TLS {
+		if to, ok := entryPoint(eps, ep.RedirectTo); ok && to.TLS {
 			continue
 		}
 		return false
 	}
 	return true
+}
+
+// entryPoint finds an entry point by name; names set through environment
+// variables are lower-cased, so the match ignores case.
+func entryPoint(eps map[string]workload.EntryPoint, name string) (workload.EntryPoint, bool) {
+	if ep, ok := eps[name]; ok {
+		return ep, true
+	}
+	for n, ep := range eps {
+		if strings.EqualFold(n, name) {
+			return ep, true
+		}
+	}
+	return workload.EntryPoint{}, false
 }
 
 func checkMemoryBudget(p *workload.Project, _ *Env) []Violation {

@@ -53,7 +53,7 @@ func ReadGateway(w *workload.Workload) (*workload.Gateway, error) {
 		TLSOptions:  map[string]workload.TLSOption{},
 		Pos:         w.Pos,
 	}
-	st := parseFlags(w.Command)
+	st := parseFlags(append(envArgs(w.Env), w.Command...))
 	for name, ep := range st.entryPoints {
 		ep.Pos = w.Pos
 		g.EntryPoints[name] = ep
@@ -175,6 +175,22 @@ func isConfig(p string) bool {
 		return true
 	}
 	return false
+}
+
+// envArgs turns Traefik's static configuration from TRAEFIK_* environment
+// variables into the equivalent flags: TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS
+// is --entrypoints.websecure.http.tls (Traefik reads names in environment
+// variables case-insensitively).
+func envArgs(env []workload.EnvVar) []string {
+	var out []string
+	for _, e := range env {
+		k, ok := strings.CutPrefix(e.Key, "TRAEFIK_")
+		if !ok || !e.HasValue {
+			continue
+		}
+		out = append(out, "--"+strings.ToLower(strings.ReplaceAll(k, "_", "."))+"="+e.Value)
+	}
+	return out
 }
 
 // static is what the command line says.

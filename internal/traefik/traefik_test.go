@@ -114,3 +114,21 @@ func TestRoutersFromLabels(t *testing.T) {
 		t.Errorf("traefik.enable alone gives Traefik's implicit router: %+v", implicit)
 	}
 }
+
+// TestStaticConfigFromEnvironment: the stack configures Traefik with
+// TRAEFIK_* variables, which must count like the equivalent flags.
+func TestStaticConfigFromEnvironment(t *testing.T) {
+	w := &workload.Workload{Image: "traefik:v3.7.5", Env: []workload.EnvVar{
+		{Key: "TRAEFIK_ENTRYPOINTS_WEBSECURE_ADDRESS", Value: ":8443", HasValue: true},
+		{Key: "TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS", Value: "true", HasValue: true},
+		{Key: "TRAEFIK_ENTRYPOINTS_WEB_HTTP_REDIRECTIONS_ENTRYPOINT_TO", Value: "websecure", HasValue: true},
+		{Key: "TRAEFIK_LOG_LEVEL", Value: "INFO", HasValue: true},
+	}}
+	g, err := ReadGateway(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.EntryPoints["websecure"].TLS || g.EntryPoints["websecure"].Address != ":8443" || g.EntryPoints["web"].RedirectTo != "websecure" {
+		t.Errorf("entry points = %+v", g.EntryPoints)
+	}
+}
