@@ -4,5 +4,7 @@ import "github.com/spf13/cobra"
 
 // commands lists hyhome's subcommands in the order `hyhome --help` shows them.
 func commands(a *app) []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		newShipCmd(a),
+	}
 }
