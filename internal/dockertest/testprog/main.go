@@ -67,6 +67,7 @@ func logMode(args []string) int {
 	exit := fs.Int("exit", 0, "exit status after the last line")
 	stay := fs.Bool("stay", false, "sleep until signalled after the last line instead of exiting")
 	delay := fs.Duration("delay", 0, "wait this long before the first line")
+	partial := fs.Bool("partial", false, "leave the last line without its newline (a process dying mid-line)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,7 +91,11 @@ func logMode(args []string) int {
 		if pad := *size - len(line) - 1; pad > 0 {
 			line += " " + strings.Repeat("x", pad)
 		}
-		fmt.Fprintln(w, line)
+		if *partial && (*lines < 0 || i == *lines-1) {
+			fmt.Fprint(w, line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
 		if tick != nil {
 			w.Flush()
 		}
