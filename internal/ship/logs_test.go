@@ -58,7 +58,9 @@ func queued(t *testing.T, a *Agent) []Record {
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func stamp(i int) string { return t0.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000000000Z07:00") }
+func stamp(i int) string {
+	return t0.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000000000Z07:00")
+}
 
 type msg struct {
 	stream int
@@ -296,7 +298,9 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{func(c *Config) { c.Events = "some" }, `events scope "some"`},
 		{func(c *Config) { c.LabelRules = []LabelRule{{Name: "stream", From: []string{"x"}}} }, "reserved"},
 		{func(c *Config) { c.LabelRules = []LabelRule{{Name: "a-b", From: []string{"x"}}} }, "not a valid Loki label name"},
-		{func(c *Config) { c.LabelRules = []LabelRule{{Name: "a", From: []string{"x"}}, {Name: "a", From: []string{"y"}}} }, "defined twice"},
+		{func(c *Config) {
+			c.LabelRules = []LabelRule{{Name: "a", From: []string{"x"}}, {Name: "a", From: []string{"y"}}}
+		}, "defined twice"},
 		{func(c *Config) { c.StaticLabels = Labels{{"env", ""}} }, "empty value"},
 	} {
 		c := base()
@@ -340,7 +344,6 @@ func TestSelector(t *testing.T) {
 		t.Error("the empty selector must select everything")
 	}
 }
-
 
 func eventsMessage(typ, action string, attrs map[string]string) events.Message {
 	return events.Message{Type: events.Type(typ), Action: events.Action(action), Actor: events.Actor{ID: "ID", Attributes: attrs}, Scope: "local"}
