@@ -37,6 +37,16 @@ type tailer struct {
 	log  *slog.Logger
 
 	running bool // guarded by a.mu
+
+	// carry is what the previous read left undone: frames after its
+	// position that were already shipped. A read resuming from exactly
+	// that position skips them instead of shipping them again.
+	carry *carried
+}
+
+type carried struct {
+	cursor Cursor
+	done   []bool
 }
 
 // kick makes sure the container's logs are read: it starts the tailer if
@@ -91,7 +101,7 @@ func (t *tailer) run(ctx context.Context) {
 			t.log.Warn("reading container logs", "err", res.err, "retry_in", backoff)
 		}
 		retry := res.again || res.err != nil
-		if retry && ctx.Err() == nil {
+		if retry && !res.now && ctx.Err() == nil {
 			t.waitOrKick(ctx, backoff)
 			backoff = min(2*backoff, 30*time.Second)
 		} else {
@@ -128,6 +138,7 @@ func (t *tailer) waitOrKick(ctx context.Context, d time.Duration) {
 
 type onceResult struct {
 	again   bool // read again (the container still runs but the stream ended)
+	now     bool // read again without waiting
 	removed bool // the container is gone; its position was dropped
 	err     error
 }
@@ -183,16 +194,19 @@ func (t *tailer) once(ctx context.Context) onceResult {
 		return onceResult{err: fmt.Errorf("opening the log stream: %w", err)}
 	}
 	r := t.newLogReader(ctx, &c, cur)
+	if t.carry != nil && t.carry.cursor == cur {
+		r.redone = t.carry.done
+	}
+	t.carry = nil
 	err = r.read(stream)
 	stream.Close()
 	if ctx.Err() != nil {
 		return onceResult{}
 	}
 	if err != nil {
+		t.carry = r.carried()
 		return onceResult{err: err}
 	}
-	// The stream ended. If the container stopped, everything it wrote has
-	// been read: finish open lines and settle the position.
 	ins2, err := a.docker.ContainerInspect(ctx, t.id, client.ContainerInspectOptions{})
 	switch {
 	case errdefs.IsNotFound(err):
@@ -201,12 +215,23 @@ func (t *tailer) once(ctx context.Context) onceResult {
 		}
 		return onceResult{removed: true, err: t.forget(ctx)}
 	case err != nil:
+		t.carry = r.carried()
 		return onceResult{err: fmt.Errorf("inspecting container: %w", err)}
 	case ins2.Container.State != nil && ins2.Container.State.Running:
 		// Still (or again) running: the engine closed the stream, or the
 		// container restarted while we read. Read on from the position.
+		t.carry = r.carried()
 		return onceResult{again: true}
+	case running:
+		// The container stopped while we followed it. The engine ends a
+		// follow stream when the container stops, which can be before the
+		// last piece of an unterminated line reaches the log file: read
+		// once more, without following, before calling the log complete.
+		t.carry = r.carried()
+		return onceResult{again: true, now: true}
 	}
+	// It had stopped before this read began: everything it wrote has been
+	// read. Finish open lines and settle the position.
 	return onceResult{err: r.finish()}
 }
 
@@ -238,6 +263,9 @@ type logReader struct {
 	frames  []frameState // read but not yet part of the position, oldest first
 	seqHead uint64       // sequence number of frames[0]
 	pending [3]*partial  // an unfinished long line per stream
+
+	redone    []bool // frames after the starting position already shipped by the previous read
+	redoneIdx int
 
 	buf     []byte // encoded records not yet appended
 	entries int
@@ -431,6 +459,14 @@ func (r *logReader) message(stream int, msg []byte) {
 	}
 	seq := r.seqHead + uint64(len(r.frames))
 	r.frames = append(r.frames, frameState{ts: ts})
+	if r.redoneIdx < len(r.redone) {
+		shipped := r.redone[r.redoneIdx]
+		r.redoneIdx++
+		if shipped { // its line went out with the previous read
+			r.done(seq)
+			return
+		}
+	}
 	complete := len(text) > 0 && text[len(text)-1] == '\n'
 	if complete {
 		text = text[:len(text)-1]
@@ -527,6 +563,16 @@ func (r *logReader) flush() error {
 	r.buf = r.buf[:0]
 	r.entries = 0
 	return nil
+}
+
+// carried is the state a following read from the same position needs to
+// avoid shipping again what this one shipped past an unfinished line.
+func (r *logReader) carried() *carried {
+	c := &carried{cursor: r.cursor, done: make([]bool, len(r.frames))}
+	for i, f := range r.frames {
+		c.done[i] = f.done
+	}
+	return c
 }
 
 // finish is called once the container has stopped and its stream ended:
