@@ -16,7 +16,7 @@ import (
 
 // newBareAgent is an Agent with a real queue and metrics but no engine,
 // for the log and event formatting paths.
-func newBareAgent(t *testing.T, mut func(*Config)) *Agent {
+func newBareAgent(t testing.TB, mut func(*Config)) *Agent {
 	t.Helper()
 	cfg := Config{LokiURL: "http://127.0.0.1:1", StateDir: t.TempDir(), Registerer: prometheus.NewRegistry(), Host: "h1"}
 	if mut != nil {
@@ -39,7 +39,7 @@ func newBareAgent(t *testing.T, mut func(*Config)) *Agent {
 }
 
 // queued returns every record in the agent's queue, in order.
-func queued(t *testing.T, a *Agent) []Record {
+func queued(t testing.TB, a *Agent) []Record {
 	t.Helper()
 	r := newQueueReader(a.q, a.q.ackPos())
 	defer r.close()

@@ -182,7 +182,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// countLines counts entries containing tok as the server accepts them,
+// without querying (a query scans the store under its lock).
+func countLines(cfg *lokitest.Config, tok string) func() int {
+	var mu sync.Mutex
+	n := 0
+	prev := cfg.OnAccept
+	cfg.OnAccept = func(tenant string, st lokitest.Labels, e lokitest.Entry) {
+		if prev != nil {
+			prev(tenant, st, e)
+		}
+		if strings.Contains(e.Line, tok) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	}
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
 	}
 }
 
