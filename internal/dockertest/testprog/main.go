@@ -74,14 +74,18 @@ func logMode(args []string) int {
 	time.Sleep(*delay)
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
 	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
-	var tick *time.Ticker
-	if *rate > 0 {
-		tick = time.NewTicker(time.Duration(float64(time.Second) / *rate))
-		defer tick.Stop()
-	}
+	// Pace by schedule rather than with a ticker per line: a ticker cannot
+	// fire tens of thousands of times a second, a schedule can be met in
+	// small bursts.
+	start := time.Now()
 	for i := 0; *lines < 0 || i < *lines; i++ {
-		if tick != nil {
-			<-tick.C
+		if *rate > 0 {
+			due := start.Add(time.Duration(float64(i) / *rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				out.Flush()
+				errw.Flush()
+				time.Sleep(d)
+			}
 		}
 		w := out
 		if *both && i%2 == 1 {
@@ -95,9 +99,6 @@ func logMode(args []string) int {
 			fmt.Fprint(w, line)
 		} else {
 			fmt.Fprintln(w, line)
-		}
-		if tick != nil {
-			w.Flush()
 		}
 	}
 	out.Flush()
