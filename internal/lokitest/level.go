@@ -70,21 +70,36 @@ func normaliseLevel(v string) string {
 	return "unknown"
 }
 
-// keywordLevel looks for a level word anywhere in the line, most severe first.
+// keywordLevel looks for a level word anywhere in the line, most severe
+// first. It runs on every pushed line, so it does not allocate.
 func keywordLevel(line string) string {
-	words := strings.FieldsFunc(line, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	})
-	found := map[string]bool{}
-	for _, w := range words {
-		if l := normaliseLevel(w); l != "unknown" {
-			found[l] = true
+	severity := []string{"fatal", "critical", "error", "warn", "info", "debug", "trace"}
+	best := len(severity)
+	start := -1
+	for i := 0; i <= len(line); i++ {
+		letter := i < len(line) && (line[i] >= 'a' && line[i] <= 'z' || line[i] >= 'A' && line[i] <= 'Z')
+		if letter {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			if w := line[start:i]; len(w) >= 3 && len(w) <= 11 {
+				if l := normaliseLevel(w); l != "unknown" {
+					for rank, s := range severity[:best] {
+						if s == l {
+							best = rank
+							break
+						}
+					}
+				}
+			}
+			start = -1
 		}
 	}
-	for _, l := range []string{"fatal", "critical", "error", "warn", "info", "debug", "trace"} {
-		if found[l] {
-			return l
-		}
+	if best < len(severity) {
+		return severity[best]
 	}
 	return "unknown"
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -267,10 +268,16 @@ type logReader struct {
 	redone    []bool // frames after the starting position already shipped by the previous read
 	redoneIdx int
 
-	buf     []byte // encoded records not yet appended
-	entries int
-	cursor  Cursor // position after the records in buf
-	dirty   bool   // buf holds a position change
+	// mu guards the output side below: a timer may flush while the reader
+	// waits for the engine.
+	mu         sync.Mutex
+	buf        []byte // encoded records not yet appended
+	entries    int
+	cursor     Cursor // position after the records in buf
+	dirty      bool   // the position moved without an entry in buf
+	lastFlush  time.Time
+	timerArmed bool
+	flushErr   error // a timer's failed flush, reported by the next read
 }
 
 type frameState struct {
@@ -299,10 +306,12 @@ func (t *tailer) newLogReader(ctx context.Context, c *container.InspectResponse,
 }
 
 // read consumes the stream to its end. Records are appended to the queue
-// whenever the reader is about to wait for more input, so that a quiet
-// container's line is queued at once and a busy one's in large writes.
+// in batches: at once when the reader is about to wait for more input
+// after a quiet spell, so a lone line is queued without delay, and at most
+// every flushDelay while lines keep coming, so a busy container costs a
+// few large writes rather than one per line.
 func (r *logReader) read(stream io.Reader) error {
-	in := &flushReader{r: stream, flush: r.flush}
+	in := &flushReader{r: stream, lr: r}
 	var err error
 	if r.tty {
 		err = r.readTTY(in)
@@ -318,18 +327,62 @@ func (r *logReader) read(stream io.Reader) error {
 	return err
 }
 
-// flushReader appends pending records before every read from the engine
-// that might block.
+// flushDelay bounds how long a read line waits in the reader's buffer
+// while more lines keep arriving.
+const flushDelay = 5 * time.Millisecond
+
+// flushReader gives the log reader a chance to append its buffered
+// records before every read from the engine that might block.
 type flushReader struct {
-	r     io.Reader
-	flush func() error
+	r  io.Reader
+	lr *logReader
 }
 
 func (f *flushReader) Read(p []byte) (int, error) {
-	if err := f.flush(); err != nil {
+	if err := f.lr.beforeRead(); err != nil {
 		return 0, err
 	}
 	return f.r.Read(p)
+}
+
+// beforeRead flushes now if the last flush was at least flushDelay ago,
+// or else makes sure a flush happens flushDelay after the last one even if
+// the engine sends nothing more meanwhile.
+func (r *logReader) beforeRead() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.flushErr != nil {
+		return r.flushErr
+	}
+	if len(r.buf) == 0 && !r.dirty {
+		return nil
+	}
+	clock := r.a.cfg.Clock
+	wait := r.lastFlush.Add(flushDelay).Sub(clock.Now())
+	if wait <= 0 {
+		return r.flushLocked()
+	}
+	if r.timerArmed {
+		return nil
+	}
+	r.timerArmed = true
+	t := clock.NewTimer(wait)
+	go func() {
+		select {
+		case <-t.C():
+		case <-r.ctx.Done():
+			t.Stop()
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.timerArmed = false
+		if r.ctx.Err() == nil {
+			if err := r.flushLocked(); err != nil {
+				r.flushErr = err
+			}
+		}
+	}()
+	return nil
 }
 
 // readMultiplexed demultiplexes a non-TTY stream: 8-byte headers (stream
@@ -448,6 +501,8 @@ func (p *ttyParser) fill() error {
 // message handles one Docker log message: "<RFC 3339 nano time> <text>",
 // the text ending in "\n" unless it is a piece of a longer line.
 func (r *logReader) message(stream int, msg []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	ts, text := splitTimestamp(msg)
 	if ts == 0 {
 		ts = r.a.cfg.Clock.Now().UnixNano()
@@ -539,14 +594,24 @@ func (r *logReader) emit(stream int, ts int64, text []byte) {
 	r.cursor = rec.Cursor
 	r.dirty = false // the entry carries the position
 	if len(r.buf) >= 512<<10 {
-		// Keep memory bounded however long the engine's read returns data.
-		_ = r.flush()
+		// Keep memory bounded however long the engine's read returns
+		// data; an error surfaces at the next read.
+		if err := r.flushLocked(); err != nil {
+			r.flushErr = err
+		}
 	}
 }
 
 // flush appends the buffered records (and a position-only record if the
 // position moved without an entry) in one write.
 func (r *logReader) flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushLocked()
+}
+
+func (r *logReader) flushLocked() error {
+	r.lastFlush = r.a.cfg.Clock.Now()
 	if r.dirty {
 		rec := Record{Kind: kindCursor, Source: r.source, Cursor: r.cursor}
 		r.buf = appendRecord(r.buf, &rec)
@@ -568,6 +633,8 @@ func (r *logReader) flush() error {
 // carried is the state a following read from the same position needs to
 // avoid shipping again what this one shipped past an unfinished line.
 func (r *logReader) carried() *carried {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	c := &carried{cursor: r.cursor, done: make([]bool, len(r.frames))}
 	for i, f := range r.frames {
 		c.done[i] = f.done
@@ -579,6 +646,8 @@ func (r *logReader) carried() *carried {
 // unfinished lines are final, and the position settles after the newest
 // line so the next start reads only what is new.
 func (r *logReader) finish() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for s := 1; s <= 2; s++ {
 		if r.pending[s] != nil {
 			r.completePartial(s)
@@ -588,7 +657,7 @@ func (r *logReader) finish() error {
 		r.cursor = r.tr.cur
 		r.dirty = true
 	}
-	return r.flush()
+	return r.flushLocked()
 }
 
 // splitTimestamp splits "<RFC 3339 nano> <text>". It returns 0 when the

@@ -68,10 +68,19 @@ func logMode(args []string) int {
 	stay := fs.Bool("stay", false, "sleep until signalled after the last line instead of exiting")
 	delay := fs.Duration("delay", 0, "wait this long before the first line")
 	partial := fs.Bool("partial", false, "leave the last line without its newline (a process dying mid-line)")
+	at := fs.String("start-at", "", "wait until this RFC 3339 time before the first line (after -delay), so that many containers can start logging together")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	time.Sleep(*delay)
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339Nano, *at)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog: -start-at:", err)
+			return 2
+		}
+		time.Sleep(time.Until(t))
+	}
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
 	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
 	// Pace by schedule rather than with a ticker per line: a ticker cannot
