@@ -113,7 +113,8 @@ func New(cfg Config, docker *client.Client) (*Agent, error) {
 
 // Run ships until ctx ends, then stops the sources, pushes what is queued
 // for up to ShutdownGrace, writes a final checkpoint and closes the queue.
-// It returns an error only if the agent could not start.
+// It returns an error only if the agent could not start. An Agent runs
+// once: its queue is closed when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.running {
@@ -271,7 +272,7 @@ func (a *Agent) Health() Health {
 			h.LogStreams++
 		}
 	}
-	down := !a.eventsUp && a.running && time.Since(a.eventsAt) > eventsDownTolerance
+	down := !a.eventsUp && a.running && a.cfg.Clock.Now().Sub(a.eventsAt) > eventsDownTolerance
 	a.mu.Unlock()
 	if down {
 		h.OK = false

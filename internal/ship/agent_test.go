@@ -109,6 +109,7 @@ func waitContainerExit(t *testing.T, id string) container.InspectResponse {
 // The spec's AC-SPEC-02 path: a gateway container logs and crashes; its
 // lines and its die event are found with {job="infra", tier="gateway"}.
 func TestCrashingContainerLinesAndDieEventAreQueryable(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
@@ -170,6 +171,7 @@ func TestCrashingContainerLinesAndDieEventAreQueryable(t *testing.T) {
 }
 
 func TestLongLinesBothStreamsAndTTY(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
@@ -212,6 +214,7 @@ func TestLongLinesBothStreamsAndTTY(t *testing.T) {
 
 // A crash-looping container's every run is shipped, and each die event.
 func TestCrashLoopEveryRunShipped(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
@@ -235,6 +238,7 @@ func TestCrashLoopEveryRunShipped(t *testing.T) {
 // Loki down for the whole of a container's life, then back: nothing lost,
 // nothing twice.
 func TestLokiDownThenUpLosesNothing(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
@@ -270,6 +274,7 @@ func TestLokiDownThenUpLosesNothing(t *testing.T) {
 // A graceful restart mid-stream, with a container dying while the agent is
 // down: every line and event exactly once (events through ?since=).
 func TestRestartResumesExactlyOnce(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
@@ -310,6 +315,7 @@ func TestRestartResumesExactlyOnce(t *testing.T) {
 // need anything else. This test runs the agent through a recording proxy
 // and fails on any request outside the allow-list.
 func TestAgentUsesOnlyReadOnlyEngineAPI(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)

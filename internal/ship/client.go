@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -277,10 +276,4 @@ func encodeJSON(entries []pushEntry) ([]byte, error) {
 		return nil, fmt.Errorf("compressing JSON push request: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// isNetErr reports whether err is a connection-level failure (for logs).
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -226,6 +227,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		errs = append(errs, checkLabelName(l.Name, "static label", seen)...)
 		if l.Value == "" {
 			errs = append(errs, fmt.Errorf("static label %s has an empty value", l.Name))
+		} else if !utf8.ValidString(l.Value) {
+			errs = append(errs, fmt.Errorf("static label %s has a value that is not valid UTF-8", l.Name))
 		}
 	}
 	cfg.StaticLabels = slices.Clone(cfg.StaticLabels)

@@ -158,6 +158,7 @@ func scrape(addr, name string) (float64, error) {
 // SIGKILL mid-stream, then restart: every line arrives; Loki's exact
 // duplicate suppression absorbs what was pushed twice, and we count it.
 func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	tok := token()
 	lcfg := lokitest.Config{}
@@ -200,6 +201,7 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 // Lines faster than Loki accepts: the queue stays at its cap, the reader
 // waits (Docker keeps the lines), memory stays bounded, nothing is lost.
 func TestBackpressureBoundedQueueAndMemory(t *testing.T) {
+	t.Parallel()
 	img := dockertest.Build(t)
 	tok := token()
 	lcfg := lokitest.Config{}

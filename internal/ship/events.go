@@ -48,6 +48,7 @@ func (a *Agent) runEvents(ctx context.Context) {
 			for {
 				select {
 				case msg := <-res.Messages:
+					backoff = time.Second // the stream works again
 					ts := msg.TimeNano
 					if ts == 0 {
 						ts = msg.Time * int64(time.Second)
@@ -107,7 +108,7 @@ func (a *Agent) runEvents(ctx context.Context) {
 func (a *Agent) setEventsUp(up bool) {
 	a.mu.Lock()
 	a.eventsUp = up
-	a.eventsAt = time.Now()
+	a.eventsAt = a.cfg.Clock.Now()
 	a.mu.Unlock()
 	if up {
 		a.m.eventsUp.Set(1)

@@ -278,6 +278,7 @@ type logReader struct {
 	lastFlush  time.Time
 	timerArmed bool
 	flushErr   error // a timer's failed flush, reported by the next read
+	closed     bool  // the read is over: what is still buffered is dropped, not flushed late
 }
 
 type frameState struct {
@@ -321,8 +322,15 @@ func (r *logReader) read(stream io.Reader) error {
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
-	if ferr := r.flush(); err == nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ferr := r.flushLocked(); err == nil {
 		err = ferr
+	}
+	if err != nil {
+		// Records that could not be queued must not be appended later by
+		// a timer, behind those of the next read from the last position.
+		r.closed = true
 	}
 	return err
 }
@@ -376,7 +384,7 @@ func (r *logReader) beforeRead() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.timerArmed = false
-		if r.ctx.Err() == nil {
+		if r.ctx.Err() == nil && !r.closed {
 			if err := r.flushLocked(); err != nil {
 				r.flushErr = err
 			}
