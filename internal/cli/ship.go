@@ -34,8 +34,10 @@ type shipFlags struct {
 	memLimit                                                     string
 }
 
-func newShipCmd(a *app) *cobra.Command {
-	f := &shipFlags{}
+func newShipCmd(a *app) *cobra.Command { return shipCommand(a, &shipFlags{}) }
+
+// shipCommand binds the flags to f (tests parse into their own f).
+func shipCommand(a *app, f *shipFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ship --loki-url URL",
 		Short: "Ship Docker events and container logs to Loki, durably",
@@ -46,9 +48,10 @@ removed only after Loki accepted it: a Loki outage or a SIGKILL loses nothing,
 and a restart resumes where the queue and the saved positions say.
 
 Loki labels: job (hy-home.job, else com.docker.compose.project, else
---default-job), tier (hy-home.tier), service (com.docker.compose.service),
-source (events|logs), stream (stdout|stderr) and host. Container IDs and names
-are structured metadata. --label changes the mapping.
+com.docker.stack.namespace, else --default-job), tier (hy-home.tier), service
+(com.docker.compose.service, else com.docker.swarm.service.name), source
+(events|logs), stream (stdout|stderr) and host. Container IDs and names are
+structured metadata, never labels. --label changes the mapping.
 
 It needs only read access to the Docker API (ping, info, events, container
 list, inspect and logs), so it runs behind "hyhome guard"'s shipper profile:

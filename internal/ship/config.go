@@ -24,18 +24,19 @@ type LabelRule struct {
 
 // DefaultLabelRules is the documented mapping (see docs/ship.md):
 //
-//	job     ← hy-home.job, else com.docker.compose.project, else "docker"
+//	job     ← hy-home.job, else com.docker.compose.project, else
+//	          com.docker.stack.namespace (Swarm), else "docker"
 //	tier    ← hy-home.tier
-//	service ← com.docker.compose.service
+//	service ← com.docker.compose.service, else com.docker.swarm.service.name
 //
 // The agent adds source (events|logs), stream (stdout|stderr, logs only)
 // and host itself. Container IDs and names are structured metadata, never
 // labels: they change with every deployment and would multiply streams.
 func DefaultLabelRules() []LabelRule {
 	return []LabelRule{
-		{Name: "job", From: []string{"hy-home.job", "com.docker.compose.project"}, Default: "docker"},
+		{Name: "job", From: []string{"hy-home.job", "com.docker.compose.project", "com.docker.stack.namespace"}, Default: "docker"},
 		{Name: "tier", From: []string{"hy-home.tier"}},
-		{Name: "service", From: []string{"com.docker.compose.service"}},
+		{Name: "service", From: []string{"com.docker.compose.service", "com.docker.swarm.service.name"}},
 	}
 }
 
