@@ -186,7 +186,11 @@ func (t *tailer) once(ctx context.Context) onceResult {
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "does not support reading") {
-			t.log.Warn("the container's logging driver cannot be read back; shipping its events only", "driver", c.HostConfig.LogConfig.Type)
+			driver := ""
+			if c.HostConfig != nil {
+				driver = c.HostConfig.LogConfig.Type
+			}
+			t.log.Warn("the container's logging driver cannot be read back; shipping its events only", "driver", driver)
 			return onceResult{}
 		}
 		if errdefs.IsNotFound(err) {
@@ -538,7 +542,7 @@ func (r *logReader) message(stream int, msg []byte) {
 		}
 	}
 	p := r.pending[stream]
-	if p == nil && complete {
+	if p == nil && complete && len(text) <= r.a.cfg.MaxLineBytes {
 		r.done(seq)
 		r.emit(stream, ts, text)
 		return
@@ -643,9 +647,13 @@ func (r *logReader) flushLocked() error {
 func (r *logReader) carried() *carried {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := &carried{cursor: r.cursor, done: make([]bool, len(r.frames))}
-	for i, f := range r.frames {
-		c.done[i] = f.done
+	// A read from this position returns, after the skipped prefix, the
+	// frames stamped at or after its anchor, in order: exactly these.
+	c := &carried{cursor: r.cursor, done: make([]bool, 0, len(r.frames))}
+	for _, f := range r.frames {
+		if f.ts >= r.cursor.Anchor {
+			c.done = append(c.done, f.done)
+		}
 	}
 	return c
 }

@@ -209,6 +209,17 @@ func TestLogReaderSplitsLinesBeyondMaxLineSize(t *testing.T) {
 	if len(got) != 3 || total != 3*dockerChunk+3 {
 		t.Fatalf("%d pieces totalling %d bytes, want 3 totalling %d", len(got), total, 3*dockerChunk+3)
 	}
+	// A single complete message beyond the limit is split too (found by
+	// FuzzLogStream: the limit may be set below Docker's 16 KiB pieces).
+	b := newBareAgent(t, func(c *Config) { c.MaxLineBytes = 1024 })
+	readStream(t, b, testContainer(false), Cursor{}, frames([]msg{{1, 1, strings.Repeat("w", 2500) + "\n"}}), false)
+	var sizes []int
+	for _, l := range entryLines(queued(t, b)) {
+		sizes = append(sizes, len(l)-len("stdout:"))
+	}
+	if fmt.Sprint(sizes) != "[1024 1024 452]" {
+		t.Fatalf("a 2500-byte message under a 1024-byte limit came out as %v", sizes)
+	}
 }
 
 func TestLogReaderTTY(t *testing.T) {
