@@ -41,11 +41,16 @@ docs-check:
 	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome rules --format markdown > $$tmp; \
 	if ! diff -u docs/rules.md $$tmp; then echo "docs/rules.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
+# Benchmarks print figures and ratios against baselines measured in the same
+# run; they are not part of `make test`. Run them on a quiet machine.
 bench:
 	bash bench/lint.sh
+	bash bench/audit.sh
+
+IMAGE ?= hyhome:local
 
 image: build
-	docker build -t hyhome:dev -f Dockerfile .
+	docker build -t $(IMAGE) -f Dockerfile .
 
 clean:
 	rm -rf bin

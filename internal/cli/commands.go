@@ -5,6 +5,9 @@ import "github.com/spf13/cobra"
 // commands lists hyhome's subcommands in the order `hyhome --help` shows them.
 func commands(a *app) []*cobra.Command {
 	return []*cobra.Command{
+		newLintCmd(a),
+		newRulesCmd(a),
+		newAuditCmd(a),
 		newShipCmd(a),
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,6 +46,8 @@ type app struct {
 	stdout, stderr io.Writer
 	logLevel       string
 	logFormat      string
+	cpuProfile     string
+	stopProfile    func()
 }
 
 // logger builds the slog logger the command passes down; never a global.
@@ -80,6 +84,19 @@ and verify the spec's acceptance checks on a live host.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	_ = pf.MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if a.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(a.cpuProfile)
+		if err != nil {
+			return fail(ExitError, err)
+		}
+		a.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return pprof.StartCPUProfile(f)
+	}
 	root.AddCommand(commands(a)...)
 	return root
 }
@@ -91,6 +108,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(a)
 	root.SetArgs(args)
 	err := root.Execute()
+	if a.stopProfile != nil {
+		a.stopProfile()
+	}
 	if err == nil {
 		return ExitOK
 	}

@@ -1,0 +1,260 @@
+// End-to-end tests: they build the hyhome binary and run it as users do.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+
+	"github.com/hy-home/hyhome/internal/dockertest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hyhome-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "hyhome")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		panic("building hyhome: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	dockertest.Sweep(false)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func run(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func repo(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// TestLintExitCodes: 0 clean, 1 findings at or above --fail-on, 2 bad input
+// with one error line on stderr and nothing on stdout.
+func TestLintExitCodes(t *testing.T) {
+	root := repo(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // substring; "" means stdout must be empty
+		stderr string
+	}{
+		{"clean", []string{"lint", "examples/hardened"}, 0, "0 errors, 0 warnings", ""},
+		{"findings", []string{"lint", "examples/insecure"}, 1, "privileged", ""},
+		{"fail-on info still fails", []string{"lint", "--fail-on", "info", "examples/insecure"}, 1, "", ""},
+		{"rule filter below threshold", []string{"lint", "--rule", "image-pinned", "examples/insecure"}, 0, "image-pinned", ""},
+		{"malformed", []string{"lint", "internal/compose/testdata/invalid/malformed.yaml"}, 2, "", "malformed.yaml:4: invalid YAML"},
+		{"missing file", []string{"lint", "no/such/compose.yaml"}, 2, "", "no/such/compose.yaml"},
+		{"no compose file in dir", []string{"lint", "docs"}, 2, "", "no compose file found"},
+		{"bad format", []string{"lint", "--format", "yaml", "examples/hardened"}, 2, "", "unknown format"},
+		{"bad host memory", []string{"lint", "--host-memory", "lots", "examples/hardened"}, 2, "", "--host-memory"},
+		{"unknown rule", []string{"lint", "--rule", "nope", "examples/hardened"}, 2, "", `unknown rule "nope"`},
+		{"required variable", []string{"lint", "internal/compose/testdata/invalid/required-variable.yaml"}, 2, "", "WEB_TAG"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, root, tc.args...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			if tc.stdout == "" && tc.code == 2 && r.stdout != "" {
+				t.Errorf("a failed run printed a partial report:\n%s", r.stdout)
+			}
+			if tc.stdout != "" && !strings.Contains(r.stdout, tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, r.stdout)
+			}
+			if tc.stderr != "" {
+				if !strings.Contains(r.stderr, tc.stderr) {
+					t.Errorf("stderr lacks %q: %s", tc.stderr, r.stderr)
+				}
+				if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
+					t.Errorf("error is %d lines, want one: %s", n+1, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestLintDiscoversDefaultFiles: with no argument, lint reads compose.yaml
+// and its override from the working directory, as docker compose does.
+func TestLintDiscoversDefaultFiles(t *testing.T) {
+	r := run(t, filepath.Join(repo(t), "internal", "compose", "testdata", "discover"), "lint", "--format", "json", "--rule", "privileged")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (the override makes web privileged): %s", r.code, r.stderr)
+	}
+	var rep struct {
+		Findings []struct {
+			File string `json:"file"`
+			Line int    `json:"line"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].File != "compose.override.yaml" || rep.Findings[0].Line != 3 {
+		t.Errorf("findings = %+v, want compose.override.yaml:3", rep.Findings)
+	}
+}
+
+// TestLintJSONReport checks the documented JSON fields.
+func TestLintJSONReport(t *testing.T) {
+	r := run(t, repo(t), "lint", "--format", "json", "examples/insecure")
+	var rep struct {
+		Findings []map[string]any `json:"findings"`
+		Summary  map[string]int   `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if len(rep.Findings) == 0 {
+		t.Fatal("no findings")
+	}
+	for _, k := range []string{"rule", "requirements", "severity", "service", "file", "line", "message", "remediation", "exempted"} {
+		if _, ok := rep.Findings[0][k]; !ok {
+			t.Errorf("finding lacks %q: %v", k, rep.Findings[0])
+		}
+	}
+	for _, k := range []string{"files", "services", "errors", "warnings", "exempted"} {
+		if _, ok := rep.Summary[k]; !ok {
+			t.Errorf("summary lacks %q", k)
+		}
+	}
+	if rep.Summary["services"] != 5 || rep.Summary["files"] != 1 {
+		t.Errorf("summary = %v, want 5 services in 1 file", rep.Summary)
+	}
+}
+
+// TestLintSARIF validates the SARIF 2.1.0 output against the schema and
+// checks what GitHub code scanning needs: rules, levels, relative URIs, lines.
+func TestLintSARIF(t *testing.T) {
+	root := repo(t)
+	out := filepath.Join(t.TempDir(), "hyhome.sarif")
+	r := run(t, root, "lint", "--format", "sarif", "-o", out, "examples/insecure")
+	if r.code != 1 || r.stdout != "" {
+		t.Fatalf("exit %d stdout %q, want 1 and the report only in -o", r.code, r.stdout)
+	}
+	doc, err := sarif.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(); err != nil {
+		t.Fatalf("SARIF does not validate: %v", err)
+	}
+	run0 := doc.Runs[0]
+	if len(run0.Tool.Driver.Rules) < 25 {
+		t.Errorf("%d rules in the driver, want the whole catalogue", len(run0.Tool.Driver.Rules))
+	}
+	res := run0.Results[0]
+	loc := res.Locations[0].PhysicalLocation
+	if *loc.ArtifactLocation.URI != "examples/insecure/compose.yaml" || loc.Region.StartLine == nil || *loc.Region.StartLine == 0 {
+		t.Errorf("location = %s line %v, want a repository-relative URI with a line", *loc.ArtifactLocation.URI, loc.Region.StartLine)
+	}
+}
+
+func TestLintJUnit(t *testing.T) {
+	r := run(t, repo(t), "lint", "--format", "junit", "examples/insecure")
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	if err := xml.Unmarshal([]byte(r.stdout), &suites); err != nil {
+		t.Fatalf("not JUnit XML: %v", err)
+	}
+	if suites.Tests != 5*25 || suites.Failures == 0 {
+		t.Errorf("tests=%d failures=%d, want 5 services × 25 rules and some failures", suites.Tests, suites.Failures)
+	}
+}
+
+func TestRulesDocIsCurrent(t *testing.T) {
+	r := run(t, repo(t), "rules", "--format", "markdown")
+	want, err := os.ReadFile(filepath.Join(repo(t), "docs", "rules.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdout != string(want) {
+		t.Error("docs/rules.md differs from `hyhome rules --format markdown`: run `make docs`")
+	}
+}
+
+// TestDockerfileBuildsScratchImage builds the project's image the way
+// `make image` does, on an engine that cannot pull anything, and runs it.
+func TestDockerfileBuildsScratchImage(t *testing.T) {
+	c := dockertest.Client(t)
+	root := repo(t)
+	tag := "hyhome-test/hyhome:" + dockertest.RunID
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// The Dockerfile copies bin/hyhome; build that context in a temp dir so
+	// the test never touches the working tree's bin/.
+	ctxDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(ctxDir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(ctxDir, "bin", "hyhome"), "./cmd/hyhome")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	df, _ := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), df, 0o644)
+	out, err := exec.Command("docker", "build", "-q", "--label", dockertest.LabelKey+"="+dockertest.RunID, "-t", tag, ctxDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
+	ins, err := c.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Config.User != "65532:65532" {
+		t.Errorf("image user %q, want 65532:65532", ins.Config.User)
+	}
+	run := exec.Command("docker", "run", "--rm", "--label", dockertest.LabelKey+"="+dockertest.RunID, tag, "rules", "--format", "json")
+	outb, err := run.Output()
+	if err != nil {
+		t.Fatalf("docker run: %v", err)
+	}
+	if !strings.Contains(string(outb), `"no-new-privileges"`) {
+		t.Errorf("image did not print the catalogue: %s", outb)
+	}
+}

@@ -1,0 +1,223 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// acRead reads what `hyhome audit --check AC-SPEC-01` reads: this fixture's
+// labelled containers.
+func (f *fixture) acRead(filters ...string) *Snapshot {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	filters = append(filters, f.filter(), "label="+workload.LabelTier)
+	snap, err := f.source(nil).Read(ctx, Selection{ContainersOnly: true, Filters: filters})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return snap
+}
+
+// TestACSpec01 runs the spec's acceptance check on real containers: a pass
+// set, a fail set covering every way SecurityOpt can miss the mark, and the
+// empty set. Each container's view must equal what the docker CLI prints for
+// the spec's own command.
+func TestACSpec01(t *testing.T) {
+	f := newFixture(t)
+	sec := func(opts ...string) func(*dockertest.Spec) {
+		return func(s *dockertest.Spec) { s.Host.SecurityOpt = opts }
+	}
+
+	t.Run("Empty", func(t *testing.T) {
+		r := CheckACSpec01(f.acRead())
+		if r.Pass || len(r.Containers) != 0 {
+			t.Fatalf("no labelled container: pass %v with %d containers, want a failure", r.Pass, len(r.Containers))
+		}
+		if !strings.Contains(r.Summary, "nothing was verified") {
+			t.Errorf("summary %q", r.Summary)
+		}
+	})
+
+	cases := []struct {
+		name   string
+		opts   []string
+		view   string
+		reason string
+	}{
+		{"missing", nil, "[]", "no-new-privileges:true missing"},
+		{"false", []string{"no-new-privileges:false"}, "[no-new-privileges:false]", `no-new-privileges:true missing; "no-new-privileges:false" turns it off`},
+		{"bare", []string{"no-new-privileges"}, "[no-new-privileges]", `no-new-privileges:true missing: "no-new-privileges" is in force but is not the form the check asserts; write no-new-privileges:true`},
+		{"equals", []string{"no-new-privileges=true"}, "[no-new-privileges=true]", `no-new-privileges:true missing: "no-new-privileges=true" is in force but is not the form the check asserts; write no-new-privileges:true`},
+		{"overridden", []string{"no-new-privileges:true", "no-new-privileges:false"}, "[no-new-privileges:true no-new-privileges:false]", `includes no-new-privileges:true, but a later entry "no-new-privileges:false" turns it off`},
+	}
+	// The Pass step selects the passing containers (and an unlabelled one,
+	// which is not the templates' and is not judged) by an extra label; the
+	// Fail step judges them all.
+	const passKey = "hy-home.test.ac-pass"
+	pass := func(mut func(*dockertest.Spec)) func(*dockertest.Spec) {
+		return func(s *dockertest.Spec) {
+			if mut != nil {
+				mut(s)
+			}
+			s.Labels[passKey] = "1"
+		}
+	}
+	specs := []dockertest.Spec{
+		f.spec("ok-1", pass(nil)),
+		f.spec("ok-2", pass(sec("seccomp=unconfined", "no-new-privileges:true"))),
+		f.spec("unlabelled", func(s *dockertest.Spec) {
+			s.Labels = map[string]string{scopeKey: f.scope, passKey: "1"}
+			s.Host.SecurityOpt = nil
+		}),
+	}
+	for _, c := range cases {
+		specs = append(specs, f.spec("ac-"+c.name, sec(c.opts...)))
+	}
+	all := f.startMany(specs)
+	ok1, ok2 := all[0].name, all[1].name
+	names := map[string]string{}
+	for i, c := range cases {
+		names[c.name] = all[3+i].name
+	}
+
+	t.Run("Pass", func(t *testing.T) {
+		r := CheckACSpec01(f.acRead("label=" + passKey))
+		if !r.Pass || len(r.Containers) != 2 {
+			t.Fatalf("pass %v, %d containers (%s), want pass with 2", r.Pass, len(r.Containers), r.Summary)
+		}
+		views := map[string]string{}
+		for _, c := range r.Containers {
+			views[c.Name] = c.View
+		}
+		if views[ok1] != "[no-new-privileges:true]" || views[ok2] != "[seccomp=unconfined no-new-privileges:true]" {
+			t.Errorf("views %v", views)
+		}
+		compareWithDockerCLI(t, r)
+	})
+
+	t.Run("Fail", func(t *testing.T) {
+		r := CheckACSpec01(f.acRead())
+		if r.Pass {
+			t.Fatal("check passed with failing containers")
+		}
+		if want := "5 of 7 labelled container(s) lack no-new-privileges:true"; r.Summary != want {
+			t.Errorf("summary %q, want %q", r.Summary, want)
+		}
+		byName := map[string]ACContainer{}
+		for _, c := range r.Containers {
+			byName[c.Name] = c
+		}
+		for _, c := range cases {
+			got, ok := byName[names[c.name]]
+			switch {
+			case !ok:
+				t.Errorf("%s: not judged", c.name)
+			case got.Pass || got.View != c.view || got.Reason != c.reason || got.Tier != "app":
+				t.Errorf("%s: pass %v view %q tier %q reason %q; want view %q reason %q", c.name, got.Pass, got.View, got.Tier, got.Reason, c.view, c.reason)
+			}
+		}
+		for _, ok := range []string{ok1, ok2} {
+			if !byName[ok].Pass {
+				t.Errorf("%s failed: %s", ok, byName[ok].Reason)
+			}
+		}
+		compareWithDockerCLI(t, r)
+
+		var text bytes.Buffer
+		if err := r.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		out := text.String()
+		for _, want := range []string{
+			"AC-SPEC-01 (Security Audit): docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>\n",
+			"FAIL  " + names["missing"],
+			"PASS  " + ok1,
+			"[no-new-privileges:true no-new-privileges:false]",
+			"\nAC-SPEC-01 FAIL: 5 of 7 labelled container(s) lack no-new-privileges:true\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("text output lacks %q:\n%s", want, out)
+			}
+		}
+		t.Logf("text output:\n%s", out)
+	})
+}
+
+// compareWithDockerCLI runs the spec's command with the docker CLI for every
+// judged container and requires the same bytes as the check's view.
+func compareWithDockerCLI(t *testing.T, r *CheckResult) {
+	t.Helper()
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Logf("docker CLI not installed; views not compared with it")
+		return
+	}
+	for _, c := range r.Containers {
+		out, err := exec.Command(docker, "inspect", "--format", "{{.HostConfig.SecurityOpt}}", c.ID).Output()
+		if err != nil {
+			t.Fatalf("docker inspect %s: %v", c.Name, err)
+		}
+		if got := strings.TrimSuffix(string(out), "\n"); got != c.View {
+			t.Errorf("%s: docker CLI prints %q, check shows %q", c.Name, got, c.View)
+		}
+	}
+}
+
+func TestSecurityOptView(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, "[]"},
+		{[]string{}, "[]"},
+		{[]string{"no-new-privileges:true"}, "[no-new-privileges:true]"},
+		{[]string{"a b", "c"}, "[a b c]"},
+	} {
+		if got := SecurityOptView(tc.in); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestACSpec01TextAndJUnit pins the text layout operators read and the JUnit
+// shape CI reads, on a snapshot built by hand.
+func TestACSpec01TextAndJUnit(t *testing.T) {
+	snap := &Snapshot{Containers: []*Container{
+		{ID: "0123456789abcdef", Name: "web", Labels: map[string]string{workload.LabelTier: "app"}, SecurityOpt: []string{"no-new-privileges:true"}},
+		{ID: "fedcba9876543210", Name: "db", Labels: map[string]string{workload.LabelTier: "data"}},
+		{ID: "aaaaaaaaaaaaaaaa", Name: "adhoc"},
+	}}
+	r := CheckACSpec01(snap)
+	var b bytes.Buffer
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `AC-SPEC-01 (Security Audit): docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>
+every container labelled hy-home.tier must print a list that includes no-new-privileges:true
+
+  PASS  web (0123456789ab)  tier=app   [no-new-privileges:true]
+  FAIL  db (fedcba987654)   tier=data  []                        no-new-privileges:true missing
+
+AC-SPEC-01 FAIL: 1 of 2 labelled container(s) lack no-new-privileges:true
+`
+	if b.String() != want {
+		t.Errorf("text:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := r.WriteJUnit(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`<testsuite name="AC-SPEC-01 Security Audit" tests="2" failures="1">`, `<testcase name="container db (fedcba987654)" classname="AC-SPEC-01">`, `<failure message="no-new-privileges:true missing">`} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("junit lacks %s:\n%s", s, b.String())
+		}
+	}
+}

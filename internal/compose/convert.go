@@ -1,0 +1,562 @@
+package compose
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/hy-home/hyhome/internal/traefik"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// index finds where a service's values are written across the files that
+// define it: the -f files (the last one wins), included files, and the base
+// services it extends.
+type index struct {
+	cache *fileCache
+	top   []*yamlFile
+}
+
+// contrib is one mapping that contributes to a service.
+type contrib struct {
+	file *yamlFile
+	node *yaml.Node
+}
+
+// view is a service's contributions, highest precedence first.
+type view struct {
+	name     string
+	contribs []contrib
+}
+
+func (ix *index) view(service string) *view {
+	v := &view{name: service}
+	seen := map[*yaml.Node]bool{}
+	var visitFile func(f *yamlFile, depth int)
+	var addService func(f *yamlFile, name string, depth int)
+	addService = func(f *yamlFile, name string, depth int) {
+		node := f.services[name]
+		if node == nil || seen[node] || depth > 16 {
+			return
+		}
+		seen[node] = true
+		v.contribs = append(v.contribs, contrib{f, node})
+		// extends: the base comes after the service (lower precedence).
+		if ext := resolve(flatGet(node, "extends")); ext != nil {
+			base, baseFile := "", f
+			switch ext.Kind {
+			case yaml.ScalarNode:
+				base = ext.Value
+			case yaml.MappingNode:
+				if s := resolve(flatGet(ext, "service")); s != nil {
+					base = s.Value
+				}
+				if fn := resolve(flatGet(ext, "file")); fn != nil && fn.Kind == yaml.ScalarNode {
+					if bf, err := ix.cache.get(absJoin(filepath.Dir(f.path), fn.Value)); err == nil {
+						baseFile = bf
+					}
+				}
+			}
+			if base != "" {
+				addService(baseFile, base, depth+1)
+			}
+		}
+	}
+	visitFile = func(f *yamlFile, depth int) {
+		if depth > 16 {
+			return
+		}
+		addService(f, service, depth)
+		for _, inc := range f.includes {
+			if inf, err := ix.cache.get(inc); err == nil {
+				visitFile(inf, depth+1)
+			}
+		}
+	}
+	for i := len(ix.top) - 1; i >= 0; i-- {
+		visitFile(ix.top[i], 0)
+	}
+	return v
+}
+
+// primary is the lowest-precedence file that defines the service under its
+// own name: where it is declared.
+func (v *view) primary() (contrib, bool) {
+	for i := len(v.contribs) - 1; i >= 0; i-- {
+		if _, ok := v.contribs[i].file.services[v.name]; ok && v.contribs[i].file.services[v.name] == v.contribs[i].node {
+			return v.contribs[i], true
+		}
+	}
+	if len(v.contribs) > 0 {
+		return v.contribs[0], true
+	}
+	return contrib{}, false
+}
+
+// key returns where a (possibly nested) key is written.
+func (v *view) key(keys ...string) (workload.Position, *yaml.Node) {
+	for _, c := range v.contribs {
+		n := c.node
+		var k *yaml.Node
+		for _, key := range keys {
+			k, n = flatGetKV(n, key)
+			if k == nil {
+				break
+			}
+		}
+		if k != nil {
+			rv := resolve(n)
+			if rv != nil && rv.Kind == yaml.ScalarNode {
+				return pos(c.file, rv), rv
+			}
+			return pos(c.file, k), rv
+		}
+	}
+	return workload.Position{}, nil
+}
+
+// item finds the first item of a sequence (or mapping entry) under key for
+// which match is true.
+func (v *view) item(key string, match func(n *yaml.Node) bool) workload.Position {
+	for _, c := range v.contribs {
+		seq := resolve(flatGet(c.node, key))
+		if seq == nil {
+			continue
+		}
+		switch seq.Kind {
+		case yaml.SequenceNode:
+			for _, it := range seq.Content {
+				if match(resolve(it)) {
+					return pos(c.file, resolve(it))
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(seq.Content); i += 2 {
+				// mapping form (environment, labels): match on a synthetic
+				// "key=value" scalar.
+				k, val := seq.Content[i], resolve(seq.Content[i+1])
+				syn := &yaml.Node{Kind: yaml.ScalarNode, Value: k.Value + "=" + val.Value}
+				if match(syn) {
+					if val.Kind == yaml.ScalarNode && val.Line > 0 {
+						return pos(c.file, val)
+					}
+					return pos(c.file, k)
+				}
+			}
+		}
+	}
+	return workload.Position{}
+}
+
+// entry finds a KEY=VALUE style entry (environment, labels) by key and
+// returns its position and the value as written (before interpolation).
+func (v *view) entry(field, key string) (workload.Position, string, bool) {
+	for _, c := range v.contribs {
+		n := resolve(flatGet(c.node, field))
+		if n == nil {
+			continue
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					val := resolve(n.Content[i+1])
+					if val.Kind == yaml.ScalarNode && val.Tag != "!!null" {
+						return pos(c.file, val), val.Value, true
+					}
+					return pos(c.file, n.Content[i]), "", false
+				}
+			}
+		case yaml.SequenceNode:
+			for _, it := range n.Content {
+				it = resolve(it)
+				k, val, hasVal := strings.Cut(it.Value, "=")
+				if k == key {
+					return pos(c.file, it), val, hasVal
+				}
+			}
+		}
+	}
+	return workload.Position{}, "", false
+}
+
+func pos(f *yamlFile, n *yaml.Node) workload.Position {
+	if n == nil {
+		return workload.Position{File: f.path}
+	}
+	return workload.Position{File: f.path, Line: n.Line, Column: n.Column}
+}
+
+// baselineMerged reports whether any contribution merges &security-baseline.
+func (v *view) baselineMerged() bool {
+	for _, c := range v.contribs {
+		if mergesAnchor(c.node, BaselineAnchor, 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// convert turns a compose-go service into a workload.
+func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Workload, error) {
+	v := ix.view(s.Name)
+	w := &workload.Workload{
+		Kind:           workload.KindCompose,
+		Name:           s.Name,
+		Service:        s.Name,
+		Project:        p.Name,
+		Image:          s.Image,
+		User:           s.User,
+		Privileged:     s.Privileged,
+		SecurityOpt:    append([]string(nil), s.SecurityOpt...),
+		CapAdd:         append([]string(nil), s.CapAdd...),
+		CapDrop:        append([]string(nil), s.CapDrop...),
+		ReadOnlyRootfs: s.ReadOnly,
+		Labels:         map[string]string{},
+		LabelPos:       map[string]workload.Position{},
+		Command:        append(append([]string(nil), s.Entrypoint...), s.Command...),
+	}
+	if c, ok := v.primary(); ok {
+		w.Pos = workload.Position{File: c.file.path, Line: serviceKeyLine(c.file, s.Name)}
+		if w.Pos.Line == 0 {
+			w.Pos = pos(c.file, c.node)
+		}
+		w.Baseline = workload.Baseline{
+			Applicable:  true,
+			File:        c.file.path,
+			FileDefines: c.file.definesBaseline,
+			Merged:      v.baselineMerged(),
+		}
+	}
+	seenFiles := map[string]bool{}
+	for i := len(v.contribs) - 1; i >= 0; i-- {
+		if f := v.contribs[i].file.path; !seenFiles[f] {
+			seenFiles[f] = true
+			w.Files = append(w.Files, f)
+		}
+	}
+	w.UserPos, _ = v.key("user")
+	w.PrivilegedPos, _ = v.key("privileged")
+	w.ReadOnlyRootfsPos, _ = v.key("read_only")
+	w.SecurityOptAt, _ = v.key("security_opt")
+	w.CapDropAt, _ = v.key("cap_drop")
+	w.NetworksPos, _ = v.key("networks")
+	for _, o := range s.SecurityOpt {
+		o := o
+		w.SecurityOptPos = append(w.SecurityOptPos, v.item("security_opt", func(n *yaml.Node) bool { return n.Value == o }))
+	}
+	for _, c := range s.CapAdd {
+		c := c
+		w.CapAddPos = append(w.CapAddPos, v.item("cap_add", func(n *yaml.Node) bool { return n.Value == c }))
+	}
+	for _, c := range s.CapDrop {
+		c := c
+		w.CapDropPos = append(w.CapDropPos, v.item("cap_drop", func(n *yaml.Node) bool { return n.Value == c }))
+	}
+
+	// Namespaces; service:x joins are resolved once every service is known.
+	nsOf := func(mode, key string) workload.Namespace {
+		n := workload.Namespace{Mode: mode}
+		n.Pos, _ = v.key(key)
+		if mode == "host" {
+			n.Effective = "host"
+		}
+		return n
+	}
+	w.Namespaces = workload.Namespaces{
+		PID:     nsOf(s.Pid, "pid"),
+		Network: nsOf(s.NetworkMode, "network_mode"),
+		IPC:     nsOf(s.Ipc, "ipc"),
+		UTS:     nsOf(s.Uts, "uts"),
+		UserNS:  nsOf(s.UserNSMode, "userns_mode"),
+	}
+
+	// Labels: container labels, then deploy labels (Swarm service labels).
+	addLabels := func(labels types.Labels, field ...string) {
+		keys := make([]string, 0, len(labels))
+		for k := range labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if _, dup := w.Labels[k]; dup {
+				continue
+			}
+			w.Labels[k] = labels[k]
+			var p workload.Position
+			if len(field) == 1 {
+				p, _, _ = v.entry(field[0], k)
+			} else {
+				p = v.deployLabel(k)
+			}
+			if !p.Known() {
+				p, _ = v.key(field...)
+			}
+			w.LabelPos[k] = p
+		}
+	}
+	addLabels(s.Labels, "labels")
+	if s.Deploy != nil {
+		addLabels(s.Deploy.Labels, "deploy", "labels")
+	}
+
+	// Memory and pids limits: deploy.resources.limits wins over mem_limit,
+	// as docker compose applies it.
+	switch {
+	case s.Deploy != nil && s.Deploy.Resources.Limits != nil && s.Deploy.Resources.Limits.MemoryBytes > 0:
+		w.MemoryLimit = int64(s.Deploy.Resources.Limits.MemoryBytes)
+		w.MemoryLimitPos, _ = v.key("deploy", "resources", "limits", "memory")
+	case s.MemLimit > 0:
+		w.MemoryLimit = int64(s.MemLimit)
+		w.MemoryLimitPos, _ = v.key("mem_limit")
+	}
+	switch {
+	case s.Deploy != nil && s.Deploy.Resources.Limits != nil && s.Deploy.Resources.Limits.Pids > 0:
+		w.PidsLimit = s.Deploy.Resources.Limits.Pids
+		w.PidsLimitPos, _ = v.key("deploy", "resources", "limits", "pids")
+	default:
+		w.PidsLimit = s.PidsLimit
+		w.PidsLimitPos, _ = v.key("pids_limit")
+	}
+	switch {
+	case s.Deploy != nil && s.Deploy.Replicas != nil:
+		w.Replicas = *s.Deploy.Replicas
+	case s.Scale != nil:
+		w.Replicas = *s.Scale
+	}
+
+	// Environment, with the value as written to tell literals from
+	// host-interpolated values.
+	envKeys := make([]string, 0, len(s.Environment))
+	for k := range s.Environment {
+		envKeys = append(envKeys, k)
+	}
+	sort.Strings(envKeys)
+	for _, k := range envKeys {
+		val := s.Environment[k]
+		e := workload.EnvVar{Key: k, HasValue: val != nil}
+		if val != nil {
+			e.Value = *val
+		}
+		p, raw, hasRaw := v.entry("environment", k)
+		e.Pos, e.Raw = p, raw
+		switch {
+		case !p.Known():
+			// From an env_file: a literal on the host's disk.
+			e.Pos, _ = v.key("env_file")
+		case !hasRaw:
+			e.Interpolated = true // bare KEY: the host's value
+		default:
+			e.Interpolated = interpolates(raw)
+		}
+		w.Env = append(w.Env, e)
+	}
+
+	// Mounts.
+	for _, vol := range s.Volumes {
+		vol := vol
+		m := workload.Mount{Type: vol.Type, Source: vol.Source, Target: vol.Target, ReadOnly: vol.ReadOnly}
+		m.Pos = v.item("volumes", func(n *yaml.Node) bool { return volumeTarget(n) == path.Clean(vol.Target) })
+		if vol.Type == types.VolumeTypeVolume && vol.Source != "" {
+			if cfg, ok := p.Volumes[vol.Source]; ok {
+				m.External = bool(cfg.External)
+				if o := cfg.DriverOpts["o"]; (cfg.Driver == "" || cfg.Driver == "local") && hasBindOpt(o) {
+					m.Type, m.ViaVolumeDriver, m.Source = "bind", vol.Source, cfg.DriverOpts["device"]
+				}
+			}
+		}
+		w.Mounts = append(w.Mounts, m)
+	}
+	for _, t := range s.Tmpfs {
+		target, _, _ := strings.Cut(t, ":")
+		w.Mounts = append(w.Mounts, workload.Mount{Type: "tmpfs", Target: target})
+	}
+
+	for _, sec := range s.Secrets {
+		sec := sec
+		target := sec.Target
+		switch {
+		case target == "":
+			target = "/run/secrets/" + sec.Source
+		case !strings.HasPrefix(target, "/"):
+			target = "/run/secrets/" + target
+		}
+		p := v.item("secrets", func(n *yaml.Node) bool {
+			if n.Kind == yaml.ScalarNode {
+				return n.Value == sec.Source
+			}
+			src := resolve(flatGet(n, "source"))
+			return src != nil && src.Value == sec.Source
+		})
+		w.Secrets = append(w.Secrets, workload.Secret{Source: sec.Source, Target: target, Pos: p})
+	}
+
+	for _, port := range s.Ports {
+		port := port
+		p := v.item("ports", func(n *yaml.Node) bool { return portMatches(n, port) })
+		w.Ports = append(w.Ports, workload.Port{HostIP: port.HostIP, Published: port.Published, Target: port.Target, Protocol: port.Protocol, Mode: port.Mode, Pos: p})
+	}
+
+	for _, d := range s.Devices {
+		d := d
+		p := v.item("devices", func(n *yaml.Node) bool {
+			if n.Kind == yaml.ScalarNode {
+				src, _, _ := strings.Cut(n.Value, ":")
+				return src == d.Source
+			}
+			src := resolve(flatGet(n, "source"))
+			return src != nil && src.Value == d.Source
+		})
+		w.Devices = append(w.Devices, workload.Device{Host: d.Source, Container: d.Target, Permissions: d.Permissions, Pos: p})
+	}
+
+	if hc := s.HealthCheck; hc != nil {
+		w.Healthcheck.Defined = hc.Disable || len(hc.Test) > 0
+		w.Healthcheck.Disabled = hc.Disable || len(hc.Test) > 0 && strings.EqualFold(hc.Test[0], "NONE")
+		w.Healthcheck.Pos, _ = v.key("healthcheck")
+	}
+
+	// Networks: the compose key and the engine-level name.
+	if s.NetworkMode == "" {
+		if len(s.Networks) == 0 {
+			w.Networks = append(w.Networks, "default")
+		}
+		for k := range s.Networks {
+			w.Networks = append(w.Networks, k)
+			if cfg, ok := p.Networks[k]; ok && cfg.Name != "" && cfg.Name != k {
+				w.Networks = append(w.Networks, cfg.Name)
+			}
+		}
+		sort.Strings(w.Networks)
+	}
+
+	if traefik.IsTraefik(w) {
+		g, err := traefik.ReadGateway(w)
+		if err != nil {
+			return nil, fmt.Errorf("%s: service %s: reading Traefik configuration: %w", w.Pos, s.Name, err)
+		}
+		w.Gateway = g
+	}
+	return w, nil
+}
+
+// deployLabel finds a label under deploy.labels.
+func (v *view) deployLabel(key string) workload.Position {
+	for _, c := range v.contribs {
+		d := resolve(flatGet(c.node, "deploy"))
+		if d == nil {
+			continue
+		}
+		sub := &view{name: v.name, contribs: []contrib{{c.file, d}}}
+		if p, _, _ := sub.entry("labels", key); p.Known() {
+			return p
+		}
+	}
+	return workload.Position{}
+}
+
+// interpolates reports whether a raw value takes anything from the host
+// environment ($VAR or ${VAR...}; "$$" is a literal dollar).
+func interpolates(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '$' {
+			continue
+		}
+		if i+1 < len(raw) && raw[i+1] == '$' {
+			i++
+			continue
+		}
+		if i+1 < len(raw) && (raw[i+1] == '{' || raw[i+1] == '_' || isAlpha(raw[i+1])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func hasBindOpt(o string) bool {
+	for _, p := range strings.Split(o, ",") {
+		if p = strings.TrimSpace(p); p == "bind" || p == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// volumeTarget reads the container path of a volumes: entry, short
+// ("src:dst[:mode]" or "dst") or long syntax.
+func volumeTarget(n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		if t := resolve(flatGet(n, "target")); t != nil {
+			return path.Clean(t.Value)
+		}
+		return ""
+	}
+	parts := strings.Split(n.Value, ":")
+	switch {
+	case len(parts) == 1:
+		return path.Clean(parts[0])
+	case len(parts) >= 2 && len(parts[0]) == 1 && isAlpha(parts[0][0]) && len(parts) >= 3:
+		return path.Clean(parts[2]) // a Windows drive letter source
+	default:
+		return path.Clean(parts[1])
+	}
+}
+
+// portMatches reports whether a ports: entry produced the given port.
+func portMatches(n *yaml.Node, port types.ServicePortConfig) bool {
+	if n.Kind == yaml.MappingNode {
+		t := resolve(flatGet(n, "target"))
+		return t != nil && t.Value == fmt.Sprint(port.Target)
+	}
+	ps, err := types.ParsePortConfig(n.Value)
+	if err != nil {
+		return false
+	}
+	for _, p := range ps {
+		if p.Target == port.Target && (port.Published == "" || p.Published == port.Published) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveServiceJoins follows `service:x` namespace modes: joining a service
+// that shares the host's namespace shares it too.
+func resolveServiceJoins(p *workload.Project) {
+	byName := map[string]*workload.Workload{}
+	for _, w := range p.Workloads {
+		byName[w.Name] = w
+	}
+	type nsGet func(*workload.Workload) *workload.Namespace
+	for _, get := range []nsGet{
+		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.PID },
+		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.Network },
+		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.IPC },
+	} {
+		for _, w := range p.Workloads {
+			n := get(w)
+			seen := map[string]bool{w.Name: true}
+			cur := *n
+			for strings.HasPrefix(cur.Mode, "service:") {
+				ref := strings.TrimPrefix(cur.Mode, "service:")
+				other := byName[ref]
+				if other == nil || seen[ref] {
+					break
+				}
+				seen[ref] = true
+				cur = *get(other)
+				if cur.Mode == "host" {
+					n.Effective, n.Via = "host", "service "+other.Name
+					break
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,863 @@
+package compose
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/format"
+	interp "github.com/compose-spec/compose-go/v2/interpolation"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/paths"
+	"github.com/compose-spec/compose-go/v2/schema"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/tree"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
+)
+
+// The fast path.
+//
+// compose-go's loader walks every value of a project through generic,
+// path-matching passes (interpolation casts, canonical transforms, path
+// resolution, defaults, schema validation, mapstructure); on two cores that
+// caps linting at about a thousand services a second, most of it spent on
+// fields no rule reads. For the common case — one file, no include, no
+// extends, no !reset/!override, no env_file/label_file, consistent
+// references — fastProject builds the same types.Project from the parsed
+// file with compose-go's own building blocks (template substitution and
+// type casts through its interpolation package, format.ParseVolume,
+// types.ParsePortConfig, the types' own decoders, paths.ExpandUser), only for
+// the fields the rules read. Anything it does not recognise — an unknown
+// key, an unexpected type, an interpolation or parse error, a dangling
+// reference — makes it decline, and the project goes through compose-go's
+// full pipeline, which then reports the problem in its own words. A
+// differential test (TestFastPathMatchesComposeGo) holds the two paths equal
+// on every fixture and on the real corpus.
+//
+// What the fast path does not do is validate values of fields no rule reads
+// (e.g. a malformed `logging:` block); `hyhome lint --validate` sends every
+// project through compose-go's full validation.
+
+// serviceKeys are the keys the compose specification allows in a service,
+// read from compose-go's embedded JSON schema.
+var serviceKeys = sync.OnceValue(func() map[string]bool {
+	type def struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+		AllOf      []struct {
+			Ref string `json:"$ref"`
+		} `json:"allOf"`
+	}
+	var s struct {
+		Defs map[string]def `json:"$defs"`
+	}
+	keys := map[string]bool{}
+	if err := json.Unmarshal([]byte(schema.Schema), &s); err != nil {
+		return keys // an empty set makes every project take the full path
+	}
+	// A service is its own properties plus those of the specs it composes
+	// (allOf: container_spec, workload_spec).
+	var collect func(name string, depth int)
+	collect = func(name string, depth int) {
+		d, ok := s.Defs[name]
+		if !ok || depth > 8 {
+			return
+		}
+		for k := range d.Properties {
+			keys[k] = true
+		}
+		for _, a := range d.AllOf {
+			collect(strings.TrimPrefix(a.Ref, "#/$defs/"), depth+1)
+		}
+	}
+	collect("service", 0)
+	return keys
+})
+
+// topLevelKeys the fast path handles; include needs compose-go.
+var topLevelKeys = map[string]bool{"version": true, "name": true, "services": true, "networks": true, "volumes": true, "secrets": true, "configs": true, "models": true}
+
+// needsFullPath are service keys whose semantics need compose-go: other
+// files, or services merged from elsewhere.
+var needsFullPath = map[string]bool{"extends": true, "env_file": true, "label_file": true}
+
+// castPatterns are compose-go's type casts (services.*.privileged → bool,
+// ...), split once and indexed by their last element, so that a value's
+// path is compared only with the patterns that can match it.
+var castPatterns = sync.OnceValue(func() map[string][][]string {
+	opts := loader.ToOptions(&types.ConfigDetails{}, nil)
+	out := map[string][][]string{}
+	for p := range opts.Interpolate.TypeCastMapping {
+		parts := strings.Split(string(p), ".")
+		last := parts[len(parts)-1]
+		out[last] = append(out[last], parts)
+	}
+	return out
+})
+
+func isCastPath(p []string) bool {
+	if len(p) == 0 {
+		return false
+	}
+	idx := castPatterns()
+	last := p[len(p)-1]
+	return matchAny(idx[last], p) || matchAny(idx[tree.PathMatchAll], p) || last == tree.PathMatchList && matchAny(idx[tree.PathMatchList], p)
+}
+
+func matchAny(patterns [][]string, p []string) bool {
+	for _, pat := range patterns {
+		if len(pat) != len(p) {
+			continue
+		}
+		ok := true
+		for i := range pat {
+			if pat[i] != p[i] && pat[i] != tree.PathMatchAll {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// interpolator runs compose-go's interpolation on single values.
+type interpolator struct {
+	opts interp.Options
+}
+
+func newInterpolator(env types.Mapping) *interpolator {
+	o := loader.ToOptions(&types.ConfigDetails{Environment: env}, nil)
+	return &interpolator{opts: *o.Interpolate}
+}
+
+// value interpolates and casts one string at path p exactly as compose-go
+// would, by handing compose-go a map holding only that value.
+func (in *interpolator) value(p []string, s string) (any, error) {
+	var leaf any = s
+	for i := len(p) - 1; i >= 1; i-- {
+		if p[i] == tree.PathMatchList {
+			leaf = []any{leaf}
+		} else {
+			leaf = map[string]any{p[i]: leaf}
+		}
+	}
+	out, err := interp.Interpolate(map[string]any{p[0]: leaf}, in.opts)
+	if err != nil {
+		return nil, err
+	}
+	var cur any = out[p[0]]
+	for i := 1; i < len(p); i++ {
+		if p[i] == tree.PathMatchList {
+			cur = cur.([]any)[0]
+		} else {
+			cur = cur.(map[string]any)[p[i]]
+		}
+	}
+	return cur, nil
+}
+
+// walk interpolates every string of v in place: those with a `$` and those
+// at a cast path. It reports false on any error (the full path reports it).
+func (in *interpolator) walk(v any, p []string) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		cast := isCastPath(p)
+		switch {
+		case cast:
+			r, err := in.value(append([]string(nil), p...), x)
+			return r, err == nil
+		case strings.Contains(x, "$"):
+			// What compose-go's interpolation does for a value no cast
+			// applies to: its substitution function, nothing more.
+			r, err := in.opts.Substitute(x, template.Mapping(in.opts.LookupValue))
+			return r, err == nil
+		}
+		return x, true
+	case map[string]any:
+		for k, e := range x {
+			r, ok := in.walk(e, append(p, k))
+			if !ok {
+				return nil, false
+			}
+			x[k] = r
+		}
+		return x, true
+	case []any:
+		for i, e := range x {
+			r, ok := in.walk(e, append(p, tree.PathMatchList))
+			if !ok {
+				return nil, false
+			}
+			x[i] = r
+		}
+		return x, true
+	}
+	return v, true
+}
+
+// fastProject builds the project from one parsed file, or declines.
+func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles []string) (*types.Project, bool) {
+	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 {
+		return nil, false
+	}
+	for i := 0; i+1 < len(yf.root.Content); i += 2 {
+		k := yf.root.Content[i]
+		if k.Kind != yaml.ScalarNode || !topLevelKeys[k.Value] && !strings.HasPrefix(k.Value, "x-") {
+			return nil, false
+		}
+	}
+	if name == "" {
+		return nil, false
+	}
+	in := newInterpolator(env)
+	p := &types.Project{Name: name, WorkingDir: workDir, Environment: env, Services: types.Services{},
+		Networks: types.Networks{}, Volumes: types.Volumes{}, Secrets: types.Secrets{}}
+
+	// Top-level resources: decode each from its node (fresh values, so the
+	// shared parsed file is never modified), interpolate, read what rules use.
+	sections := map[string]map[string]any{}
+	for _, sec := range []string{"networks", "volumes", "secrets", "configs"} {
+		n := mapValue(yf.root, sec)
+		if n == nil {
+			continue
+		}
+		var m map[string]any
+		if resolve(n).Tag == "!!null" {
+			continue
+		}
+		if err := n.Decode(&m); err != nil {
+			return nil, false
+		}
+		r, ok := in.walk(m, []string{sec})
+		if !ok {
+			return nil, false
+		}
+		if r != nil {
+			m, _ = r.(map[string]any)
+		}
+		sections[sec] = m
+	}
+	for k, v := range sections["networks"] {
+		cfg := types.NetworkConfig{}
+		if mv, ok := v.(map[string]any); ok {
+			cfg.Name, _ = mv["name"].(string)
+			if e, ok := mv["external"].(bool); ok && e {
+				cfg.External = true
+			} else if _, ok := mv["external"].(map[string]any); ok {
+				cfg.External = true
+			}
+		} else if v != nil {
+			return nil, false
+		}
+		// compose-go's normalisation names networks <project>_<key>.
+		if cfg.Name == "" {
+			if cfg.External {
+				cfg.Name = k
+			} else {
+				cfg.Name = name + "_" + k
+			}
+		}
+		p.Networks[k] = cfg
+	}
+	for k, v := range sections["volumes"] {
+		cfg := types.VolumeConfig{}
+		if mv, ok := v.(map[string]any); ok {
+			cfg.Name, _ = mv["name"].(string)
+			cfg.Driver, _ = mv["driver"].(string)
+			switch e := mv["external"].(type) {
+			case bool:
+				cfg.External = types.External(e)
+			case map[string]any:
+				cfg.External = true
+			case nil:
+			default:
+				return nil, false
+			}
+			if do, ok := mv["driver_opts"].(map[string]any); ok {
+				cfg.DriverOpts = types.Options{}
+				for ok, ov := range do {
+					cfg.DriverOpts[ok] = fmt.Sprint(ov)
+				}
+				// compose-go resolves a bind-style local volume's device.
+				if (cfg.Driver == "local") && cfg.DriverOpts["o"] == "bind" && cfg.DriverOpts["device"] != "" {
+					cfg.DriverOpts["device"] = absUnixPath(workDir, cfg.DriverOpts["device"])
+				}
+			}
+		} else if v != nil {
+			return nil, false
+		}
+		p.Volumes[k] = cfg
+	}
+	for k := range sections["secrets"] {
+		p.Secrets[k] = types.SecretConfig{}
+	}
+
+	svcs := resolve(mapValue(yf.root, "services"))
+	if svcs == nil || svcs.Kind != yaml.MappingNode {
+		return nil, false
+	}
+	keys := serviceKeys()
+	active := map[string]bool{}
+	all := map[string]types.ServiceConfig{}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		sname := svcs.Content[i].Value
+		var m map[string]any
+		if err := svcs.Content[i+1].Decode(&m); err != nil || m == nil {
+			return nil, false
+		}
+		for k := range m {
+			if strings.HasPrefix(k, "x-") {
+				delete(m, k) // extensions: no rule reads them (as in the full path)
+				continue
+			}
+			if !keys[k] || needsFullPath[k] {
+				return nil, false
+			}
+		}
+		r, ok := in.walk(m, []string{"services", sname})
+		if !ok {
+			return nil, false
+		}
+		s, ok := fastService(sname, r.(map[string]any), workDir, env)
+		if !ok {
+			return nil, false
+		}
+		all[sname] = s
+		active[sname] = profileActive(s.Profiles, profiles)
+	}
+	if !consistent(p, all) {
+		return nil, false
+	}
+	// Services on no network join the project's default network, as
+	// compose-go's normalisation makes them.
+	for n, s := range all {
+		if s.NetworkMode == "" && len(s.Networks) == 0 {
+			s.Networks = map[string]*types.ServiceNetworkConfig{"default": nil}
+			all[n] = s
+		}
+		if _, onDefault := s.Networks["default"]; onDefault {
+			if _, ok := p.Networks["default"]; !ok {
+				p.Networks["default"] = types.NetworkConfig{Name: name + "_default"}
+			}
+		}
+	}
+	for n, s := range all {
+		if active[n] {
+			p.Services[n] = s
+		}
+	}
+	return p, true
+}
+
+// profileActive follows compose: a service without profiles is always on;
+// otherwise one of its profiles must be enabled ("*" enables all).
+func profileActive(svc, enabled []string) bool {
+	if len(svc) == 0 {
+		return true
+	}
+	for _, e := range enabled {
+		if e == "*" {
+			return true
+		}
+		for _, s := range svc {
+			if s == e {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// consistent declines projects with references compose-go would refuse or
+// resolve specially: undeclared networks, volumes or secrets, joins of
+// unknown services, depends_on cycles.
+func consistent(p *types.Project, all map[string]types.ServiceConfig) bool {
+	for _, s := range all {
+		for n := range s.Networks {
+			if _, ok := p.Networks[n]; !ok && n != "default" {
+				return false
+			}
+		}
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeVolume && v.Source != "" {
+				if _, ok := p.Volumes[v.Source]; !ok {
+					return false
+				}
+			}
+		}
+		for _, sec := range s.Secrets {
+			if _, ok := p.Secrets[sec.Source]; !ok {
+				return false
+			}
+		}
+		for _, mode := range []string{s.NetworkMode, s.Pid, s.Ipc} {
+			if ref, ok := strings.CutPrefix(mode, "service:"); ok {
+				if _, ok := all[ref]; !ok {
+					return false
+				}
+			}
+		}
+		if s.NetworkMode != "" && len(s.Networks) > 0 {
+			return false
+		}
+	}
+	// depends_on: every target exists and there is no cycle.
+	state := map[string]int{}
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		switch state[n] {
+		case 1:
+			return false
+		case 2:
+			return true
+		}
+		state[n] = 1
+		for d := range all[n].DependsOn {
+			if _, ok := all[d]; !ok || !visit(d) {
+				return false
+			}
+		}
+		state[n] = 2
+		return true
+	}
+	for n := range all {
+		if !visit(n) {
+			return false
+		}
+	}
+	return true
+}
+
+func absUnixPath(workDir, p string) string {
+	p = paths.ExpandUser(p)
+	if !path.IsAbs(p) && !paths.IsWindowsAbs(p) {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(workDir, p)
+	}
+	return p
+}
+
+// fastService reads the fields the rules use, with compose-go's decoders.
+func fastService(name string, m map[string]any, workDir string, env types.Mapping) (types.ServiceConfig, bool) {
+	s := types.ServiceConfig{Name: name}
+	ok := true
+	str := func(k string) string {
+		switch v := m[k].(type) {
+		case nil:
+			return ""
+		case string:
+			return v
+		case int, int64, float64, uint64:
+			return fmt.Sprint(v)
+		default:
+			ok = false
+			return ""
+		}
+	}
+	boolean := func(k string) bool {
+		switch v := m[k].(type) {
+		case nil:
+			return false
+		case bool:
+			return v
+		default:
+			ok = false
+			return false
+		}
+	}
+	strs := func(k string) []string {
+		switch v := m[k].(type) {
+		case nil:
+			return nil
+		case []any:
+			out := make([]string, 0, len(v))
+			for _, e := range v {
+				es, isStr := e.(string)
+				if !isStr {
+					ok = false
+					return nil
+				}
+				out = append(out, es)
+			}
+			return out
+		default:
+			ok = false
+			return nil
+		}
+	}
+	s.Image = str("image")
+	if _, hasBuild := m["build"]; s.Image == "" && !hasBuild {
+		return s, false // compose-go: "has neither an image nor a build context"
+	}
+	s.User = str("user")
+	s.Pid = str("pid")
+	s.Ipc = str("ipc")
+	s.Uts = str("uts")
+	s.UserNSMode = str("userns_mode")
+	s.NetworkMode = str("network_mode")
+	s.Privileged = boolean("privileged")
+	s.ReadOnly = boolean("read_only")
+	s.SecurityOpt = strs("security_opt")
+	s.CapAdd = strs("cap_add")
+	s.CapDrop = strs("cap_drop")
+	s.Profiles = strs("profiles")
+	if !ok {
+		return s, false
+	}
+	if v, present := m["pids_limit"]; present {
+		n, isInt := asInt64(v)
+		if !isInt {
+			return s, false
+		}
+		s.PidsLimit = n
+	}
+	if v, present := m["scale"]; present {
+		n, isInt := asInt64(v)
+		if !isInt {
+			return s, false
+		}
+		i := int(n)
+		s.Scale = &i
+	}
+	if v, present := m["mem_limit"]; present {
+		if err := s.MemLimit.DecodeMapstructure(v); err != nil {
+			return s, false
+		}
+	}
+	if v, present := m["environment"]; present && v != nil {
+		if err := s.Environment.DecodeMapstructure(v); err != nil {
+			return s, false
+		}
+		s.Environment = s.Environment.Resolve(env.Resolve)
+	}
+	if v, present := m["labels"]; present && v != nil {
+		if err := s.Labels.DecodeMapstructure(v); err != nil {
+			return s, false
+		}
+	}
+	for _, k := range []string{"entrypoint", "command"} {
+		if v, present := m[k]; present && v != nil {
+			var c types.ShellCommand
+			if err := c.DecodeMapstructure(v); err != nil {
+				return s, false
+			}
+			if k == "entrypoint" {
+				s.Entrypoint = c
+			} else {
+				s.Command = c
+			}
+		}
+	}
+	if v, present := m["deploy"]; present && v != nil {
+		d, isMap := v.(map[string]any)
+		if !isMap {
+			return s, false
+		}
+		s.Deploy = &types.DeployConfig{}
+		if r, present := d["replicas"]; present {
+			n, isInt := asInt64(r)
+			if !isInt {
+				return s, false
+			}
+			i := int(n)
+			s.Deploy.Replicas = &i
+		}
+		if l, present := d["labels"]; present && l != nil {
+			if err := s.Deploy.Labels.DecodeMapstructure(l); err != nil {
+				return s, false
+			}
+		}
+		if res, present := d["resources"]; present && res != nil {
+			rm, isMap := res.(map[string]any)
+			if !isMap {
+				return s, false
+			}
+			if lim, present := rm["limits"]; present && lim != nil {
+				lm, isMap := lim.(map[string]any)
+				if !isMap {
+					return s, false
+				}
+				s.Deploy.Resources.Limits = &types.Resource{}
+				if mem, present := lm["memory"]; present {
+					if err := s.Deploy.Resources.Limits.MemoryBytes.DecodeMapstructure(mem); err != nil {
+						return s, false
+					}
+				}
+				if pids, present := lm["pids"]; present {
+					n, isInt := asInt64(pids)
+					if !isInt {
+						return s, false
+					}
+					s.Deploy.Resources.Limits.Pids = n
+				}
+			}
+		}
+		// compose-go refuses distinct pids_limit and deploy limits.
+		if s.PidsLimit != 0 && s.Deploy.Resources.Limits != nil && s.Deploy.Resources.Limits.Pids != 0 && s.PidsLimit != s.Deploy.Resources.Limits.Pids {
+			return s, false
+		}
+	}
+	if v, present := m["volumes"]; present && v != nil {
+		list, isList := v.([]any)
+		if !isList {
+			return s, false
+		}
+		for _, e := range list {
+			vol, good := fastVolume(e, workDir)
+			if !good {
+				return s, false
+			}
+			s.Volumes = append(s.Volumes, vol)
+		}
+	}
+	switch v := m["tmpfs"].(type) {
+	case nil:
+	case string:
+		s.Tmpfs = []string{v}
+	case []any:
+		s.Tmpfs = strs("tmpfs")
+		if !ok {
+			return s, false
+		}
+	default:
+		return s, false
+	}
+	if v, present := m["secrets"]; present && v != nil {
+		list, isList := v.([]any)
+		if !isList {
+			return s, false
+		}
+		for _, e := range list {
+			switch x := e.(type) {
+			case string:
+				s.Secrets = append(s.Secrets, types.ServiceSecretConfig{Source: x})
+			case map[string]any:
+				src, _ := x["source"].(string)
+				tgt, _ := x["target"].(string)
+				if src == "" {
+					return s, false
+				}
+				s.Secrets = append(s.Secrets, types.ServiceSecretConfig{Source: src, Target: tgt})
+			default:
+				return s, false
+			}
+		}
+	}
+	if v, present := m["ports"]; present && v != nil {
+		list, isList := v.([]any)
+		if !isList {
+			return s, false
+		}
+		for _, e := range list {
+			switch x := e.(type) {
+			case int, string:
+				ps, err := types.ParsePortConfig(fmt.Sprint(x))
+				if err != nil {
+					return s, false
+				}
+				for _, pc := range ps {
+					s.Ports = append(s.Ports, portDefaults(pc))
+				}
+			case map[string]any:
+				var pc types.ServicePortConfig
+				t, isInt := asInt64(x["target"])
+				if !isInt {
+					return s, false
+				}
+				pc.Target = uint32(t)
+				if pub, present := x["published"]; present && pub != nil {
+					pc.Published = fmt.Sprint(pub)
+				}
+				pc.HostIP, _ = x["host_ip"].(string)
+				pc.Protocol, _ = x["protocol"].(string)
+				pc.Mode, _ = x["mode"].(string)
+				s.Ports = append(s.Ports, portDefaults(pc))
+			default:
+				return s, false
+			}
+		}
+	}
+	if v, present := m["devices"]; present && v != nil {
+		list, isList := v.([]any)
+		if !isList {
+			return s, false
+		}
+		for _, e := range list {
+			switch x := e.(type) {
+			case string:
+				arr := strings.Split(x, ":")
+				d := types.DeviceMapping{Permissions: "rwm"}
+				switch len(arr) {
+				case 3:
+					d.Permissions = arr[2]
+					fallthrough
+				case 2:
+					d.Target = arr[1]
+					fallthrough
+				case 1:
+					d.Source = arr[0]
+				default:
+					return s, false
+				}
+				if d.Target == "" {
+					d.Target = d.Source
+				}
+				s.Devices = append(s.Devices, d)
+			case map[string]any:
+				var d types.DeviceMapping
+				d.Source, _ = x["source"].(string)
+				d.Target, _ = x["target"].(string)
+				d.Permissions, _ = x["permissions"].(string)
+				s.Devices = append(s.Devices, d)
+			default:
+				return s, false
+			}
+		}
+	}
+	if v, present := m["healthcheck"]; present && v != nil {
+		hm, isMap := v.(map[string]any)
+		if !isMap {
+			return s, false
+		}
+		hc := &types.HealthCheckConfig{}
+		if t, present := hm["test"]; present && t != nil {
+			if err := hc.Test.DecodeMapstructure(t); err != nil {
+				return s, false
+			}
+		}
+		if d, present := hm["disable"]; present {
+			b, isBool := d.(bool)
+			if !isBool {
+				return s, false
+			}
+			hc.Disable = b
+		}
+		s.HealthCheck = hc
+	}
+	switch v := m["networks"].(type) {
+	case nil:
+	case []any:
+		s.Networks = map[string]*types.ServiceNetworkConfig{}
+		for _, e := range v {
+			n, isStr := e.(string)
+			if !isStr {
+				return s, false
+			}
+			s.Networks[n] = nil
+		}
+	case map[string]any:
+		s.Networks = map[string]*types.ServiceNetworkConfig{}
+		for n := range v {
+			s.Networks[n] = nil
+		}
+	default:
+		return s, false
+	}
+	switch v := m["depends_on"].(type) {
+	case nil:
+	case []any:
+		s.DependsOn = types.DependsOnConfig{}
+		for _, e := range v {
+			n, isStr := e.(string)
+			if !isStr {
+				return s, false
+			}
+			s.DependsOn[n] = types.ServiceDependency{}
+		}
+	case map[string]any:
+		s.DependsOn = types.DependsOnConfig{}
+		for n := range v {
+			s.DependsOn[n] = types.ServiceDependency{}
+		}
+	default:
+		return s, false
+	}
+	for _, k := range []string{"links", "volumes_from"} {
+		if _, present := m[k]; present {
+			return s, false // references compose-go checks and rewrites
+		}
+	}
+	return s, true
+}
+
+// portDefaults are compose-go's defaults for a port (transform/ports.go).
+func portDefaults(pc types.ServicePortConfig) types.ServicePortConfig {
+	if pc.Protocol == "" {
+		pc.Protocol = "tcp"
+	}
+	if pc.Mode == "" {
+		pc.Mode = "ingress"
+	}
+	return pc
+}
+
+func asInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// fastVolume reads one volumes: entry the way compose-go's canonical
+// transform and path resolution do.
+func fastVolume(e any, workDir string) (types.ServiceVolumeConfig, bool) {
+	var v types.ServiceVolumeConfig
+	switch x := e.(type) {
+	case string:
+		parsed, err := format.ParseVolume(x)
+		if err != nil {
+			return v, false
+		}
+		v = parsed
+		if v.Target != "" {
+			v.Target = path.Clean(v.Target)
+		}
+	case map[string]any:
+		v.Type, _ = x["type"].(string)
+		v.Source, _ = x["source"].(string)
+		v.Target, _ = x["target"].(string)
+		if ro, present := x["read_only"]; present {
+			b, isBool := ro.(bool)
+			if !isBool {
+				return v, false
+			}
+			v.ReadOnly = b
+		}
+		if v.Type == "" {
+			return v, false
+		}
+	default:
+		return v, false
+	}
+	if v.Type == types.VolumeTypeBind {
+		if v.Source == "" {
+			return v, false
+		}
+		v.Source = absUnixPath(workDir, v.Source)
+	}
+	return v, true
+}
+
+// sortedKeys is for deterministic iteration in tests and messages.
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

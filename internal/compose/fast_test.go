@@ -1,0 +1,99 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// TestFastPathMatchesComposeGo loads every fixture and every project of the
+// real corpus twice, through the fast path and through compose-go's full
+// pipeline, and requires identical workloads (values and positions). It is
+// what keeps the fast path honest.
+func TestFastPathMatchesComposeGo(t *testing.T) {
+	var projects [][]string
+	for _, pattern := range []string{"testdata/*/*.yaml", "../policy/testdata/*/*.yaml", "../../examples/*/compose.yaml"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			projects = append(projects, []string{f})
+		}
+	}
+	corpus, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "real"))
+	var set *Set
+	if _, err := os.Stat(corpus); err == nil {
+		var err error
+		if set, err = FindProjects(corpus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type job struct {
+		name string
+		opts Options
+	}
+	var jobs []job
+	for _, p := range projects {
+		jobs = append(jobs, job{p[0], Options{Files: p, Environ: []string{"SHELL_ONLY=x"}}})
+	}
+	if set != nil {
+		for _, ps := range set.Projects {
+			rel, _ := filepath.Rel(corpus, ps.Files[0])
+			jobs = append(jobs, job{rel, set.Options(ps, Options{})})
+		}
+	}
+	fastCount := 0
+	for _, j := range jobs {
+		fastRes, fastErr := Load(context.Background(), j.opts)
+		slowOpts := j.opts
+		slowOpts.Validate = true
+		slowRes, slowErr := Load(context.Background(), slowOpts)
+		switch {
+		case fastErr != nil && slowErr != nil:
+			// Both come from compose-go (the fast path declines, never
+			// fails), whose messages may order map entries differently.
+			continue
+		case slowErr != nil:
+			// The fast path does not validate fields no rule reads; say which.
+			t.Logf("%s: accepted by the fast path, refused by full validation: %v", j.name, slowErr)
+			continue
+		case fastErr != nil:
+			t.Errorf("%s: fast path failed where compose-go succeeds: %v", j.name, fastErr)
+			continue
+		}
+		if fastRes.Fast {
+			fastCount++
+		}
+		if diff := diffProjects(fastRes.Project, slowRes.Project); diff != "" {
+			t.Errorf("%s: fast path and compose-go disagree:\n%s", j.name, diff)
+		}
+	}
+	t.Logf("%d of %d projects took the fast path", fastCount, len(jobs))
+	if fastCount < len(jobs)/2 {
+		t.Errorf("only %d of %d projects took the fast path", fastCount, len(jobs))
+	}
+}
+
+func diffProjects(a, b *workload.Project) string {
+	var out []string
+	if a.Name != b.Name {
+		out = append(out, fmt.Sprintf("project name %q vs %q", a.Name, b.Name))
+	}
+	if len(a.Workloads) != len(b.Workloads) {
+		return fmt.Sprintf("%d vs %d workloads", len(a.Workloads), len(b.Workloads))
+	}
+	for i := range a.Workloads {
+		wa, wb := *a.Workloads[i], *b.Workloads[i]
+		va, vb := reflect.ValueOf(wa), reflect.ValueOf(wb)
+		for f := 0; f < va.NumField(); f++ {
+			if !reflect.DeepEqual(va.Field(f).Interface(), vb.Field(f).Interface()) {
+				out = append(out, fmt.Sprintf("service %s field %s:\n   fast %#v\n   full %#v", wa.Name, va.Type().Field(f).Name, va.Field(f).Interface(), vb.Field(f).Interface()))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,293 @@
+package compose
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+func mustLoad(t *testing.T, o Options) *workload.Project {
+	t.Helper()
+	res, err := Load(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Load(%v): %v", o.Files, err)
+	}
+	return res.Project
+}
+
+func service(t *testing.T, p *workload.Project, name string) *workload.Workload {
+	t.Helper()
+	w := p.Find(name)
+	if w == nil {
+		var names []string
+		for _, x := range p.Workloads {
+			names = append(names, x.Name)
+		}
+		t.Fatalf("service %q not loaded (have %v)", name, names)
+	}
+	return w
+}
+
+func at(t *testing.T, what string, got workload.Position, file string, line int) {
+	t.Helper()
+	if filepath.Base(got.File) != file || got.Line != line {
+		t.Errorf("%s at %s, want %s:%d", what, got, file, line)
+	}
+}
+
+// TestLoadLocatesAnchorsAndMergeKeys: a value merged from an anchor is
+// located at the anchor's line, and lands in the service that merges it;
+// `<<: [*a, *b]` gives precedence to the earlier alias and to explicit keys.
+func TestLoadLocatesAnchorsAndMergeKeys(t *testing.T) {
+	p := mustLoad(t, Options{Files: []string{"testdata/anchors/compose.yaml"}})
+	single := service(t, p, "single")
+	if set, _, _ := single.NoNewPrivileges(); !set || !single.DropsAll() {
+		t.Errorf("single: anchor not applied: security_opt=%v cap_drop=%v", single.SecurityOpt, single.CapDrop)
+	}
+	at(t, "single security_opt[0]", single.SecurityOptPosition(0), "compose.yaml", 3)
+	at(t, "single service", single.Pos, "compose.yaml", 11)
+	if !single.Baseline.FileDefines || !single.Baseline.Merged {
+		t.Errorf("single: baseline = %+v, want defined and merged", single.Baseline)
+	}
+
+	list := service(t, p, "list")
+	if list.Tier() != "infra" {
+		t.Errorf("list: tier %q, want infra (from <<: [*labels, ...])", list.Tier())
+	}
+	at(t, "list tier label", list.LabelPos[workload.LabelTier], "compose.yaml", 7)
+	if !list.Baseline.Merged {
+		t.Error("list: <<: [*labels, *security-baseline] not seen as merging the baseline")
+	}
+
+	ov := service(t, p, "override")
+	if ov.User != "1000" {
+		t.Errorf("override: user %q, want the explicit 1000 over the merged root", ov.User)
+	}
+	at(t, "override user", ov.UserPos, "compose.yaml", 20)
+}
+
+func TestLoadExtendsSameAndOtherFile(t *testing.T) {
+	p := mustLoad(t, Options{Files: []string{"testdata/extends/compose.yaml"}})
+	ff := service(t, p, "from-file")
+	if !ff.Privileged || ff.User != "10001" || !ff.ReadOnlyRootfs {
+		t.Errorf("from-file: extends file not applied: %+v", ff)
+	}
+	at(t, "from-file privileged", ff.PrivilegedPos, "base.yaml", 5)
+	at(t, "from-file service", ff.Pos, "compose.yaml", 5)
+	sf := service(t, p, "same-file")
+	if !sf.DropsAll() {
+		t.Errorf("same-file: cap_drop %v, want [ALL] from local-base", sf.CapDrop)
+	}
+	at(t, "same-file cap_drop", sf.CapDropAt, "compose.yaml", 4)
+}
+
+func TestLoadInclude(t *testing.T) {
+	p := mustLoad(t, Options{Files: []string{"testdata/include/compose.yaml"}})
+	inc := service(t, p, "included")
+	if !inc.Privileged {
+		t.Error("included service lost privileged")
+	}
+	at(t, "included privileged", inc.PrivilegedPos, "compose.yaml", 4)
+	if !strings.Contains(inc.PrivilegedPos.File, filepath.Join("include", "sub")) {
+		t.Errorf("included privileged located in %s, want include/sub/compose.yaml", inc.PrivilegedPos.File)
+	}
+	service(t, p, "main")
+}
+
+// TestLoadSeveralFiles merges -f files as docker compose does: the later
+// file wins and findings point at it.
+func TestLoadSeveralFiles(t *testing.T) {
+	p := mustLoad(t, Options{Files: []string{"testdata/multi/compose.yaml", "testdata/multi/compose.prod.yaml"}})
+	web := service(t, p, "web")
+	if web.User != "0" || web.Image != "example/web:2.0" || web.MemoryLimit != 256<<20 {
+		t.Errorf("web: override not applied: user=%q image=%q mem=%d", web.User, web.Image, web.MemoryLimit)
+	}
+	at(t, "web user", web.UserPos, "compose.prod.yaml", 4)
+	at(t, "web service", web.Pos, "compose.yaml", 2)
+	if len(web.Ports) != 1 || web.Ports[0].Published != "8080" {
+		t.Fatalf("web ports = %+v", web.Ports)
+	}
+	at(t, "web port", web.Ports[0].Pos, "compose.yaml", 6)
+	if len(web.Files) != 2 {
+		t.Errorf("web files = %v, want both", web.Files)
+	}
+}
+
+func TestLoadProfiles(t *testing.T) {
+	names := func(p *workload.Project) string {
+		var n []string
+		for _, w := range p.Workloads {
+			n = append(n, w.Name)
+		}
+		sort.Strings(n)
+		return strings.Join(n, ",")
+	}
+	for _, tc := range []struct {
+		profiles []string
+		want     string
+	}{
+		{nil, "always"},
+		{[]string{"debug"}, "always,debug"},
+		{[]string{"*"}, "always,debug"},
+	} {
+		p := mustLoad(t, Options{Files: []string{"testdata/profiles/compose.yaml"}, Profiles: tc.profiles})
+		if got := names(p); got != tc.want {
+			t.Errorf("profiles %v: services %s, want %s", tc.profiles, got, tc.want)
+		}
+	}
+}
+
+// TestLoadInterpolation covers .env, --env-file and every ${VAR...} form.
+func TestLoadInterpolation(t *testing.T) {
+	p := mustLoad(t, Options{Files: []string{"testdata/env/compose.yaml"}, Environ: []string{"SHELL_ONLY=from-shell"}})
+	app := service(t, p, "app")
+	if app.Image != "example/app:1.2.3" || app.User != "4242" {
+		t.Errorf(".env not applied: image=%q user=%q", app.Image, app.User)
+	}
+	env := map[string]workload.EnvVar{}
+	for _, e := range app.Env {
+		env[e.Key] = e
+	}
+	for k, want := range map[string]string{
+		"DEFAULTED": "fallback", "DASH_DEFAULT": "dash", "ALTERNATE": "set", "LITERAL": "$NOT_A_VAR", "FROM_SHELL": "from-shell",
+	} {
+		if got := env[k].Value; got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if env["LITERAL"].Interpolated || !env["FROM_SHELL"].Interpolated || !env["DEFAULTED"].Interpolated {
+		t.Errorf("interpolation flags wrong: %+v", env)
+	}
+	at(t, "FROM_SHELL", env["FROM_SHELL"].Pos, "compose.yaml", 10)
+
+	alt := mustLoad(t, Options{Files: []string{"testdata/env/compose.yaml"}, EnvFiles: []string{"testdata/env/alt.env"}})
+	if img := service(t, alt, "app").Image; img != "example/app:9.9.9" {
+		t.Errorf("--env-file not applied: image %q", img)
+	}
+}
+
+func TestDiscoverFindsOverride(t *testing.T) {
+	p := mustLoad(t, Options{WorkDir: "testdata/discover"})
+	if !service(t, p, "web").Privileged {
+		t.Error("compose.override.yaml was not merged")
+	}
+	if _, err := Discover("testdata/invalid"); !errors.Is(err, ErrNoComposeFile) {
+		t.Errorf("Discover(no compose file) = %v, want ErrNoComposeFile", err)
+	}
+}
+
+// TestFindProjects groups a walk: included files are parts of the project
+// that includes them, YAML without services is not a compose file.
+func TestFindProjects(t *testing.T) {
+	set, err := FindProjects("testdata/walk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Projects) != 1 || filepath.Base(set.Projects[0].Files[0]) != "docker-compose.yml" {
+		t.Fatalf("projects = %+v, want only app/docker-compose.yml", set.Projects)
+	}
+	p := mustLoad(t, set.Options(set.Projects[0], Options{}))
+	service(t, p, "shared")
+}
+
+// TestBadInput: every broken input gives one clear error naming the file
+// (and the line where there is one), never a panic.
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"malformed.yaml", []string{"malformed.yaml:4:", "invalid YAML", "did not find expected"}},
+		{"unknown-top-level.yaml", []string{"unknown-top-level.yaml:4:", "serivces"}},
+		{"required-variable.yaml", []string{"required-variable.yaml", "WEB_TAG", "set WEB_TAG to the release"}},
+		{"extends-cycle.yaml", []string{"extends-cycle.yaml", "Circular reference"}},
+		{"empty.yaml", []string{"empty.yaml", "empty compose file"}},
+		{"top-level-list.yaml", []string{"top-level-list.yaml:1:", "must be a mapping"}},
+		{"unknown-service-key.yaml", []string{"unknown-service-key.yaml:4:", "service web", "unknown key previleged"}},
+		{"two-documents.yaml", []string{"two-documents.yaml:4:", "one YAML document"}},
+		{"does-not-exist.yaml", []string{"does-not-exist.yaml", "no such file"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}})
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRealCorpusLoads lints every file of ../shared/corpus/real that docker
+// compose itself accepts; the ones it rejects must fail with a clear error,
+// never a panic. The list of rejected files is pinned so that a regression
+// that starts rejecting good files is caught.
+func TestRealCorpusLoads(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "real"))
+	if _, err := os.Stat(root); err != nil {
+		t.Skipf("corpus not present at %s", root)
+	}
+	set, err := FindProjects(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := map[string]bool{}
+	loaded, services := 0, 0
+	for _, ps := range set.Projects {
+		res, err := Load(context.Background(), set.Options(ps, Options{}))
+		rel, _ := filepath.Rel(root, ps.Files[0])
+		if err != nil {
+			if !strings.Contains(err.Error(), filepath.Base(ps.Files[0])) && !strings.Contains(err.Error(), filepath.Dir(ps.Files[0])) {
+				t.Errorf("%s: error does not name the file: %v", rel, err)
+			}
+			rejected[rel] = true
+			continue
+		}
+		loaded++
+		services += len(res.Project.Workloads)
+	}
+	t.Logf("%d projects loaded (%d services), %d rejected", loaded, services, len(rejected))
+	for f := range rejected {
+		if !expectedRejects[f] {
+			t.Errorf("%s is rejected but is not a file docker compose rejects", f)
+		}
+	}
+	for f := range expectedRejects {
+		if !rejected[f] {
+			t.Errorf("%s loaded, but docker compose rejects it (update expectedRejects if the corpus changed)", f)
+		}
+	}
+}
+
+// expectedRejects are corpus files `docker compose config` rejects too, with
+// why. They need variables, env files or remote resources the corpus does
+// not carry, or they are loader test fixtures of broken input.
+var expectedRejects = map[string]bool{
+	"awesome-compose/plex/compose.yaml":                                   true, // `${PLEX_MEDIA_PATH}:/media/` with the variable unset: empty volume source
+	"boilerplates/docker-compose/authentik/compose.yaml":                  true, // ${POSTGRES_PASSWORD:?error}: required variable unset
+	"boilerplates/docker-compose/gitea/compose.yaml":                      true, // ${POSTGRES_DB:?...}: required variable unset
+	"boilerplates/docker-compose/wazuh/compose.yaml":                      true, // ${INDEXER_USERNAME:?error}: required variable unset
+	"compose-go/cli/testdata/env-file/compose-with-env-file.yaml":         true, // env_file simple-env not in the corpus
+	"compose-go/cli/testdata/env-file/compose-with-env-files.yaml":        true, // env_file simple-env not in the corpus
+	"compose-go/loader/testdata/compose-depends-on-cycle.yaml":            true, // depends_on cycle (negative fixture)
+	"compose-go/loader/testdata/compose-depends-on-profile-no-cycle.yaml": true, // depends_on cycle with no profile active
+	"compose-go/loader/testdata/compose-depends-on-self.yaml":             true, // depends_on itself (negative fixture)
+	"compose-go/loader/testdata/compose-include.yaml":                     true, // included env_file subdir/extra.env not in the corpus
+	"compose-go/loader/testdata/compose-test-extends.yaml":                true, // env_file subdir/extra.env not in the corpus
+	"compose-go/loader/testdata/extends/base.yaml":                        true, // `nil:` service with no mapping (negative fixture)
+	"compose-go/loader/testdata/include/dir/compose.yaml":                 true, // env_file extra.env not in the corpus
+	"compose-go/loader/testdata/remote/compose.yaml":                      true, // env_file "env" not in the corpus
+	"compose-go/loader/testdata/remote/cycle/compose.yaml":                true, // remote:cycle resource needs a remote loader
+	"compose-go/loader/testdata/remote/cycle/compose-cycle.yaml":          true, // remote:cycle resource needs a remote loader
+	"compose-go/loader/testdata/remote/nested/compose.yaml":               true, // remote:nested resource needs a remote loader
+	"compose-go/schema/using-variables.yaml":                              true, // `external: ${VAR}` unset: not a boolean
+}

@@ -1,0 +1,155 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hy-home/hyhome/internal/parallel"
+)
+
+// ProjectSpec is one compose project found in a directory walk.
+type ProjectSpec struct {
+	Files   []string
+	WorkDir string
+}
+
+// Set is a group of projects that share parsed files.
+type Set struct {
+	Projects []ProjectSpec
+	cache    *fileCache
+}
+
+// Options returns load options for a project of the set.
+func (s *Set) Options(p ProjectSpec, base Options) Options {
+	base.Files, base.WorkDir, base.cache = p.Files, p.WorkDir, s.cache
+	return base
+}
+
+var composeName = regexp.MustCompile(`(?i)^(docker-)?compose([._-].*)?\.ya?ml$`)
+
+// skipDirs are never compose projects.
+var skipDirs = map[string]bool{".git": true, "node_modules": true, "vendor": true, ".hg": true, ".svn": true}
+
+// FindProjects walks dir for compose files and groups them as docker compose
+// would: a default file with its override is one project; any other compose
+// file is a project of its own. Files another file includes or extends are
+// parts of that project, not projects themselves.
+func FindProjects(dir string) (*Set, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	var candidates []string
+	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != abs && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		ext := strings.ToLower(filepath.Ext(p))
+		if ext != ".yml" && ext != ".yaml" {
+			return nil
+		}
+		if composeName.MatchString(d.Name()) || hasServicesKey(p) {
+			candidates = append(candidates, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	set := &Set{cache: newFileCache()}
+	if len(candidates) == 0 {
+		return set, nil
+	}
+	// Only a file that mentions include or extends can pull in another
+	// file; parse just those now to learn which files are parts of others.
+	// Every other file is parsed by its project's load, on a worker, and
+	// released when that project is done, so memory stays bounded.
+	parts := map[string]bool{}
+	var referencing []string
+	for _, c := range candidates {
+		if b, err := os.ReadFile(c); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
+			referencing = append(referencing, c)
+		}
+	}
+	for _, f := range parallelParse(set.cache, referencing) {
+		if f == nil {
+			continue
+		}
+		for _, inc := range f.includes {
+			parts[inc] = true
+		}
+		for _, ext := range f.extendsFiles {
+			if ext != f.path {
+				parts[ext] = true
+			}
+		}
+	}
+	byDir := map[string][]string{}
+	for _, c := range candidates {
+		byDir[filepath.Dir(c)] = append(byDir[filepath.Dir(c)], c)
+	}
+	dirs := make([]string, 0, len(byDir))
+	for d := range byDir {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		files := byDir[d]
+		used := map[string]bool{}
+		if def, err := Discover(d); err == nil {
+			for _, f := range def {
+				used[f] = true
+			}
+			if !parts[def[0]] {
+				set.Projects = append(set.Projects, ProjectSpec{Files: def, WorkDir: d})
+			}
+		}
+		for _, f := range files {
+			if used[f] || parts[f] || isOverrideName(filepath.Base(f)) {
+				continue
+			}
+			set.Projects = append(set.Projects, ProjectSpec{Files: []string{f}, WorkDir: d})
+		}
+	}
+	return set, nil
+}
+
+func isOverrideName(name string) bool {
+	for _, n := range DefaultOverrideFileNames {
+		if name == n {
+			return true
+		}
+	}
+	return false
+}
+
+// hasServicesKey reports whether a YAML file has a top-level services: key.
+func hasServicesKey(p string) bool {
+	b, err := os.ReadFile(p)
+	if err != nil || len(b) > MaxFileSize {
+		return false
+	}
+	return bytes.HasPrefix(b, []byte("services:")) || bytes.Contains(b, []byte("\nservices:"))
+}
+
+func parallelParse(c *fileCache, files []string) []*yamlFile {
+	out := make([]*yamlFile, len(files))
+	parallel.ForEach(context.Background(), len(files), 0, func(i int) {
+		if f, err := c.get(files[i]); err == nil {
+			out[i] = f
+		}
+	})
+	return out
+}

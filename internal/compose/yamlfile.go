@@ -1,0 +1,413 @@
+package compose
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.yaml.in/yaml/v4"
+)
+
+// BaselineAnchor is the anchor name SPEC-SYS-01 §4 prescribes.
+const BaselineAnchor = "security-baseline"
+
+// MaxFileSize bounds a compose file; larger input is refused, not parsed.
+const MaxFileSize = 16 << 20
+
+// yamlFile is one compose file parsed once: its node tree (for positions
+// and anchors) and the plain value handed to compose-go.
+type yamlFile struct {
+	path string
+	root *yaml.Node // the top-level mapping
+	// services maps a service name to its mapping node (aliases resolved).
+	services map[string]*yaml.Node
+	// defines reports whether the file defines the &security-baseline anchor.
+	definesBaseline bool
+	// rawTags is true when the file uses !reset/!override, which compose-go
+	// implements in its own YAML pass: it is then given the bytes.
+	rawTags bool
+	content []byte
+	// config is the decoded document with x-* blocks removed, made on first
+	// use: the fast path reads services from the nodes and never needs it.
+	configOnce sync.Once
+	config     map[string]any
+	configErr  error
+	// includes and extendsFiles are files this one pulls in (absolute).
+	includes     []string
+	extendsFiles []string
+}
+
+// ParseError is a YAML or structure error at a position in a file.
+type ParseError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// readFile reads and parses a compose file.
+func readFile(path string) (*yamlFile, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such file", path)
+		}
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a compose file", path)
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes is larger than the %d-byte limit for a compose file", path, fi.Size(), MaxFileSize)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return parseFile(path, b)
+}
+
+// parseFile parses compose YAML. Errors name the file and line.
+func parseFile(path string, b []byte) (f *yamlFile, err error) {
+	// The YAML library is third-party code fed untrusted input: a panic in
+	// it must become an error naming the file, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, &ParseError{File: path, Msg: fmt.Sprintf("cannot parse YAML: %v", r)}
+		}
+	}()
+	f = &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &ParseError{File: path, Msg: "empty compose file"}
+		}
+		return nil, yamlError(path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &ParseError{File: path, Line: extra.Line, Msg: "a compose file holds one YAML document; found a second one"}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &ParseError{File: path, Msg: "empty compose file"}
+	}
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		return nil, &ParseError{File: path, Line: root.Line, Msg: "the top level of a compose file must be a mapping"}
+	}
+	f.root = root
+	f.definesBaseline = definesAnchor(root, BaselineAnchor)
+	if svcs := mapValue(root, "services"); svcs != nil {
+		svcs = resolve(svcs)
+		if svcs.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(svcs.Content); i += 2 {
+				name := svcs.Content[i].Value
+				if v := resolve(svcs.Content[i+1]); v.Kind == yaml.MappingNode {
+					f.services[name] = v
+				}
+			}
+		}
+	}
+	dir := filepath.Dir(path)
+	f.includes = includePaths(root, dir)
+	for _, svc := range f.services {
+		if ext := flatGet(svc, "extends"); ext != nil {
+			ext = resolve(ext)
+			if file := flatGet(ext, "file"); ext.Kind == yaml.MappingNode && file != nil && file.Kind == yaml.ScalarNode {
+				f.extendsFiles = append(f.extendsFiles, absJoin(dir, file.Value))
+			}
+		}
+	}
+	f.rawTags = hasTag(root, "!reset") || hasTag(root, "!override")
+	return f, nil
+}
+
+// decoded returns the document as compose-go takes it (x-* blocks removed).
+func (f *yamlFile) decoded() (map[string]any, error) {
+	f.configOnce.Do(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				f.configErr = &ParseError{File: f.path, Msg: fmt.Sprintf("cannot decode YAML: %v", r)}
+			}
+		}()
+		var v any
+		if err := f.root.Decode(&v); err != nil {
+			f.configErr = yamlError(f.path, err)
+			return
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			f.configErr = &ParseError{File: f.path, Line: f.root.Line, Msg: "the top level of a compose file must be a mapping with string keys"}
+			return
+		}
+		stripExtensions(m)
+		f.config = m
+	})
+	return f.config, f.configErr
+}
+
+// yamlError turns a YAML library error into "file:line: message".
+func yamlError(path string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	// Messages look like "line 3: did not find expected key" or
+	// "yaml: unmarshal errors:\n  line 4: ...".
+	if i := strings.Index(msg, "line "); i >= 0 {
+		rest := msg[i+len("line "):]
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n > 0 {
+			fmt.Sscanf(rest[:n], "%d", &line)
+			msg = strings.TrimSpace(strings.TrimPrefix(rest[n:], ":"))
+			if c := strings.Index(msg, "\n"); c >= 0 {
+				msg = msg[:c]
+			}
+		}
+	}
+	return &ParseError{File: path, Line: line, Msg: "invalid YAML: " + msg}
+}
+
+// stripExtensions drops x-* blocks that no rule reads, at the top level and
+// in services. Anchors inside them were already expanded by decoding, so
+// nothing that references them is lost; compose-go does not spend time
+// walking and interpolating them (DESIGN.md: 57% of its load time on large
+// x-* blocks).
+func stripExtensions(m map[string]any) {
+	for k := range m {
+		if strings.HasPrefix(k, "x-") {
+			delete(m, k)
+		}
+	}
+	if svcs, ok := m["services"].(map[string]any); ok {
+		for _, s := range svcs {
+			if sm, ok := s.(map[string]any); ok {
+				for k := range sm {
+					if strings.HasPrefix(k, "x-") {
+						delete(sm, k)
+					}
+				}
+			}
+		}
+	}
+}
+
+func absJoin(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}
+
+// includePaths reads `include:` entries: a path, or a mapping whose `path`
+// is a string or a list.
+func includePaths(root *yaml.Node, dir string) []string {
+	inc := mapValue(root, "include")
+	if inc == nil {
+		return nil
+	}
+	inc = resolve(inc)
+	var out []string
+	add := func(n *yaml.Node) {
+		n = resolve(n)
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if n.Value != "" {
+				out = append(out, absJoin(dir, n.Value))
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				if c = resolve(c); c.Kind == yaml.ScalarNode {
+					out = append(out, absJoin(dir, c.Value))
+				}
+			}
+		}
+	}
+	if inc.Kind != yaml.SequenceNode {
+		return nil
+	}
+	for _, e := range inc.Content {
+		e = resolve(e)
+		switch e.Kind {
+		case yaml.ScalarNode:
+			add(e)
+		case yaml.MappingNode:
+			if p := mapValue(e, "path"); p != nil {
+				add(p)
+			}
+		}
+	}
+	return out
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
+		n = n.Alias
+	}
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		return resolve(n.Content[0])
+	}
+	return n
+}
+
+// mapValue returns the value of key in a mapping, ignoring merge keys.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i].Tag != "!!merge" {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == "" || k.Tag == "!!str" && k.Style == 0)
+}
+
+// mergeSources returns the mappings a mapping merges with `<<`, in
+// precedence order (earlier wins, as YAML merge keys specify).
+func mergeSources(m *yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if !isMergeKey(m.Content[i]) {
+			continue
+		}
+		v := m.Content[i+1]
+		switch rv := resolve(v); rv.Kind {
+		case yaml.MappingNode:
+			out = append(out, rv)
+		case yaml.SequenceNode:
+			for _, c := range rv.Content {
+				if rc := resolve(c); rc.Kind == yaml.MappingNode {
+					out = append(out, rc)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// flatGetKV looks key up in a mapping the way a merge-aware decoder sees it:
+// explicit keys first, then merged mappings in order. It returns the key
+// and value nodes where they are written.
+func flatGetKV(m *yaml.Node, key string) (k, v *yaml.Node) {
+	return flatGetDepth(m, key, 0)
+}
+
+func flatGetDepth(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
+	if m == nil || depth > 32 {
+		return nil, nil
+	}
+	m = resolve(m)
+	if m.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if !isMergeKey(m.Content[i]) && m.Content[i].Value == key {
+			return m.Content[i], m.Content[i+1]
+		}
+	}
+	for _, src := range mergeSources(m) {
+		if k, v := flatGetDepth(src, key, depth+1); k != nil {
+			return k, v
+		}
+	}
+	return nil, nil
+}
+
+func flatGet(m *yaml.Node, key string) *yaml.Node {
+	_, v := flatGetKV(m, key)
+	return v
+}
+
+// mergesAnchor reports whether a mapping merges the anchored node name,
+// directly or through the mappings it merges.
+func mergesAnchor(m *yaml.Node, name string, depth int) bool {
+	if m == nil || depth > 32 {
+		return false
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if !isMergeKey(m.Content[i]) {
+			continue
+		}
+		v := m.Content[i+1]
+		var refs []*yaml.Node
+		if v.Kind == yaml.SequenceNode {
+			refs = v.Content
+		} else {
+			refs = []*yaml.Node{v}
+		}
+		for _, r := range refs {
+			target := resolve(r)
+			if r.Kind == yaml.AliasNode && r.Alias != nil && r.Alias.Anchor == name || target != nil && target.Anchor == name {
+				return true
+			}
+			if target != nil && mergesAnchor(target, name, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// definesAnchor reports whether any node in the tree carries the anchor.
+func definesAnchor(n *yaml.Node, name string) bool {
+	if n == nil {
+		return false
+	}
+	if n.Anchor == name {
+		return true
+	}
+	if n.Kind == yaml.AliasNode {
+		return false
+	}
+	for _, c := range n.Content {
+		if definesAnchor(c, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasTag(n *yaml.Node, tag string) bool {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return false
+	}
+	if n.Tag == tag {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasTag(c, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// topLevelKeyLine returns the line of a top-level key, 0 if absent.
+func (f *yamlFile) topLevelKeyLine(key string) int {
+	for i := 0; i+1 < len(f.root.Content); i += 2 {
+		if f.root.Content[i].Value == key {
+			return f.root.Content[i].Line
+		}
+	}
+	return 0
+}

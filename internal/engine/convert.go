@@ -1,0 +1,413 @@
+// Package engine turns Docker Engine API objects into workloads: container
+// configurations (from inspect, or from a create request the guard sees) and
+// Swarm service specs. Audit and guard both call it, so a container is judged
+// the same whether it is asked for or already running.
+//
+// It converts; it must not talk to the engine or judge anything.
+package engine
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// ContainerInput is what is known about one container.
+type ContainerInput struct {
+	ID         string
+	Name       string // without the leading "/"
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	// Networks the container is (or will be) attached to, by name.
+	Networks []string
+	// MountPoints are the effective mounts from inspect; nil for requests,
+	// which are judged from HostConfig.Binds/Mounts/Tmpfs instead.
+	MountPoints []container.MountPoint
+	// ImageUser is the image's default USER when known.
+	ImageUser      string
+	ImageUserKnown bool
+	// Kind is KindContainer for running containers, KindRequest for the guard.
+	Kind workload.Kind
+}
+
+// ShortID is the 12-character form of a container or service ID.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Container converts a container's configuration to a workload.
+func Container(in ContainerInput) *workload.Workload {
+	cfg, hc := in.Config, in.HostConfig
+	if cfg == nil {
+		cfg = &container.Config{}
+	}
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	kind := in.Kind
+	if kind == "" {
+		kind = workload.KindContainer
+	}
+	name := strings.TrimPrefix(in.Name, "/")
+	w := &workload.Workload{
+		Kind:           kind,
+		Name:           name,
+		ID:             in.ID,
+		Image:          cfg.Image,
+		ImageUser:      in.ImageUser,
+		ImageUserKnown: in.ImageUserKnown,
+		User:           cfg.User,
+		Privileged:     hc.Privileged,
+		SecurityOpt:    requestedSecurityOpt(kind, hc),
+		CapAdd:         append([]string(nil), hc.CapAdd...),
+		CapDrop:        append([]string(nil), hc.CapDrop...),
+		Labels:         copyLabels(cfg.Labels),
+		MemoryLimit:    hc.Memory,
+		ReadOnlyRootfs: hc.ReadonlyRootfs,
+		Networks:       append([]string(nil), in.Networks...),
+		Command:        append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...),
+	}
+	w.Project = w.Labels[workload.LabelComposeProject]
+	w.Service = w.Labels[workload.LabelComposeService]
+	switch {
+	case kind == workload.KindRequest && name == "":
+		w.Display = "create request"
+	case kind == workload.KindRequest:
+		w.Display = fmt.Sprintf("create request %s", name)
+	default:
+		w.Display = fmt.Sprintf("container %s (%s)", name, ShortID(in.ID))
+	}
+	if hc.PidsLimit != nil {
+		w.PidsLimit = *hc.PidsLimit
+	}
+	w.Namespaces = workload.Namespaces{
+		PID:     ns(string(hc.PidMode)),
+		Network: ns(string(hc.NetworkMode)),
+		IPC:     ns(string(hc.IpcMode)),
+		UTS:     ns(string(hc.UTSMode)),
+		UserNS:  ns(string(hc.UsernsMode)),
+	}
+	if nm := string(hc.NetworkMode); nm != "" && nm != "default" && nm != "host" && nm != "none" &&
+		!strings.HasPrefix(nm, "container:") && !containsStr(w.Networks, nm) {
+		w.Networks = append(w.Networks, nm)
+	}
+	for _, kv := range cfg.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		// An entry without "=" unsets the variable at the API level.
+		w.Env = append(w.Env, workload.EnvVar{Key: k, Value: v, HasValue: true})
+	}
+	if hc := cfg.Healthcheck; hc != nil && len(hc.Test) > 0 {
+		w.Healthcheck.Defined = true
+		w.Healthcheck.Disabled = strings.EqualFold(hc.Test[0], "NONE")
+	}
+	for _, d := range hc.Devices {
+		w.Devices = append(w.Devices, workload.Device{Host: d.PathOnHost, Container: d.PathInContainer, Permissions: d.CgroupPermissions})
+	}
+	w.Ports = containerPorts(cfg, hc)
+	if in.MountPoints != nil {
+		for _, m := range in.MountPoints {
+			src := m.Source
+			if m.Type == mount.TypeVolume {
+				src = m.Name
+			}
+			w.Mounts = append(w.Mounts, workload.Mount{Type: string(m.Type), Source: src, Target: m.Destination, ReadOnly: !m.RW})
+		}
+	} else {
+		w.Mounts = requestMounts(hc)
+	}
+	// Compose implements non-Swarm secrets as read-only binds under /run/secrets.
+	for _, m := range w.Mounts {
+		if m.Type == "bind" && strings.HasPrefix(m.Target, "/run/secrets/") {
+			w.Secrets = append(w.Secrets, workload.Secret{Source: path.Base(m.Source), Target: m.Target})
+		}
+	}
+	return w
+}
+
+// requestedSecurityOpt returns the security options as the container's
+// create request gave them. For a privileged container, or one sharing the
+// host's pid or ipc namespace, the daemon appends "label=disable" at create
+// time unless the request had a label option of its own (daemon/create.go,
+// generateSecurityOpt: SELinux labels cannot apply there). Inspect shows the
+// appended entry, a create request does not; dropping it judges a running
+// container exactly as the guard judged its request, and the cause is
+// reported by the privileged or host-namespaces rule anyway. The effective
+// confinement is the same with or without the entry.
+func requestedSecurityOpt(kind workload.Kind, hc *container.HostConfig) []string {
+	opts := append([]string(nil), hc.SecurityOpt...)
+	if kind != workload.KindContainer || len(opts) == 0 || opts[len(opts)-1] != "label=disable" {
+		return opts
+	}
+	if !hc.Privileged && !hc.PidMode.IsHost() && !hc.IpcMode.IsHost() {
+		return opts
+	}
+	for _, o := range opts[:len(opts)-1] {
+		if workload.ParseSecurityOpt(o).Key == "label" {
+			return opts // the request set labels itself, so the daemon added nothing
+		}
+	}
+	return opts[:len(opts)-1]
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, s := range xs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func copyLabels(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+// ns reads a namespace mode; joins of other containers are resolved later
+// (ResolveJoins) because they need the other container.
+func ns(mode string) workload.Namespace {
+	n := workload.Namespace{Mode: mode}
+	if mode == "host" {
+		n.Effective = "host"
+	}
+	return n
+}
+
+// ResolveJoins follows `container:<ref>` namespace modes: a container that
+// joins a container sharing the host's namespace shares it too. lookup finds
+// a container by name or ID (nil when unknown).
+func ResolveJoins(w *workload.Workload, lookup func(ref string) *workload.Workload) {
+	resolve := func(get func(*workload.Workload) *workload.Namespace) {
+		n := get(w)
+		seen := map[*workload.Workload]bool{w: true}
+		cur := n
+		for strings.HasPrefix(cur.Mode, "container:") {
+			ref := strings.TrimPrefix(cur.Mode, "container:")
+			other := lookup(ref)
+			if other == nil || seen[other] {
+				return
+			}
+			seen[other] = true
+			cur = get(other)
+			if cur.Mode == "host" {
+				n.Effective = "host"
+				n.Via = "container " + other.Name
+				return
+			}
+		}
+	}
+	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.PID })
+	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.Network })
+	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.IPC })
+}
+
+func containerPorts(cfg *container.Config, hc *container.HostConfig) []workload.Port {
+	var out []workload.Port
+	for p, bindings := range hc.PortBindings {
+		for _, b := range bindings {
+			ip := ""
+			if b.HostIP.IsValid() {
+				ip = b.HostIP.String()
+			}
+			out = append(out, workload.Port{HostIP: ip, Published: b.HostPort, Target: uint32(p.Num()), Protocol: string(p.Proto())})
+		}
+	}
+	if hc.PublishAllPorts {
+		for p := range cfg.ExposedPorts {
+			if _, bound := hc.PortBindings[p]; !bound {
+				out = append(out, workload.Port{Target: uint32(p.Num()), Protocol: string(p.Proto())})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Target != out[j].Target {
+			return out[i].Target < out[j].Target
+		}
+		return out[i].Published < out[j].Published
+	})
+	return out
+}
+
+// requestMounts reads Binds, Mounts and Tmpfs the way the daemon does.
+func requestMounts(hc *container.HostConfig) []workload.Mount {
+	var out []workload.Mount
+	for _, b := range hc.Binds {
+		out = append(out, ParseBind(b))
+	}
+	for _, m := range hc.Mounts {
+		out = append(out, workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	keys := make([]string, 0, len(hc.Tmpfs))
+	for k := range hc.Tmpfs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, workload.Mount{Type: "tmpfs", Target: k})
+	}
+	return out
+}
+
+// ParseBind reads a -v / Binds entry "source:target[:options]". A source that
+// is not an absolute path is a named volume; "ro" among the options makes it
+// read-only (the daemon's default is read-write).
+func ParseBind(spec string) workload.Mount {
+	parts := strings.Split(spec, ":")
+	m := workload.Mount{Type: "volume"}
+	switch len(parts) {
+	case 1:
+		m.Target = parts[0] // an anonymous volume
+		return m
+	case 2:
+		m.Source, m.Target = parts[0], parts[1]
+	default:
+		m.Source, m.Target = parts[0], parts[1]
+		for _, o := range strings.Split(strings.Join(parts[2:], ":"), ",") {
+			switch strings.TrimSpace(o) {
+			case "ro", "readonly":
+				m.ReadOnly = true
+			case "rw":
+				m.ReadOnly = false
+			}
+		}
+	}
+	if strings.HasPrefix(m.Source, "/") || strings.HasPrefix(m.Source, ".") || strings.HasPrefix(m.Source, "~") {
+		m.Type = "bind"
+	}
+	return m
+}
+
+// ServiceInput is what is known about one Swarm service.
+type ServiceInput struct {
+	ID   string
+	Spec swarm.ServiceSpec
+	// NetworkName maps a network ID or name in the spec to its name.
+	NetworkName func(idOrName string) string
+	// Kind is KindSwarm for deployed services, KindRequest for the guard.
+	Kind workload.Kind
+}
+
+// Service converts a Swarm service spec to a workload, so that the rules
+// judge what Swarm will run.
+func Service(in ServiceInput) *workload.Workload {
+	spec := in.Spec
+	cs := spec.TaskTemplate.ContainerSpec
+	if cs == nil {
+		cs = &swarm.ContainerSpec{}
+	}
+	kind := in.Kind
+	if kind == "" {
+		kind = workload.KindSwarm
+	}
+	w := &workload.Workload{
+		Kind:           kind,
+		Name:           spec.Name,
+		ID:             in.ID,
+		Image:          cs.Image,
+		User:           cs.User,
+		CapAdd:         append([]string(nil), cs.CapabilityAdd...),
+		CapDrop:        append([]string(nil), cs.CapabilityDrop...),
+		ReadOnlyRootfs: cs.ReadOnly,
+		Labels:         copyLabels(spec.Labels),
+		Command:        append(append([]string(nil), cs.Command...), cs.Args...),
+	}
+	// Container labels land on the tasks; service labels win for hy-home.*.
+	for k, v := range cs.Labels {
+		if _, ok := w.Labels[k]; !ok {
+			w.Labels[k] = v
+		}
+	}
+	w.Project = w.Labels[workload.LabelStackNamespace]
+	w.Service = strings.TrimPrefix(spec.Name, w.Project+"_")
+	if kind == workload.KindRequest {
+		w.Display = "service request " + spec.Name
+	} else {
+		w.Display = "service " + spec.Name
+	}
+	if p := cs.Privileges; p != nil {
+		if p.NoNewPrivileges {
+			w.SecurityOpt = append(w.SecurityOpt, "no-new-privileges:true")
+		}
+		if p.Seccomp != nil && p.Seccomp.Mode == swarm.SeccompModeUnconfined {
+			w.SecurityOpt = append(w.SecurityOpt, "seccomp=unconfined")
+		}
+		if p.AppArmor != nil && p.AppArmor.Mode == swarm.AppArmorModeDisabled {
+			w.SecurityOpt = append(w.SecurityOpt, "apparmor=unconfined")
+		}
+		if p.SELinuxContext != nil && p.SELinuxContext.Disable {
+			w.SecurityOpt = append(w.SecurityOpt, "label=disable")
+		}
+	}
+	if r := spec.TaskTemplate.Resources; r != nil && r.Limits != nil {
+		w.MemoryLimit = r.Limits.MemoryBytes
+		w.PidsLimit = r.Limits.Pids
+	}
+	if m := spec.Mode.Replicated; m != nil && m.Replicas != nil {
+		w.Replicas = int(*m.Replicas)
+	}
+	for _, kv := range cs.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		w.Env = append(w.Env, workload.EnvVar{Key: k, Value: v, HasValue: true})
+	}
+	for _, m := range cs.Mounts {
+		w.Mounts = append(w.Mounts, workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	for _, s := range cs.Secrets {
+		if s == nil {
+			continue
+		}
+		target := "/run/secrets/" + s.SecretName
+		if s.File != nil && s.File.Name != "" {
+			target = s.File.Name
+			if !strings.HasPrefix(target, "/") {
+				target = "/run/secrets/" + target
+			}
+		}
+		w.Secrets = append(w.Secrets, workload.Secret{Source: s.SecretName, Target: target})
+	}
+	if hc := cs.Healthcheck; hc != nil && len(hc.Test) > 0 {
+		w.Healthcheck.Defined = true
+		w.Healthcheck.Disabled = strings.EqualFold(hc.Test[0], "NONE")
+	}
+	nets := spec.TaskTemplate.Networks
+	for _, n := range nets {
+		name := n.Target
+		if in.NetworkName != nil {
+			if nn := in.NetworkName(n.Target); nn != "" {
+				name = nn
+			}
+		}
+		w.Networks = append(w.Networks, name)
+		if name == "host" {
+			w.Namespaces.Network = workload.Namespace{Mode: "host", Effective: "host"}
+		}
+		// Stacks prefix network names with the stack; infra_net is still infra_net.
+		if w.Project != "" && strings.HasPrefix(name, w.Project+"_") {
+			w.Networks = append(w.Networks, strings.TrimPrefix(name, w.Project+"_"))
+		}
+	}
+	if ep := spec.EndpointSpec; ep != nil {
+		for _, p := range ep.Ports {
+			pub := ""
+			if p.PublishedPort != 0 {
+				pub = strconv.FormatUint(uint64(p.PublishedPort), 10)
+			}
+			w.Ports = append(w.Ports, workload.Port{Published: pub, Target: p.TargetPort, Protocol: string(p.Protocol), Mode: string(p.PublishMode)})
+		}
+	}
+	return w
+}

@@ -1,0 +1,352 @@
+// Package policy holds the rule catalogue of SPEC-SYS-01 and evaluates it on
+// workloads. Every rule is written once against workload.Workload, so lint,
+// audit and guard judge alike; a rule never parses YAML or JSON and never
+// talks to the engine. Exemptions (ADR-backed labels) are applied here, in
+// one place.
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hy-home/hyhome/internal/adr"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// Severity of a finding. The zero value means "the rule's default".
+type Severity int
+
+const (
+	Info Severity = iota + 1
+	Warning
+	Error
+)
+
+func (s Severity) String() string {
+	switch s {
+	case Info:
+		return "info"
+	case Warning:
+		return "warning"
+	case Error:
+		return "error"
+	}
+	return "unknown"
+}
+
+// MarshalText renders the severity as its name in JSON and other encodings.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ParseSeverity parses "info", "warning" (or "warn") and "error".
+func ParseSeverity(s string) (Severity, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "info":
+		return Info, nil
+	case "warning", "warn":
+		return Warning, nil
+	case "error":
+		return Error, nil
+	}
+	return 0, fmt.Errorf("unknown severity %q (want info, warning or error)", s)
+}
+
+// Rule is one check of the catalogue.
+type Rule struct {
+	ID           string
+	Requirements []string
+	Severity     Severity
+	Description  string // one line, what the rule wants
+	Remediation  string // what to change, ending with a period
+	// Kinds limits the sources the rule applies to; empty means all.
+	Kinds []workload.Kind
+	// Check judges one workload. Exactly one of Check and CheckProject is set.
+	Check func(w *workload.Workload, env *Env) []Violation
+	// CheckProject judges a project as a whole (e.g. a memory budget).
+	CheckProject func(p *workload.Project, env *Env) []Violation
+}
+
+// AppliesTo reports whether the rule judges workloads of kind k.
+func (r *Rule) AppliesTo(k workload.Kind) bool {
+	if len(r.Kinds) == 0 {
+		return true
+	}
+	for _, x := range r.Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Violation is what a check reports; Evaluate turns it into a Finding.
+type Violation struct {
+	// Workload is required for project checks; Check fills it in itself.
+	Workload *workload.Workload
+	Message  string
+	// Pos is where the offending value is written; zero means the workload.
+	Pos workload.Position
+	// Severity overrides the rule's default when set.
+	Severity Severity
+}
+
+// Finding is one violation of one rule by one workload, as reported.
+type Finding struct {
+	Rule         string        `json:"rule"`
+	Requirements []string      `json:"requirements"`
+	Severity     Severity      `json:"severity"`
+	Kind         workload.Kind `json:"kind"`
+	Project      string        `json:"project,omitempty"`
+	Service      string        `json:"service"`
+	Source       string        `json:"source"`
+	File         string        `json:"file,omitempty"`
+	Line         int           `json:"line,omitempty"`
+	Column       int           `json:"column,omitempty"`
+	Message      string        `json:"message"`
+	Remediation  string        `json:"remediation"`
+	Exempted     bool          `json:"exempted"`
+	ADR          string        `json:"adr,omitempty"`
+	Tier         string        `json:"tier,omitempty"`
+	// ServicePos is where the workload is defined; reports group by it.
+	ServicePos workload.Position `json:"-"`
+}
+
+// Group is the heading a finding is reported under: the file defining its
+// workload, or its runtime source.
+func (f *Finding) Group() string {
+	if f.ServicePos.File != "" {
+		return f.ServicePos.File
+	}
+	if f.File != "" {
+		return f.File
+	}
+	return f.Source
+}
+
+// Location renders file:line, or the runtime source.
+func (f *Finding) Location() string {
+	switch {
+	case f.File != "" && f.Line > 0:
+		return fmt.Sprintf("%s:%d", f.File, f.Line)
+	case f.File != "":
+		return f.File
+	}
+	return f.Source
+}
+
+// Registry is an ordered catalogue of rules with unique IDs.
+type Registry struct {
+	rules []*Rule
+	byID  map[string]*Rule
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byID: map[string]*Rule{}} }
+
+// Register adds rules, refusing duplicates and incomplete rules.
+func (r *Registry) Register(rules ...*Rule) error {
+	for _, rule := range rules {
+		switch {
+		case rule.ID == "":
+			return fmt.Errorf("rule without ID")
+		case r.byID[rule.ID] != nil:
+			return fmt.Errorf("duplicate rule ID %q", rule.ID)
+		case (rule.Check == nil) == (rule.CheckProject == nil):
+			return fmt.Errorf("rule %q: exactly one of Check and CheckProject must be set", rule.ID)
+		case rule.Severity < Info || rule.Severity > Error:
+			return fmt.Errorf("rule %q: invalid severity", rule.ID)
+		}
+		r.byID[rule.ID] = rule
+		r.rules = append(r.rules, rule)
+	}
+	sort.SliceStable(r.rules, func(i, j int) bool { return r.rules[i].ID < r.rules[j].ID })
+	return nil
+}
+
+// MustRegister is Register for package initialisation.
+func (r *Registry) MustRegister(rules ...*Rule) {
+	if err := r.Register(rules...); err != nil {
+		panic(err)
+	}
+}
+
+// Rules returns the rules sorted by ID.
+func (r *Registry) Rules() []*Rule { return append([]*Rule(nil), r.rules...) }
+
+// Get returns the rule with the given ID.
+func (r *Registry) Get(id string) *Rule { return r.byID[id] }
+
+// Env is what rules may know beyond the workload itself.
+type Env struct {
+	Registry *Registry
+	// ADRs resolves exemption references; nil means the default locations.
+	ADRs *adr.Resolver
+	// Strict ignores every exemption.
+	Strict bool
+	// HostMemory in bytes, for the memory budget; 0 means unknown.
+	HostMemory int64
+	// Only, when set, restricts evaluation to these rule IDs.
+	Only map[string]bool
+	// Disabled rule IDs are not evaluated.
+	Disabled map[string]bool
+
+	// exemptions holds what Evaluate already read of each workload's
+	// exemption labels, so the adr-exemption rule does not read them again.
+	exemptions map[*workload.Workload]exemption
+}
+
+// Enabled reports whether a rule is evaluated under this environment.
+func (e *Env) Enabled(id string) bool {
+	if e.Disabled[id] {
+		return false
+	}
+	return len(e.Only) == 0 || e.Only[id]
+}
+
+// Evaluate runs every enabled rule on every workload of the project and
+// returns the findings, exemptions applied, in a stable order.
+func Evaluate(p *workload.Project, callerEnv *Env) []Finding {
+	// A copy, so that one Env may serve concurrent evaluations.
+	local := *callerEnv
+	env := &local
+	if env.Registry == nil {
+		env.Registry = Default
+	}
+	if p.HostMemory == 0 {
+		p.HostMemory = env.HostMemory
+	}
+	env.exemptions = make(map[*workload.Workload]exemption, len(p.Workloads))
+	for _, w := range p.Workloads {
+		env.exemptions[w] = exemptionOf(w, env)
+	}
+	exemptions := env.exemptions
+	out := make([]Finding, 0, 4*len(p.Workloads))
+	for _, rule := range env.Registry.rules {
+		if !env.Enabled(rule.ID) {
+			continue
+		}
+		var vs []Violation
+		if rule.CheckProject != nil {
+			vs = rule.CheckProject(p, env)
+		} else {
+			for _, w := range p.Workloads {
+				if !rule.AppliesTo(w.Kind) {
+					continue
+				}
+				for _, v := range rule.Check(w, env) {
+					v.Workload = w
+					vs = append(vs, v)
+				}
+			}
+		}
+		for _, v := range vs {
+			if v.Workload == nil || !rule.AppliesTo(v.Workload.Kind) {
+				continue
+			}
+			out = append(out, newFinding(rule, v, exemptions[v.Workload], env))
+		}
+	}
+	Sort(out)
+	return out
+}
+
+func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
+	w := v.Workload
+	pos := w.At(v.Pos)
+	sev := rule.Severity
+	if v.Severity != 0 {
+		sev = v.Severity
+	}
+	f := Finding{
+		Rule:         rule.ID,
+		Requirements: rule.Requirements,
+		Severity:     sev,
+		Kind:         w.Kind,
+		Project:      w.Project,
+		Service:      w.Name,
+		Source:       w.Display,
+		File:         pos.File,
+		Line:         pos.Line,
+		Column:       pos.Column,
+		Message:      v.Message,
+		Remediation:  rule.Remediation,
+		Tier:         w.Tier(),
+		ServicePos:   w.Pos,
+	}
+	if f.Source == "" {
+		f.Source = w.Where()
+	}
+	if !env.Strict && rule.ID != RuleADRExemption && ex.valid[rule.ID] {
+		f.Exempted = true
+		f.ADR = ex.adr
+	}
+	return f
+}
+
+// Sort orders findings by the file (or source) defining their workload, the
+// workload's position, then the finding's file, line, rule and message.
+func Sort(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool { return less(&fs[i], &fs[j]) })
+}
+
+func less(a, b *Finding) bool {
+	if ga, gb := a.Group(), b.Group(); ga != gb {
+		return ga < gb
+	}
+	if a.ServicePos.Line != b.ServicePos.Line {
+		return a.ServicePos.Line < b.ServicePos.Line
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	if a.Rule != b.Rule {
+		return a.Rule < b.Rule
+	}
+	return a.Message < b.Message
+}
+
+// Summary counts findings.
+type Summary struct {
+	Files    int `json:"files"`
+	Services int `json:"services"`
+	Errors   int `json:"errors"`
+	Warnings int `json:"warnings"`
+	Infos    int `json:"infos"`
+	Exempted int `json:"exempted"`
+}
+
+// Summarize counts findings by severity; exempted findings count only as exempted.
+func Summarize(fs []Finding) Summary {
+	var s Summary
+	for _, f := range fs {
+		if f.Exempted {
+			s.Exempted++
+			continue
+		}
+		switch f.Severity {
+		case Error:
+			s.Errors++
+		case Warning:
+			s.Warnings++
+		default:
+			s.Infos++
+		}
+	}
+	return s
+}
+
+// Failing reports whether any unexempted finding is at or above threshold.
+func Failing(fs []Finding, threshold Severity) bool {
+	for _, f := range fs {
+		if !f.Exempted && f.Severity >= threshold {
+			return true
+		}
+	}
+	return false
+}

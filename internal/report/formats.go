@@ -1,0 +1,439 @@
+package report
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+
+	"github.com/hy-home/hyhome/internal/parallel"
+	"github.com/hy-home/hyhome/internal/policy"
+)
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+func paint(on bool, code, s string) string {
+	if !on {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+// writeText groups findings by file (or runtime source) and service.
+func writeText(out io.Writer, r *Report, o Options) error {
+	w := bufio.NewWriter(out)
+	fs := r.Findings
+	var lastGroup, lastService string
+	fired := map[string]bool{}
+	for i := range fs {
+		f := &fs[i]
+		if g := groupKey(f); g != lastGroup {
+			if lastGroup != "" {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintln(w, paint(o.Color, ansiBold, g))
+			lastGroup, lastService = g, ""
+		}
+		if f.Service != lastService {
+			name := f.Service
+			if f.Project != "" && f.File != "" {
+				name = fmt.Sprintf("%s (project %s)", f.Service, f.Project)
+			}
+			fmt.Fprintf(w, "  %s\n", paint(o.Color, ansiCyan, name))
+			lastService = f.Service
+		}
+		loc := ""
+		if f.Line > 0 {
+			loc = fmt.Sprintf("%d", f.Line)
+			if f.File != "" && f.File != lastGroup {
+				loc = fmt.Sprintf("%s:%d", filepath.Base(f.File), f.Line)
+			}
+		}
+		sev := f.Severity.String()
+		switch {
+		case f.Exempted:
+			sev = "exempt"
+		case f.Severity == policy.Error:
+			sev = paint(o.Color, ansiRed, sev)
+		case f.Severity == policy.Warning:
+			sev = paint(o.Color, ansiYellow, sev)
+		}
+		msg := f.Message
+		if f.Exempted {
+			msg = paint(o.Color, ansiDim, fmt.Sprintf("%s (exempted by %s)", msg, f.ADR))
+		} else {
+			fired[f.Rule] = true
+		}
+		fmt.Fprintf(w, "    %5s  %-7s  %-19s %s  [%s]\n", loc, sev, f.Rule, msg, strings.Join(f.Requirements, ", "))
+	}
+	if len(fs) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range r.Notices {
+		fmt.Fprintf(w, "notice: %s\n", n)
+	}
+	if len(fired) > 0 {
+		fmt.Fprintln(w, paint(o.Color, ansiBold, "How to fix:"))
+		ids := make([]string, 0, len(fired))
+		for id := range fired {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			if rule := r.rule(id); rule != nil {
+				fmt.Fprintf(w, "  %-19s %s\n", id, rule.Remediation)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	s := r.Summary
+	scope := r.Scope
+	if scope == "" {
+		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted\n",
+		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted))
+	return w.Flush()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// writeJSON streams the report: findings are encoded one at a time, one per
+// line, so a run with tens of thousands of findings never holds a second
+// copy of them and stays easy to grep.
+func writeJSON(out io.Writer, r *Report, _ Options) error {
+	w := bufio.NewWriterSize(out, 64<<10)
+	head := func(k string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  %q: %s,\n", k, b)
+		return nil
+	}
+	w.WriteString("{\n")
+	for _, kv := range []struct {
+		k string
+		v any
+	}{{"tool", r.Tool}, {"version", r.Version}, {"command", r.Command}} {
+		if err := head(kv.k, kv.v); err != nil {
+			return err
+		}
+	}
+	w.WriteString("  \"findings\": [")
+	// Encode chunks of findings on every core, write them in order.
+	const chunk = 512
+	n := (len(r.Findings) + chunk - 1) / chunk
+	bufs := make([][]byte, n)
+	errs := make([]error, n)
+	parallel.ForEach(context.Background(), n, 0, func(c int) {
+		var b []byte
+		for i := c * chunk; i < len(r.Findings) && i < (c+1)*chunk; i++ {
+			enc, err := json.Marshal(&r.Findings[i])
+			if err != nil {
+				errs[c] = err
+				return
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "\n    "...)
+			b = append(b, enc...)
+		}
+		bufs[c] = b
+	})
+	for c := range bufs {
+		if errs[c] != nil {
+			return errs[c]
+		}
+		w.Write(bufs[c])
+		bufs[c] = nil
+	}
+	if len(r.Findings) > 0 {
+		w.WriteString("\n  ")
+	}
+	w.WriteString("],\n")
+	if err := head("summary", r.Summary); err != nil {
+		return err
+	}
+	notices := r.Notices
+	if notices == nil {
+		notices = []string{}
+	}
+	b, err := json.Marshal(notices)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  \"notices\": %s\n}\n", b)
+	return w.Flush()
+}
+
+// securitySeverity is GitHub code scanning's numeric severity property.
+var securitySeverity = map[policy.Severity]string{policy.Error: "8.0", policy.Warning: "5.0", policy.Info: "2.0"}
+
+var sarifLevel = map[policy.Severity]string{policy.Error: "error", policy.Warning: "warning", policy.Info: "note"}
+
+// SARIFInformationURI is where rule documentation lives.
+const SARIFInformationURI = "https://github.com/hy-home/hyhome/blob/main/docs/rules.md"
+
+func writeSARIF(w io.Writer, r *Report, o Options) error {
+	doc := sarif.NewReport()
+	run := sarif.NewRunWithInformationURI(r.Tool, SARIFInformationURI)
+	if r.Version != "" {
+		run.Tool.Driver.Version = &r.Version
+	}
+	for _, rule := range r.Rules {
+		pb := sarif.NewPropertyBag()
+		pb.Add("requirements", rule.Requirements)
+		pb.Add("tags", append([]string{"security"}, rule.Requirements...))
+		pb.Add("security-severity", securitySeverity[rule.Severity])
+		run.AddRule(rule.ID).
+			WithName(ruleName(rule.ID)).
+			WithShortDescription(&sarif.MultiformatMessageString{Text: &rule.Description}).
+			WithFullDescription(&sarif.MultiformatMessageString{Text: &rule.Description}).
+			WithHelp(&sarif.MultiformatMessageString{Text: &rule.Remediation}).
+			WithHelpURI(SARIFInformationURI + "#" + rule.ID).
+			WithDefaultConfiguration(&sarif.ReportingConfiguration{Level: sarifLevel[rule.Severity]}).
+			WithProperties(pb)
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		res := run.CreateResultForRule(f.Rule).
+			WithLevel(sarifLevel[f.Severity]).
+			WithMessage(sarif.NewTextMessage(fmt.Sprintf("%s: %s", f.Service, f.Message)))
+		if idx := run.GetRuleIndex(f.Rule); idx >= 0 {
+			res.WithRuleIndex(idx)
+		}
+		loc := sarif.NewLocation()
+		if f.File != "" {
+			uri := sarifURI(f.File, o.BaseDir)
+			al := sarif.NewSimpleArtifactLocation(uri)
+			if !filepath.IsAbs(f.File) || o.BaseDir != "" && !strings.HasPrefix(uri, "file://") {
+				al.WithURIBaseID("%SRCROOT%")
+			}
+			pl := sarif.NewPhysicalLocation().WithArtifactLocation(al)
+			if f.Line > 0 {
+				reg := sarif.NewRegion().WithStartLine(f.Line)
+				if f.Column > 0 {
+					reg.WithStartColumn(f.Column)
+				}
+				pl.WithRegion(reg)
+			}
+			loc.WithPhysicalLocation(pl)
+			run.AddDistinctArtifact(uri)
+		}
+		ll := sarif.NewLogicalLocation().WithName(f.Service).WithFullyQualifiedName(strings.TrimSpace(f.Project + "/" + f.Service)).WithKind("resource")
+		loc.WithLogicalLocations([]*sarif.LogicalLocation{ll})
+		res.AddLocation(loc)
+		res.WithPartialFingerprints(map[string]string{"hyhome/v1": fingerprint(f)})
+		pb := sarif.NewPropertyBag()
+		pb.Add("requirements", f.Requirements)
+		pb.Add("source", f.Source)
+		res.WithProperties(pb)
+		if f.Exempted {
+			res.AddSuppression(sarif.NewSuppression().WithKind("external").WithStatus("accepted").
+				WithJustification(fmt.Sprintf("exempted by %s", f.ADR)))
+		}
+	}
+	doc.AddRun(run)
+	// Compact: SARIF is read by tools, and indenting a large log doubles
+	// the memory and time it takes to write.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := json.NewEncoder(bw).Encode(doc); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// sarifURI makes a path relative to base (the repository root GitHub
+// resolves %SRCROOT% against) and uses forward slashes.
+func sarifURI(file, base string) string {
+	if base != "" {
+		if abs, err := filepath.Abs(file); err == nil {
+			if rel, err := filepath.Rel(base, abs); err == nil && !strings.HasPrefix(rel, "..") {
+				return filepath.ToSlash(rel)
+			}
+			return "file://" + filepath.ToSlash(abs)
+		}
+	}
+	return filepath.ToSlash(file)
+}
+
+// fingerprint identifies a finding across runs without line numbers, so
+// that code scanning tracks it through edits.
+func fingerprint(f *policy.Finding) string {
+	return strings.Join([]string{f.Rule, f.Project, f.Service, f.Message}, "|")
+}
+
+// ruleName turns "no-new-privileges" into "NoNewPrivileges" (SARIF names).
+func ruleName(id string) string {
+	var b strings.Builder
+	for _, p := range strings.Split(id, "-") {
+		if p != "" {
+			b.WriteString(strings.ToUpper(p[:1]) + p[1:])
+		}
+	}
+	return b.String()
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Body    string `xml:",chardata"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
+// writeJUnit makes one suite per file (or runtime source) and one test case
+// per service and rule, so CI systems show what passed as well as what failed.
+func writeJUnit(w io.Writer, r *Report, _ Options) error {
+	type key struct{ group, service, rule string }
+	byKey := map[key][]*policy.Finding{}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		k := key{groupKey(f), f.Service, f.Rule}
+		byKey[k] = append(byKey[k], f)
+	}
+	groups := map[string][]Target{}
+	var order []string
+	addTarget := func(group string, t Target) {
+		if _, ok := groups[group]; !ok {
+			order = append(order, group)
+		}
+		for _, x := range groups[group] {
+			if x.Service == t.Service {
+				return
+			}
+		}
+		groups[group] = append(groups[group], t)
+	}
+	for _, t := range r.Targets {
+		addTarget(t.Source, t)
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		addTarget(groupKey(f), Target{Service: f.Service, Source: groupKey(f)})
+	}
+	sort.Strings(order)
+	out := junitSuites{Name: r.Tool + " " + r.Command}
+	for _, g := range order {
+		suite := junitSuite{Name: g}
+		for _, t := range groups[g] {
+			for _, rule := range r.Rules {
+				c := junitCase{Name: rule.ID + " [" + strings.Join(rule.Requirements, ", ") + "]", Classname: t.Service}
+				var failing, exempted []string
+				for _, f := range byKey[key{g, t.Service, rule.ID}] {
+					line := f.Location() + ": " + f.Message
+					if f.Exempted {
+						exempted = append(exempted, line+" (exempted by "+f.ADR+")")
+					} else {
+						failing = append(failing, line)
+					}
+				}
+				switch {
+				case len(failing) > 0:
+					c.Failure = &junitFailure{Message: failing[0], Type: rule.Severity.String(), Body: strings.Join(failing, "\n") + "\n" + rule.Remediation}
+					suite.Failures++
+				case len(exempted) > 0:
+					c.Skipped = &junitSkipped{Message: strings.Join(exempted, "; ")}
+					suite.Skipped++
+				}
+				suite.Tests++
+				suite.Cases = append(suite.Cases, c)
+			}
+		}
+		out.Tests += suite.Tests
+		out.Failures += suite.Failures
+		out.Skipped += suite.Skipped
+		out.Suites = append(out.Suites, suite)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+func writeMarkdown(out io.Writer, r *Report, _ Options) error {
+	w := bufio.NewWriter(out)
+	s := r.Summary
+	fmt.Fprintf(w, "# hyhome %s report\n\n", r.Command)
+	fmt.Fprintf(w, "| files | services | errors | warnings | exempted |\n|---:|---:|---:|---:|---:|\n| %d | %d | %d | %d | %d |\n\n",
+		s.Files, s.Services, s.Errors, s.Warnings, s.Exempted)
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(w, "No findings.")
+	} else {
+		fmt.Fprintln(w, "| location | service | severity | rule | requirements | message |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for i := range r.Findings {
+			f := &r.Findings[i]
+			sev := f.Severity.String()
+			msg := f.Message
+			if f.Exempted {
+				sev = "exempt"
+				msg += " (exempted by " + f.ADR + ")"
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s | [%s](%s#%s) | %s | %s |\n", mdEscape(f.Location()), mdEscape(f.Service), sev,
+				f.Rule, "docs/rules.md", f.Rule, strings.Join(f.Requirements, ", "), mdEscape(msg))
+		}
+	}
+	for _, n := range r.Notices {
+		fmt.Fprintf(w, "\n> notice: %s\n", mdEscape(n))
+	}
+	return w.Flush()
+}

@@ -1,0 +1,308 @@
+// Package workload is the one normalised model every policy rule is written
+// against. Compose services, running containers, Swarm services and Docker
+// API create/update requests are all turned into Workloads by their sources
+// (internal/compose, internal/audit, internal/guard); rules never see YAML or
+// JSON. This package owns the model and small, Docker-faithful helpers for
+// reading it; it must not import any source or any rule.
+package workload
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind says which source a Workload was built from.
+type Kind string
+
+const (
+	KindCompose   Kind = "compose"   // a service in compose files
+	KindContainer Kind = "container" // a container the engine reports
+	KindSwarm     Kind = "swarm"     // a Swarm service spec
+	KindRequest   Kind = "request"   // a create/update request seen by the guard
+)
+
+// Position is where a value is written. A zero Line means unknown.
+type Position struct {
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+}
+
+// Known reports whether the position names a file.
+func (p Position) Known() bool { return p.File != "" }
+
+func (p Position) String() string {
+	switch {
+	case p.File == "":
+		return ""
+	case p.Line == 0:
+		return p.File
+	default:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+}
+
+// Namespace is the effective mode of one Linux namespace, after following
+// `service:x` / `container:x` references.
+type Namespace struct {
+	// Mode is what was written: "", "host", "private", "service:db", "container:abc", ...
+	Mode string
+	// Effective is what the process gets: "host" when Mode is host or when it
+	// joins a workload whose namespace is the host's.
+	Effective string
+	// Via names the workload the namespace was inherited from, if any.
+	Via string
+	Pos Position
+}
+
+// IsHost reports whether the workload shares the host's namespace.
+func (n Namespace) IsHost() bool { return n.Effective == "host" }
+
+// Namespaces are the Linux namespaces a workload may share with the host.
+type Namespaces struct {
+	PID, Network, IPC, UTS, UserNS Namespace
+}
+
+// Mount is a filesystem mount: bind, volume, tmpfs, npipe, image or cluster.
+type Mount struct {
+	Type     string // "bind", "volume", "tmpfs", "npipe", "image", "cluster"
+	Source   string // host path for binds; volume name ("" when anonymous)
+	Target   string // path inside the container
+	ReadOnly bool
+	// External is true for named volumes declared external (not created here).
+	External bool
+	// ViaVolumeDriver is set when a named volume is really a bind mount made
+	// by the local driver (driver_opts o=bind, device=/path).
+	ViaVolumeDriver string
+	Pos             Position
+}
+
+// Persistent reports whether the mount keeps data beyond the container's life
+// in a named volume.
+func (m Mount) Persistent() bool { return m.Type == "volume" && m.Source != "" }
+
+// Secret is a secret made available to the workload.
+type Secret struct {
+	Source string
+	Target string // absolute path inside the container
+	Pos    Position
+}
+
+// EnvVar is an environment variable.
+type EnvVar struct {
+	Key   string
+	Value string
+	// HasValue is false for a bare `KEY` that passes the host's value through.
+	HasValue bool
+	// Raw is the value as written before interpolation, when the source knows it.
+	Raw string
+	// Interpolated is true when the value came from the host environment
+	// (`${VAR}` in a compose file, or a bare pass-through KEY).
+	Interpolated bool
+	Pos          Position
+}
+
+// Port is a published (host) port.
+type Port struct {
+	HostIP    string
+	Published string // "8080", "8080-8081"; "" means not published on the host
+	Target    uint32
+	Protocol  string
+	Mode      string // "ingress" or "host" (Swarm)
+	Pos       Position
+}
+
+// Device is a host device made available to the container.
+type Device struct {
+	Host, Container, Permissions string
+	Pos                          Position
+}
+
+// Healthcheck says whether a health check is defined and whether it is disabled.
+type Healthcheck struct {
+	Defined  bool
+	Disabled bool
+	// FromImage is true when the check comes from the image (runtime sources).
+	FromImage bool
+	Pos       Position
+}
+
+// Baseline records how a compose service relates to the spec's
+// `&security-baseline` anchor. Only compose sources fill it.
+type Baseline struct {
+	Applicable  bool // the source is a compose file
+	FileDefines bool // the file defining the service defines &security-baseline
+	Merged      bool // the service merges it (directly, via another anchor, or via extends)
+	File        string
+}
+
+// Gateway is Traefik's TLS-relevant configuration, read by the source from the
+// gateway's command line and the configuration files it mounts.
+type Gateway struct {
+	// EntryPoints by name.
+	EntryPoints map[string]EntryPoint
+	// TLSOptions by name ("default" applies to routers naming none).
+	TLSOptions map[string]TLSOption
+	// Routers defined in Traefik's file provider.
+	Routers []Router
+	// Files the configuration was read from, for messages.
+	Files []string
+	Pos   Position
+}
+
+// EntryPoint is a Traefik entry point.
+type EntryPoint struct {
+	Address    string
+	TLS        bool   // http.tls set on the entry point: every router on it is TLS
+	RedirectTo string // http.redirections.entryPoint.to
+	Pos        Position
+}
+
+// TLSOption is a Traefik TLS option set.
+type TLSOption struct {
+	MinVersion string // e.g. VersionTLS12; "" when not set
+	Pos        Position
+}
+
+// Router is a Traefik router (from labels or from the file provider).
+type Router struct {
+	Name        string
+	Protocol    string // "http" or "tcp"
+	EntryPoints []string
+	TLS         bool
+	TLSOptions  string // name of the TLS options, "" for default
+	Service     string // workload defining it (labels) or "" for the file provider
+	Pos         Position
+}
+
+// Workload is one unit of execution under policy: a compose service, a
+// container, a Swarm service or an API request to create or update one.
+type Workload struct {
+	Kind    Kind
+	Name    string // service or container name
+	Project string // compose project or stack, if known
+	Service string // compose service, if known
+	ID      string // container or service ID, runtime sources only
+	// Display is how reports name the workload's source when there is no
+	// file, e.g. "container web (0123456789ab)" or "service web".
+	Display string
+	// Pos is where the workload is defined (the service key in a compose file).
+	Pos Position
+	// Files are the compose files that contributed to this service.
+	Files []string
+
+	Image string
+	// ImageUser is the image's default USER, known only to runtime sources
+	// (ImageUserKnown). Compose cannot know it without pulling the image.
+	ImageUser      string
+	ImageUserKnown bool
+
+	User     string
+	UserPos  Position
+	Replicas int // 0 when unknown (means 1)
+
+	Privileged    bool
+	PrivilegedPos Position
+
+	Namespaces Namespaces
+
+	SecurityOpt    []string
+	SecurityOptPos []Position // parallel to SecurityOpt where known
+	SecurityOptAt  Position   // the security_opt key
+
+	CapAdd, CapDrop       []string
+	CapAddPos, CapDropPos []Position
+	CapDropAt             Position
+
+	Mounts  []Mount
+	Secrets []Secret
+	Env     []EnvVar
+	Labels  map[string]string
+	// LabelPos holds where each label is written.
+	LabelPos map[string]Position
+
+	MemoryLimit    int64 // bytes; 0 means none
+	MemoryLimitPos Position
+	PidsLimit      int64 // 0 or negative means none
+	PidsLimitPos   Position
+
+	// Networks the workload is attached to, by the name the source uses
+	// (compose key) together with the engine-level name when different.
+	Networks    []string
+	NetworksPos Position
+
+	Ports []Port
+
+	ReadOnlyRootfs    bool
+	ReadOnlyRootfsPos Position
+
+	Healthcheck Healthcheck
+	Devices     []Device
+
+	// Command is the process arguments (entrypoint + command), used to read
+	// a gateway's static configuration flags.
+	Command []string
+
+	Baseline Baseline
+
+	// Gateway is set for a Traefik service whose configuration the source read.
+	Gateway *Gateway
+}
+
+// Label returns a label's value and where it is written.
+func (w *Workload) Label(key string) (string, Position, bool) {
+	v, ok := w.Labels[key]
+	return v, w.At(w.LabelPos[key]), ok
+}
+
+// At returns p, or the workload's own position when p is unknown, so that a
+// finding always points somewhere useful.
+func (w *Workload) At(p Position) Position {
+	if p.Known() {
+		return p
+	}
+	return w.Pos
+}
+
+// Where is the human-readable source of the workload: file:line for compose,
+// Display for runtime sources.
+func (w *Workload) Where() string {
+	if w.Pos.Known() {
+		return w.Pos.String()
+	}
+	return w.Display
+}
+
+// Tier is the hy-home.tier label ("" when missing).
+func (w *Workload) Tier() string { return strings.TrimSpace(w.Labels[LabelTier]) }
+
+// Project groups the workloads that are evaluated together: the services of
+// one compose project, or every container on one engine.
+type Project struct {
+	Name      string
+	Files     []string
+	Workloads []*Workload
+	// HostMemory is the memory of the host the project runs on, in bytes.
+	HostMemory int64
+}
+
+// Find returns the workload with the given name.
+func (p *Project) Find(name string) *Workload {
+	for _, w := range p.Workloads {
+		if w.Name == name {
+			return w
+		}
+	}
+	return nil
+}
+
+// SortedLabels returns the label keys in order, for stable output.
+func (w *Workload) SortedLabels() []string {
+	keys := make([]string, 0, len(w.Labels))
+	for k := range w.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
