@@ -173,7 +173,7 @@ func (s *Server) seriesIn(tenant string, selectors [][]*Matcher, start, end time
 		if len(selectors) > 0 && !slices.ContainsFunc(selectors, func(ms []*Matcher) bool { return matchAll(ms, st.labels) }) {
 			continue
 		}
-		if slices.ContainsFunc(st.entries, func(e Entry) bool { return !e.Timestamp.Before(start) && e.Timestamp.Before(end) }) {
+		if slices.ContainsFunc(st.entries, func(e Entry) bool { return !e.Timestamp.Before(start) && e.Timestamp.Before(end) }) { // any order will do
 			out = append(out, st.labels)
 		}
 	}

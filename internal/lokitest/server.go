@@ -145,10 +145,14 @@ type tenantStore struct {
 }
 
 type stream struct {
-	labels  Labels
-	entries []Entry // sorted by timestamp, ties in arrival order
-	newest  time.Time
-	seen    map[dedupeKey]struct{}
+	labels Labels
+	// entries are in arrival order until a reader needs them sorted by
+	// timestamp (ties keep arrival order): many senders pushing into one
+	// stream out of order must not cost a memmove per entry.
+	entries  []Entry
+	unsorted bool
+	newest   time.Time
+	seen     map[dedupeKey]struct{}
 }
 
 type dedupeKey struct {
@@ -500,21 +504,22 @@ func (s *Server) ingest(tenant string, streams []pushStream) []string {
 }
 
 func (st *stream) insert(e Entry) {
-	n := len(st.entries)
-	if n == 0 || !e.Timestamp.Before(st.entries[n-1].Timestamp) {
-		st.entries = append(st.entries, e)
-	} else {
-		i, _ := slices.BinarySearchFunc(st.entries, e.Timestamp, func(x Entry, t time.Time) int {
-			if x.Timestamp.After(t) {
-				return 1
-			}
-			return -1 // equal timestamps: insert after, keeping arrival order
-		})
-		st.entries = slices.Insert(st.entries, i, e)
+	if n := len(st.entries); n > 0 && e.Timestamp.Before(st.entries[n-1].Timestamp) {
+		st.unsorted = true
 	}
+	st.entries = append(st.entries, e)
 	if e.Timestamp.After(st.newest) {
 		st.newest = e.Timestamp
 	}
+}
+
+// sorted returns the entries in timestamp order. Callers hold s.mu.
+func (st *stream) sorted() []Entry {
+	if st.unsorted {
+		slices.SortStableFunc(st.entries, func(a, b Entry) int { return a.Timestamp.Compare(b.Timestamp) })
+		st.unsorted = false
+	}
+	return st.entries
 }
 
 // validateLabels applies Loki's label rules and adds service_name.
@@ -599,14 +604,15 @@ func (s *Server) Query(tenant, query string, start, end time.Time, limit int, fo
 			if !matchAll(q.Selector, st.labels) {
 				continue
 			}
-			i, _ := slices.BinarySearchFunc(st.entries, start, func(x Entry, t time.Time) int {
+			entries := st.sorted()
+			i, _ := slices.BinarySearchFunc(entries, start, func(x Entry, t time.Time) int {
 				if x.Timestamp.Before(t) {
 					return -1
 				}
 				return 1
 			})
-			for ; i < len(st.entries) && st.entries[i].Timestamp.Before(end); i++ {
-				e := st.entries[i]
+			for ; i < len(entries) && entries[i].Timestamp.Before(end); i++ {
+				e := entries[i]
 				if !passes(q.Stages, st.labels, e) {
 					continue
 				}
@@ -680,7 +686,7 @@ func (s *Server) Streams(tenant string) []Stream {
 	var out []Stream
 	if ts := s.tenants[tenant]; ts != nil {
 		for _, st := range ts.streams {
-			out = append(out, Stream{Labels: st.labels, Entries: slices.Clone(st.entries)})
+			out = append(out, Stream{Labels: st.labels, Entries: slices.Clone(st.sorted())})
 		}
 	}
 	slices.SortFunc(out, func(a, b Stream) int { return strings.Compare(a.Labels.String(), b.Labels.String()) })

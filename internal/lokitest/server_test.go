@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -492,5 +493,23 @@ func TestDetectLevel(t *testing.T) {
 		if got := detectLevel(tc.line, nil, nil); got != tc.want {
 			t.Errorf("detectLevel(%q) = %s, want %s", tc.line, got, tc.want)
 		}
+	}
+}
+
+func TestOutOfOrderEntriesComeBackInTimestampOrder(t *testing.T) {
+	s := start(t, Config{})
+	for i, sec := range []int{3, 1, 2, 1} { // the second 1 has another line: not a duplicate
+		pushJSON(t, s, fmt.Sprintf(`{"streams":[{"stream":{"job":"o"},"values":[["%s","push %d at %d"]]}]}`, ns(fixedNow.Add(time.Duration(sec)*time.Second)), i, sec))
+	}
+	st, err := s.Query("fake", `{job="o"}`, fixedNow, fixedNow.Add(time.Minute), 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []int64
+	for _, e := range st[0].Entries {
+		ts = append(ts, e.Timestamp.UnixNano())
+	}
+	if !slices.IsSorted(ts) || len(ts) != 4 {
+		t.Fatalf("forward query returned %v", lines(st))
 	}
 }
