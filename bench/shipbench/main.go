@@ -172,9 +172,15 @@ func setup(ctx context.Context, o options) (*bench, error) {
 }
 
 // accept runs under the test server's lock for every stored entry.
-func (b *bench) accept(_ string, _ lokitest.Labels, e lokitest.Entry) {
+func (b *bench) accept(_ string, stream lokitest.Labels, e lokitest.Entry) {
 	tok := tokenOf(e.Line)
 	if tok == "" {
+		return
+	}
+	// Event lines name the container, and container names carry the token:
+	// only kill events count, and only as latency samples.
+	isEvent := stream.Get("source") == "events"
+	if isEvent && !strings.HasPrefix(e.Line, "type=container action=kill") {
 		return
 	}
 	b.mu.Lock()
@@ -183,6 +189,10 @@ func (b *bench) accept(_ string, _ lokitest.Labels, e lokitest.Entry) {
 	if st == nil {
 		st = &tokenStats{}
 		b.tokens[tok] = st
+	}
+	if isEvent {
+		st.latencies = append(st.latencies, e.Received.Sub(e.Timestamp))
+		return
 	}
 	st.n++
 	if st.firstTS.IsZero() || e.Timestamp.Before(st.firstTS) {
@@ -193,9 +203,6 @@ func (b *bench) accept(_ string, _ lokitest.Labels, e lokitest.Entry) {
 	}
 	if e.Received.After(st.lastAccept) {
 		st.lastAccept = e.Received
-	}
-	if strings.HasPrefix(e.Line, "type=container action=kill") {
-		st.latencies = append(st.latencies, e.Received.Sub(e.Timestamp))
 	}
 }
 
@@ -488,6 +495,12 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 		}
 		if s.lastAccept.After(lastAcc) {
 			lastAcc = s.lastAccept
+		}
+	}
+	if os.Getenv("SHIPBENCH_TRACE") != "" {
+		for _, t := range toks {
+			st := b.stats(t)
+			fmt.Fprintf(os.Stderr, "  %s first %s last %s n %d\n", t, st.firstTS.Format("15:04:05.000"), st.lastTS.Format("15:04:05.000"), st.n)
 		}
 	}
 	res.ManyContainers, res.ManyLines = b.o.containers, total
