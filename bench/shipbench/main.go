@@ -163,7 +163,13 @@ func setup(ctx context.Context, o options) (*bench, error) {
 	if err := dockertest.BuildScratchImage(ctx, dc, b.image, b.bin, "/testprog", "65534:65534", nil); err != nil {
 		return nil, err
 	}
-	b.loki, err = lokitest.Start(lokitest.Config{OnAccept: b.accept})
+	lcfg := lokitest.Config{OnAccept: b.accept}
+	if os.Getenv("SHIPBENCH_TRACE") != "" {
+		lcfg.OnDuplicate = func(_ string, st lokitest.Labels, e lokitest.Entry) {
+			fmt.Fprintf(os.Stderr, "  duplicate %s %s %.80q\n", st, e.Timestamp.Format("15:04:05.000000000"), e.Line)
+		}
+	}
+	b.loki, err = lokitest.Start(lcfg)
 	if err != nil {
 		b.cleanup()
 		return nil, err

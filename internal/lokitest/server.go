@@ -89,6 +89,9 @@ type Config struct {
 	// OnAccept, when set, is called for every stored entry (not for
 	// duplicates), under the store lock: keep it fast.
 	OnAccept func(tenant string, stream Labels, e Entry)
+	// OnDuplicate, when set, is called for every entry dropped as an exact
+	// duplicate of a stored one, under the store lock.
+	OnDuplicate func(tenant string, stream Labels, e Entry)
 }
 
 // Entry is one stored log entry.
@@ -481,6 +484,9 @@ func (s *Server) ingest(tenant string, streams []pushStream) []string {
 			dk := dedupeKey{e.ts.UnixNano(), e.line}
 			if _, dup := st.seen[dk]; dup {
 				s.stats.Duplicates++
+				if s.cfg.OnDuplicate != nil {
+					s.cfg.OnDuplicate(tenant, ls, Entry{Timestamp: e.ts, Line: e.line, Metadata: e.meta, Received: now})
+				}
 				continue
 			}
 			st.seen[dk] = struct{}{}

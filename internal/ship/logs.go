@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"strings"
@@ -271,6 +272,7 @@ type logReader struct {
 
 	redone    []bool // frames after the starting position already shipped by the previous read
 	redoneIdx int
+	recent    recentLines
 
 	// mu guards the output side below: a timer may flush while the reader
 	// waits for the engine.
@@ -519,10 +521,25 @@ func (r *logReader) message(stream int, msg []byte) {
 	if ts == 0 {
 		ts = r.a.cfg.Clock.Now().UnixNano()
 	}
+	complete := len(text) > 0 && text[len(text)-1] == '\n'
+	var key lineKey
+	if complete {
+		key = r.recent.key(ts, stream, text)
+	}
 	if r.skip > 0 { // queued by an earlier read: only account for it
 		r.skip--
 		r.tr.consume(ts)
+		if complete {
+			r.recent.add(key)
+		}
 		return
+	}
+	if complete {
+		if r.recent.seen(key) {
+			r.a.m.replays.Inc()
+			return
+		}
+		r.recent.add(key)
 	}
 	seq := r.seqHead + uint64(len(r.frames))
 	r.frames = append(r.frames, frameState{ts: ts})
@@ -534,7 +551,6 @@ func (r *logReader) message(stream int, msg []byte) {
 			return
 		}
 	}
-	complete := len(text) > 0 && text[len(text)-1] == '\n'
 	if complete {
 		text = text[:len(text)-1]
 		if r.tty {
@@ -752,4 +768,52 @@ func (a *Agent) resync(ctx context.Context, startup bool) {
 		a.forgetPosition(src)
 	}
 	a.log.Debug("dropped positions of removed containers", "count", len(gone))
+}
+
+// recentLines remembers the last complete lines a reader saw, by
+// timestamp, stream and content, to drop the engine's replays: when
+// json-file rotates under a follow stream, the engine sends a few lines
+// again. Loki would store them once anyway, but counting them would skew
+// the position: a later read from the files sees them once, and skipping
+// by a count that includes them would skip as many real lines. Pieces of
+// long lines are not remembered: identical pieces of one line share a
+// timestamp legitimately.
+type recentLines struct {
+	seed maphash.Seed
+	set  map[lineKey]struct{}
+	ring []lineKey
+	next int
+}
+
+type lineKey struct {
+	ts     int64
+	stream int
+	hash   uint64
+}
+
+const recentLinesKept = 512
+
+func (s *recentLines) key(ts int64, stream int, text []byte) lineKey {
+	if s.set == nil {
+		s.seed = maphash.MakeSeed()
+		s.set = make(map[lineKey]struct{}, recentLinesKept)
+		s.ring = make([]lineKey, 0, recentLinesKept)
+	}
+	return lineKey{ts: ts, stream: stream, hash: maphash.Bytes(s.seed, text)}
+}
+
+func (s *recentLines) seen(k lineKey) bool {
+	_, ok := s.set[k]
+	return ok
+}
+
+func (s *recentLines) add(k lineKey) {
+	if len(s.ring) < recentLinesKept {
+		s.ring = append(s.ring, k)
+	} else {
+		delete(s.set, s.ring[s.next])
+		s.ring[s.next] = k
+		s.next = (s.next + 1) % recentLinesKept
+	}
+	s.set[k] = struct{}{}
 }

@@ -394,3 +394,23 @@ func TestLogReaderCarriesShippedFramesToTheNextRead(t *testing.T) {
 		t.Fatalf("lines:\n got %.200q\nwant %.200q", got, want)
 	}
 }
+
+// When json-file rotates under a follow stream the engine sends a few
+// lines again; they are dropped, and the position does not count them.
+func TestLogReaderDropsEngineReplays(t *testing.T) {
+	a := newBareAgent(t, nil)
+	stream := []msg{{1, 1, "a\n"}, {1, 2, "b\n"}, {1, 3, "c\n"}, {1, 2, "b\n"}, {1, 3, "c\n"}, {1, 4, "d\n"}}
+	readStream(t, a, testContainer(false), Cursor{}, frames(stream), false)
+	recs := queued(t, a)
+	if got := fmt.Sprint(entryLines(recs)); got != "[stdout:a stdout:b stdout:c stdout:d]" {
+		t.Fatalf("lines %s", got)
+	}
+	if got := metricValue(a.m.replays); got != 2 {
+		t.Fatalf("replays metric %v, want 2", got)
+	}
+	// Positions count the four distinct lines: a resume from the files
+	// (where each line is once) after "c" skips exactly a, b and c.
+	if cur := recs[2].Cursor; cur.Skip != 3 {
+		t.Fatalf("position after c: %+v, want 3 lines skipped", cur)
+	}
+}

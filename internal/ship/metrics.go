@@ -35,6 +35,7 @@ type metrics struct {
 	streamErrors  *prometheus.CounterVec
 	recovered     prometheus.Counter
 	checkpointErr prometheus.Counter
+	replays       prometheus.Counter
 }
 
 // LagBuckets are the end-to-end lag histogram's buckets in seconds; 2 s is
@@ -97,8 +98,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hyhome_ship_checkpoint_errors_total",
 			Help: "Failed writes of the queue checkpoint.",
 		}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyhome_ship_log_replays_dropped_total",
+			Help: "Log lines the engine sent twice in one stream (json-file rotation under a follow), dropped before the queue.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.read, m.sent, m.dropped, m.pushes, m.pushDuration, m.retries, m.lag, m.blocked, m.eventsUp, m.followed, m.streamErrors, m.recovered, m.checkpointErr} {
+	for _, c := range []prometheus.Collector{m.read, m.sent, m.dropped, m.pushes, m.pushDuration, m.retries, m.lag, m.blocked, m.eventsUp, m.followed, m.streamErrors, m.recovered, m.checkpointErr, m.replays} {
 		if err := register(reg, c); err != nil {
 			return nil, err
 		}
