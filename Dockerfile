@@ -7,6 +7,9 @@
 # With a registry at hand, Dockerfile.build compiles inside a Go image instead.
 FROM scratch
 COPY bin/hyhome /hyhome
+# Writable state for `hyhome ship` (its durable queue), owned by the user the
+# image runs as, so that a named volume mounted there starts out writable.
+COPY --chown=65532:65532 bin/rootfs/ /
 # 65532 is the conventional "nonroot" UID/GID of distroless images; there is
 # no /etc/passwd in scratch, so the numeric form is what the engine resolves.
 USER 65532:65532

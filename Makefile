@@ -46,11 +46,14 @@ docs-check:
 bench:
 	bash bench/lint.sh
 	bash bench/audit.sh
+	bash bench/guard.sh
 
 IMAGE ?= hyhome:local
 
 image: build
+	mkdir -p bin/rootfs/var/lib/hyhome/ship
 	docker build -t $(IMAGE) -f Dockerfile .
 
 clean:
 	rm -rf bin
+include deploy/deploy.mk

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 
@@ -225,7 +227,7 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	// The Dockerfile copies bin/hyhome; build that context in a temp dir so
 	// the test never touches the working tree's bin/.
 	ctxDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(ctxDir, "bin"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(ctxDir, "bin", "rootfs", "var", "lib", "hyhome", "ship"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(ctxDir, "bin", "hyhome"), "./cmd/hyhome")
@@ -248,6 +250,22 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	}
 	if ins.Config.User != "65532:65532" {
 		t.Errorf("image user %q, want 65532:65532", ins.Config.User)
+	}
+	// ship's state directory exists and belongs to the image's user, so a
+	// fresh named volume mounted there is writable.
+	created, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: tag, Labels: map[string]string{dockertest.LabelKey: dockertest.RunID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dockertest.RemoveContainer(c, created.ID)
+	cp, err := c.CopyFromContainer(ctx, created.ID, client.CopyFromContainerOptions{SourcePath: "/var/lib/hyhome/ship"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := tar.NewReader(cp.Content).Next()
+	cp.Content.Close()
+	if err != nil || !hdr.FileInfo().IsDir() || hdr.Uid != 65532 || hdr.Gid != 65532 {
+		t.Errorf("/var/lib/hyhome/ship: %+v, %v; want a directory owned by 65532:65532", hdr, err)
 	}
 	run := exec.Command("docker", "run", "--rm", "--label", dockertest.LabelKey+"="+dockertest.RunID, tag, "rules", "--format", "json")
 	outb, err := run.Output()

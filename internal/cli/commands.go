@@ -7,6 +7,7 @@ func commands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newLintCmd(a),
 		newRulesCmd(a),
+		newGuardCmd(a),
 		newAuditCmd(a),
 		newShipCmd(a),
 	}

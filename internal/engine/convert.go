@@ -80,6 +80,9 @@ func Container(in ContainerInput) *workload.Workload {
 	}
 	w.Project = w.Labels[workload.LabelComposeProject]
 	w.Service = w.Labels[workload.LabelComposeService]
+	if unmasksSystemPaths(hc) && !containsStr(w.SecurityOpt, systemPathsUnconfined) {
+		w.SecurityOpt = append(w.SecurityOpt, systemPathsUnconfined)
+	}
 	switch {
 	case kind == workload.KindRequest && name == "":
 		w.Display = "create request"
@@ -133,6 +136,20 @@ func Container(in ContainerInput) *workload.Workload {
 		}
 	}
 	return w
+}
+
+// systemPathsUnconfined is the security option that lifts the engine's
+// masking of sensitive /proc and /sys paths.
+const systemPathsUnconfined = "systempaths=unconfined"
+
+// unmasksSystemPaths reports whether a host config lifts the masked and
+// read-only /proc and /sys paths. The docker CLI never sends
+// `--security-opt systempaths=unconfined` itself: it sends empty (not
+// absent) MaskedPaths and ReadonlyPaths, and inspect shows them the same
+// way, so without this the security-profile rule would not see it.
+func unmasksSystemPaths(hc *container.HostConfig) bool {
+	return hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0 ||
+		hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0
 }
 
 // requestedSecurityOpt returns the security options as the container's
@@ -344,6 +361,11 @@ func Service(in ServiceInput) *workload.Workload {
 		}
 		if p.Seccomp != nil && p.Seccomp.Mode == swarm.SeccompModeUnconfined {
 			w.SecurityOpt = append(w.SecurityOpt, "seccomp=unconfined")
+		}
+		if p.Seccomp != nil && p.Seccomp.Mode == swarm.SeccompModeCustom && len(p.Seccomp.Profile) > 0 {
+			// As `docker run --security-opt seccomp=profile.json` sends it,
+			// so that the rules read one form.
+			w.SecurityOpt = append(w.SecurityOpt, "seccomp="+string(p.Seccomp.Profile))
 		}
 		if p.AppArmor != nil && p.AppArmor.Mode == swarm.AppArmorModeDisabled {
 			w.SecurityOpt = append(w.SecurityOpt, "apparmor=unconfined")

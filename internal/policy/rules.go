@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -324,6 +325,8 @@ func catalogue() []*Rule {
 					k, v := strings.ToLower(so.Key), strings.ToLower(so.Value)
 					if (k == "seccomp" || k == "apparmor" || k == "systempaths") && v == "unconfined" || k == "label" && v == "disable" {
 						vs = append(vs, Violation{Message: fmt.Sprintf("security_opt %q disables confinement", o), Pos: w.SecurityOptPosition(i)})
+					} else if k == "seccomp" && seccompAllowsByDefault(so.Value) {
+						vs = append(vs, Violation{Message: "security_opt seccomp gives a custom profile whose defaultAction allows every syscall it does not list: confinement in name only", Pos: w.SecurityOptPosition(i)})
 					}
 				}
 				return vs
@@ -382,6 +385,29 @@ func catalogue() []*Rule {
 			},
 		},
 	}
+}
+
+// seccompAllowsByDefault reports whether an inline seccomp profile (the
+// docker CLI sends `--security-opt seccomp=profile.json` as the file's
+// JSON) lets through every syscall it does not name, which is unconfined
+// under another name. The engine decodes it with encoding/json, so keys
+// match case-insensitively here too.
+func seccompAllowsByDefault(profile string) bool {
+	profile = strings.TrimSpace(profile)
+	if !strings.HasPrefix(profile, "{") {
+		return false
+	}
+	var p struct {
+		DefaultAction string `json:"defaultAction"`
+	}
+	if err := json.Unmarshal([]byte(profile), &p); err != nil {
+		return false
+	}
+	switch strings.ToUpper(strings.TrimSpace(p.DefaultAction)) {
+	case "SCMP_ACT_ALLOW", "SCMP_ACT_LOG":
+		return true
+	}
+	return false
 }
 
 // imageTag returns the tag of an image reference ("" when none).

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"path"
 	"strconv"
 	"strings"
 )
@@ -130,8 +131,21 @@ func (w *Workload) EffectiveUser() (user string, fromImage, known bool) {
 // IsDockerSocket reports whether a host path exposes the Docker API socket:
 // the socket itself (any of its usual paths) or a directory containing it.
 func IsDockerSocket(hostPath string) bool {
-	p := strings.TrimRight(strings.TrimSpace(hostPath), "/")
+	raw := strings.TrimSpace(hostPath)
+	if raw == "" {
+		return false
+	}
+	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//./") {
+		// The engine cleans bind sources, so /var/./run is /var/run
+		// (a Windows named pipe, //./pipe/..., is not a path to clean).
+		raw = path.Clean(raw)
+	}
+	p := strings.TrimRight(raw, "/")
 	switch p {
+	case "", "/var":
+		// The host's root and /var hold /var/run/docker.sock too: a bind of
+		// either, even read-only, hands over the socket.
+		return true
 	case "/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run",
 		"/var/run/docker", "/run/docker", "//./pipe/docker_engine", `\\.\pipe\docker_engine`:
 		return true

@@ -9,6 +9,7 @@
 //	testprog log [flags]                 write lines, then exit or sleep
 //	testprog serve -addr :9100           serve /metrics and /healthz
 //	testprog probe -url URL              exit 0 when URL answers 2xx (for HEALTHCHECK)
+//	testprog cat                         copy stdin to stdout until EOF (for attach/exec tests)
 package main
 
 import (
@@ -41,6 +42,13 @@ func run(args []string) int {
 		return serveMode(args)
 	case "probe":
 		return probeMode(args)
+	case "cat":
+		// Proves both directions of a hijacked attach or exec stream.
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, "testprog:", err)
+			return 1
+		}
+		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "testprog: unknown mode %q\n", mode)
 		return 2

@@ -1,0 +1,216 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/hy-home/hyhome/internal/adr"
+	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// Rule IDs the admission judges name directly; every other rule set is
+// derived from the registry, so rules added to the catalogue are judged
+// without changes here.
+const (
+	ruleHostNamespaces = "host-namespaces"
+	ruleNonRoot        = "non-root"
+	ruleBindReadonly   = "bind-mount-readonly"
+	ruleDockerSocket   = "docker-socket"
+	ruleMemoryLimit    = "memory-limit"
+	rulePidsLimit      = "pids-limit"
+	ruleADRExemption   = policy.RuleADRExemption
+)
+
+// isolationRequirements are the requirements whose rules decide whether a
+// process in a container can reach the host or run as root.
+var isolationRequirements = []string{"NFR-SEC-01", "SEC-IDENTITY", "Strategy-ST-03"}
+
+// admission judges write requests by turning them into workloads and
+// evaluating the rule catalogue on them.
+type admission struct {
+	registry *policy.Registry
+	adrs     *adr.Resolver
+	strict   bool
+	failOn   policy.Severity
+	engine   lookups
+
+	// Rule sets, by what a request can change.
+	create    map[string]bool // a new container or service: every per-workload rule
+	isolation map[string]bool // a process handed out in an existing container
+	plugin    map[string]bool // a plugin's privileges (plugins have no user to judge)
+	update    map[string]bool // resources of an existing container
+	build     map[string]bool // build containers' network
+	volume    map[string]bool // a volume that binds a host path
+}
+
+func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng lookups) *admission {
+	a := &admission{
+		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng,
+		create: map[string]bool{}, isolation: map[string]bool{}, plugin: map[string]bool{},
+		update: map[string]bool{}, build: map[string]bool{}, volume: map[string]bool{},
+	}
+	for _, r := range reg.Rules() {
+		// Project rules (memory-budget, traefik-tls) judge how workloads add
+		// up or refer to each other; one request does not carry that, and
+		// replacing a container would count it twice. lint and audit judge
+		// them on the whole project.
+		if r.Check == nil || !r.AppliesTo(workload.KindRequest) {
+			continue
+		}
+		a.create[r.ID] = true
+		for _, req := range r.Requirements {
+			if slices.Contains(isolationRequirements, req) {
+				a.isolation[r.ID] = true
+				if r.ID != ruleNonRoot {
+					a.plugin[r.ID] = true
+				}
+			}
+		}
+	}
+	for _, id := range []string{ruleMemoryLimit, rulePidsLimit} {
+		a.update[id] = reg.Get(id) != nil
+	}
+	a.build[ruleHostNamespaces] = reg.Get(ruleHostNamespaces) != nil
+	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleADRExemption} {
+		a.volume[id] = reg.Get(id) != nil
+	}
+	return a
+}
+
+// verdict is what a judge decided.
+type verdict struct {
+	deny *denial
+	// findings are every finding evaluated, warnings and exempted ones
+	// included, for the log.
+	findings []policy.Finding
+	// body, when set, replaces the request body: the judged body with the
+	// values the judge pinned (resolved IDs, the image's user).
+	body []byte
+	// vars, when set, replace the route variables (a name pinned to the ID
+	// that was judged, so that a rename cannot swap the target).
+	vars Vars
+}
+
+func refused(d *denial) verdict { return verdict{deny: d} }
+
+// judge runs the route's judge on a canonical request and its buffered body.
+func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body []byte) verdict {
+	switch t.route.judge {
+	case judgeContainerCreate:
+		return a.containerCreate(ctx, t, r, body)
+	case judgeContainerUpdate:
+		return a.containerUpdate(ctx, t, r, body)
+	case judgeContainerUse:
+		return a.containerUse(ctx, t)
+	case judgeExecCreate:
+		return a.execCreate(ctx, t, r, body)
+	case judgeExecStart:
+		return a.execStart(ctx, t)
+	case judgeServiceCreate, judgeServiceUpdate:
+		return a.service(ctx, t, r, body)
+	case judgeVolumeCreate:
+		return a.volumeCreate(t, r, body)
+	case judgePluginPrivileges:
+		return a.pluginPrivileges(t, r, body)
+	case judgePluginEnable:
+		return a.pluginEnable(ctx, t)
+	case judgeBuild:
+		return a.buildRequest(ctx, t)
+	case judgeUnjudgeable:
+		return refused(deny(http.StatusForbidden, reasonUnjudgeable,
+			"%s is BuildKit's control API: build requests and their entitlements (network.host is granted by default on Docker 20.10) travel inside an HTTP/2 stream the guard cannot judge; build through POST /build (the classic builder)", t.route.Name))
+	case judgeNone:
+		return verdict{}
+	}
+	// A route with a judge this switch does not know must not pass unjudged.
+	return refused(deny(http.StatusForbidden, reasonUnjudgeable, "%s has no admission judge", t.route.Name))
+}
+
+// evaluate runs the rules in only on one workload and returns every finding
+// and the failing ones (not exempted, at or above the fail-on severity).
+func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, failing []policy.Finding) {
+	if !slices.Contains(slices.Collect(maps.Values(only)), true) {
+		// policy.Env reads an empty Only as "every rule"; a set that names
+		// no rule of this registry judges nothing.
+		return nil, nil
+	}
+	env := &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, Only: only}
+	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, env)
+	for _, f := range all {
+		if !f.Exempted && f.Severity >= a.failOn {
+			failing = append(failing, f)
+		}
+	}
+	return all, failing
+}
+
+// conclude turns an evaluation into a verdict.
+func (a *admission) conclude(w *workload.Workload, only map[string]bool) verdict {
+	all, failing := a.evaluate(w, only)
+	if len(failing) > 0 {
+		return verdict{deny: policyDenial(http.StatusForbidden, failing), findings: all}
+	}
+	return verdict{findings: all}
+}
+
+// decodeBody checks that a judged body is present and JSON, and decodes it
+// strictly into v.
+func decodeBody(r *http.Request, body []byte, v any) *denial {
+	if len(bytes.TrimSpace(body)) == 0 {
+		// CVE-2024-41110: AuthZ plugins skipped bodies the request did not
+		// announce (Content-Length 0, chunked); the guard reads the body
+		// whatever the framing says, and an empty one has nothing to admit.
+		return deny(http.StatusForbidden, reasonBody, "the request body is empty; there is nothing to admit")
+	}
+	if !isJSON(r) {
+		return deny(http.StatusForbidden, reasonBody, "the request body must be declared application/json, not %q", r.Header.Get("Content-Type"))
+	}
+	if err := decodeStrict(body, v); err != nil {
+		return deny(http.StatusBadRequest, reasonBody, "request body: %v", err)
+	}
+	return nil
+}
+
+// lookupDenial turns a failed lookup into a denial: a missing object is the
+// engine's own 404 (so that clients react as they would without the guard,
+// e.g. the docker CLI pulls a missing image), anything else fails closed.
+func lookupDenial(kind, ref string, err error, why string) *denial {
+	if errors.Is(err, errNotFound) {
+		d := deny(http.StatusNotFound, reasonNotFound, "No such %s: %s", kind, ref)
+		if why != "" {
+			d.message += " (" + why + ")"
+		}
+		return d
+	}
+	return deny(http.StatusBadGateway, reasonLookup, "cannot check %s %s: %v", kind, ref, err)
+}
+
+// validRef reports whether a container, volume, network, exec, service or
+// plugin reference can be looked up by path without being read as another
+// path: no slashes, no dot segments.
+func validRef(ref string) bool {
+	ref = strings.TrimPrefix(ref, "/")
+	return ref != "" && ref != "." && ref != ".." && !strings.ContainsAny(ref, "/?#\\") && !strings.ContainsFunc(ref, isSpaceOrControl)
+}
+
+// validImageRef is validRef for image references, which may hold slashes
+// (repository paths) but no dot segments.
+func validImageRef(ref string) bool {
+	if ref == "" || strings.HasPrefix(ref, "/") || strings.ContainsAny(ref, "?#\\") || strings.ContainsFunc(ref, isSpaceOrControl) {
+		return false
+	}
+	for _, seg := range strings.Split(ref, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }

@@ -1,0 +1,117 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
+
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// hostDevice reports whether a volume driver and its options mount a host
+// resource: the local driver mounts `device` with `type` and `o` (mount(8)
+// options), so o=bind,device=/ is a bind mount of the host's root and
+// type=ext4,device=/dev/sda1 mounts a host disk. Network file systems and
+// memory-backed types are not host resources. ro among the options makes it
+// read-only. Other drivers are plugins the guard does not know.
+func hostDevice(driver string, opts map[string]string) (device string, readOnly, ok bool) {
+	if driver != "" && driver != "local" {
+		return "", false, false
+	}
+	device = strings.TrimSpace(opts["device"])
+	if device == "" {
+		return "", false, false
+	}
+	switch strings.ToLower(strings.TrimSpace(opts["type"])) {
+	case "nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs":
+		return "", false, false
+	}
+	for _, o := range strings.Split(opts["o"], ",") {
+		if strings.TrimSpace(o) == "ro" {
+			readOnly = true
+		}
+	}
+	return device, readOnly, true
+}
+
+// inlineVolumeDrivers returns, by target, the volume driver configuration a
+// create request gives the named volumes it mounts; the engine uses it when
+// it creates the volume.
+func inlineVolumeDrivers(hc *container.HostConfig) map[string]*mount.Driver {
+	out := map[string]*mount.Driver{}
+	for _, m := range hc.Mounts {
+		if m.Type == mount.TypeVolume && m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
+			out[m.Target] = m.VolumeOptions.DriverConfig
+		}
+	}
+	return out
+}
+
+// volumeBinds turns named volumes that are really host mounts into the bind
+// mounts they are, so the bind and socket rules judge them: an existing
+// volume by its driver options on the engine, a new one by the driver
+// configuration the request gives it.
+func (a *admission) volumeBinds(ctx context.Context, w *workload.Workload, inline map[string]*mount.Driver) *denial {
+	for i, m := range w.Mounts {
+		if m.Type != "volume" || m.Source == "" {
+			continue
+		}
+		if !validRef(m.Source) {
+			return deny(http.StatusForbidden, reasonBody, "volume name %q is not valid", m.Source)
+		}
+		var driver string
+		var opts map[string]string
+		v, err := a.engine.volume(ctx, m.Source)
+		switch {
+		case err == nil:
+			driver, opts = v.Driver, v.Options
+		case errors.Is(err, errNotFound):
+			d := inline[m.Target]
+			if d == nil {
+				continue
+			}
+			driver, opts = d.Name, d.Options
+		default:
+			return lookupDenial("volume", m.Source, err, "")
+		}
+		if dev, ro, ok := hostDevice(driver, opts); ok {
+			w.Mounts[i] = workload.Mount{Type: "bind", Source: dev, Target: m.Target, ReadOnly: m.ReadOnly || ro, ViaVolumeDriver: m.Source, Pos: m.Pos}
+		}
+	}
+	return nil
+}
+
+// volumeCreate judges POST /volumes/create: a local volume with a host
+// device is a bind mount waiting to happen, judged by the bind and socket
+// rules (with the volume's own exemption labels).
+func (a *admission) volumeCreate(t *target, r *http.Request, body []byte) verdict {
+	var req volume.CreateRequest
+	if d := decodeBody(r, body, &req); d != nil {
+		return refused(d)
+	}
+	dev, ro, ok := hostDevice(req.Driver, req.DriverOpts)
+	if !ok {
+		return verdict{}
+	}
+	name := req.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	w := &workload.Workload{
+		Kind:    workload.KindRequest,
+		Name:    name,
+		Display: "volume request " + name,
+		Labels:  maps.Clone(req.Labels),
+		Mounts:  []workload.Mount{{Type: "bind", Source: dev, Target: "every container that mounts it", ReadOnly: ro, ViaVolumeDriver: name}},
+	}
+	if w.Labels == nil {
+		w.Labels = map[string]string{}
+	}
+	return a.conclude(w, a.volume)
+}

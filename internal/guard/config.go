@@ -1,0 +1,197 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// FileConfig is what a guard configuration file sets. Every field is
+// optional; flags given on the command line win over the file.
+//
+//	max_body: 4MiB
+//	admission:
+//	  fail_on: error      # or warning
+//	  strict: false       # true ignores every ADR exemption
+//	profiles:
+//	  traefik:
+//	    include: [readonly]
+//	    allow:
+//	      - GET /containers/{name}/logs
+type FileConfig struct {
+	// MaxBody is the cap on buffered request bodies, in bytes (0: default).
+	MaxBody int64
+	// FailOn is the lowest severity that denies an admission (0: default).
+	FailOn policy.Severity
+	// Strict ignores every exemption when true.
+	Strict bool
+	// Profiles are the custom profiles by name.
+	Profiles map[string]*Profile
+}
+
+type fileDoc struct {
+	MaxBody   *string `yaml:"max_body"`
+	Admission *struct {
+		FailOn *string `yaml:"fail_on"`
+		Strict *bool   `yaml:"strict"`
+	} `yaml:"admission"`
+	Profiles yaml.Node `yaml:"profiles"`
+}
+
+type fileProfile struct {
+	Include []yaml.Node `yaml:"include"`
+	Allow   []yaml.Node `yaml:"allow"`
+}
+
+var profileNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// LoadConfig reads a guard configuration file strictly: unknown keys, wrong
+// types and unknown routes or profiles are errors that name the file and
+// line.
+func LoadConfig(path string) (*FileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading guard config: %w", err)
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig is LoadConfig on the file's content.
+func ParseConfig(file string, data []byte) (*FileConfig, error) {
+	at := func(line int, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s", file, line, fmt.Sprintf(format, args...))
+	}
+	var doc fileDoc
+	if err := yaml.Load(data, &doc, yaml.WithKnownFields()); err != nil {
+		return nil, yamlError(file, err)
+	}
+	cfg := &FileConfig{Profiles: map[string]*Profile{}}
+	if doc.MaxBody != nil {
+		n, ok := workload.ParseMemory(*doc.MaxBody)
+		if !ok || n <= 0 {
+			return nil, fmt.Errorf("%s: max_body %q is not a size (e.g. 4MiB)", file, *doc.MaxBody)
+		}
+		cfg.MaxBody = n
+	}
+	if a := doc.Admission; a != nil {
+		if a.FailOn != nil {
+			sev, err := policy.ParseSeverity(*a.FailOn)
+			if err != nil || sev == policy.Info {
+				return nil, fmt.Errorf("%s: admission.fail_on %q: want error or warning", file, *a.FailOn)
+			}
+			cfg.FailOn = sev
+		}
+		if a.Strict != nil {
+			cfg.Strict = *a.Strict
+		}
+	}
+	switch doc.Profiles.Kind {
+	case 0:
+		return cfg, nil
+	case yaml.MappingNode:
+	default:
+		return nil, at(doc.Profiles.Line, "profiles must be a mapping of profile name to profile")
+	}
+	builtin := builtinProfiles()
+	defs := map[string]fileProfile{}
+	lines := map[string]int{}
+	var order []string
+	for i := 0; i+1 < len(doc.Profiles.Content); i += 2 {
+		key, val := doc.Profiles.Content[i], doc.Profiles.Content[i+1]
+		name := key.Value
+		switch {
+		case !profileNameRE.MatchString(name):
+			return nil, at(key.Line, "profile name %q: use lower-case letters, digits, - and _", name)
+		case builtin[name] != nil:
+			return nil, at(key.Line, "profile %q is built in and cannot be redefined", name)
+		case lines[name] != 0:
+			return nil, at(key.Line, "profile %q is defined twice (first at line %d)", name, lines[name])
+		}
+		var fp fileProfile
+		if err := val.Load(&fp, yaml.WithKnownFields()); err != nil {
+			return nil, yamlError(file, err)
+		}
+		defs[name], lines[name] = fp, key.Line
+		order = append(order, name)
+	}
+	// Resolve includes depth-first, refusing cycles.
+	state := map[string]int{} // 1: resolving, 2: done
+	var resolve func(name string, line int) (*Profile, error)
+	resolve = func(name string, line int) (*Profile, error) {
+		if p := builtin[name]; p != nil {
+			return p, nil
+		}
+		fp, ok := defs[name]
+		if !ok {
+			return nil, at(line, "unknown profile %q (built in: %s)", name, strings.Join(ProfileNames(), ", "))
+		}
+		switch state[name] {
+		case 1:
+			return nil, at(line, "profile %q includes itself", name)
+		case 2:
+			return cfg.Profiles[name], nil
+		}
+		state[name] = 1
+		p := &Profile{Name: name, allow: map[*Route]bool{}}
+		for _, inc := range fp.Include {
+			if inc.Kind != yaml.ScalarNode {
+				return nil, at(inc.Line, "profile %q: include entries are profile names", name)
+			}
+			ip, err := resolve(inc.Value, inc.Line)
+			if err != nil {
+				return nil, err
+			}
+			for r := range ip.allow {
+				p.allow[r] = true
+			}
+		}
+		for _, a := range fp.Allow {
+			if a.Kind != yaml.ScalarNode {
+				return nil, at(a.Line, "profile %q: allow entries are routes such as \"GET /containers/json\"", name)
+			}
+			r, err := lookupRoute(a.Value)
+			if err != nil {
+				return nil, at(a.Line, "profile %q: %v", name, err)
+			}
+			p.allow[r] = true
+		}
+		if len(p.allow) == 0 {
+			return nil, at(lines[name], "profile %q allows nothing", name)
+		}
+		state[name] = 2
+		cfg.Profiles[name] = p
+		return p, nil
+	}
+	for _, name := range order {
+		if _, err := resolve(name, lines[name]); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// yamlError renders the YAML library's errors as file:line: message.
+func yamlError(file string, err error) error {
+	var many *yaml.LoadErrors
+	if errors.As(err, &many) && len(many.Errors) > 0 {
+		msgs := make([]string, 0, len(many.Errors))
+		for _, e := range many.Errors {
+			msgs = append(msgs, fmt.Sprintf("%s:%d: %s", file, e.Mark.Line, e.Message))
+		}
+		sort.Strings(msgs)
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	var one *yaml.LoadError
+	if errors.As(err, &one) {
+		return fmt.Errorf("%s:%d: %s", file, one.Mark.Line, one.Message)
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}

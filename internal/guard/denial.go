@@ -1,0 +1,69 @@
+package guard
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hy-home/hyhome/internal/policy"
+)
+
+// Reasons classify denials for logs and metrics.
+const (
+	reasonMethod      = "method"       // not an Engine API method
+	reasonPath        = "path"         // not a canonical origin-form path
+	reasonRoute       = "route"        // no such Engine API route
+	reasonVersion     = "version"      // API version too old to judge
+	reasonProfile     = "profile"      // route not allowed in this profile
+	reasonQuery       = "query"        // query string does not parse
+	reasonContentType = "content-type" // form or malformed content type
+	reasonBody        = "body"         // body missing, malformed or not allowed
+	reasonBodySize    = "body-size"    // body over the cap
+	reasonPolicy      = "policy"       // rules of the catalogue failed
+	reasonNotFound    = "not-found"    // the object the request refers to does not exist
+	reasonLookup      = "lookup"       // the engine could not be asked about it
+	reasonUnjudgeable = "unjudgeable"  // traffic the guard cannot see into
+)
+
+// denial is why a request is refused. It is the only way a request is
+// refused: the handler has one deny path that logs and counts it and writes
+// it to the client as the engine writes errors, {"message": ...}.
+type denial struct {
+	status  int
+	reason  string
+	message string
+	// rules are the failing rule IDs of a policy denial.
+	rules []string
+}
+
+func deny(status int, reason, format string, args ...any) *denial {
+	return &denial{status: status, reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+func (d *denial) Error() string { return d.message }
+
+// policyDenial renders failing findings as one line that names each rule
+// with the requirements it enforces, e.g.
+//
+//	denied by privileged [NFR-SEC-01, SEC-IDENTITY]: runs privileged: ...; non-root [SEC-IDENTITY]: ...
+//
+// Several findings of one rule are joined with ", ".
+func policyDenial(status int, failing []policy.Finding) *denial {
+	var parts []string
+	var rules []string
+	byRule := map[string]int{}
+	for _, f := range failing {
+		if i, ok := byRule[f.Rule]; ok {
+			parts[i] += ", " + f.Message
+			continue
+		}
+		byRule[f.Rule] = len(parts)
+		rules = append(rules, f.Rule)
+		parts = append(parts, fmt.Sprintf("%s [%s]: %s", f.Rule, strings.Join(f.Requirements, ", "), f.Message))
+	}
+	return &denial{
+		status:  status,
+		reason:  reasonPolicy,
+		message: "denied by " + strings.Join(parts, "; "),
+		rules:   rules,
+	}
+}

@@ -1,0 +1,472 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hy-home/hyhome/internal/adr"
+	"github.com/hy-home/hyhome/internal/policy"
+)
+
+// DefaultMaxBody caps buffered request bodies (create and update requests
+// are a few kilobytes).
+const DefaultMaxBody = 4 << 20
+
+// DefaultUpstream is the local engine.
+const DefaultUpstream = "unix:///var/run/docker.sock"
+
+// Listener is one address the guard serves, bound to a profile.
+type Listener struct {
+	Network string // "unix" or "tcp"
+	Address string // socket path, or host:port
+	Profile string
+}
+
+func (l Listener) String() string {
+	if l.Network == "unix" {
+		return "unix://" + l.Address
+	}
+	return "tcp://" + l.Address
+}
+
+// ParseListen reads a --listen value, ADDRESS=PROFILE, where ADDRESS is
+// unix:///path or tcp://[host]:port. A TCP address without a host binds
+// loopback only.
+func ParseListen(s string) (Listener, error) {
+	i := strings.LastIndexByte(s, '=')
+	if i < 0 {
+		return Listener{}, fmt.Errorf("listen %q: want ADDRESS=PROFILE, e.g. unix:///run/hyhome/guard.sock=readonly", s)
+	}
+	addr, profile := s[:i], s[i+1:]
+	if profile == "" {
+		return Listener{}, fmt.Errorf("listen %q: no profile after =", s)
+	}
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		p := strings.TrimPrefix(addr, "unix://")
+		if p == "" || !filepath.IsAbs(p) {
+			return Listener{}, fmt.Errorf("listen %q: the socket path must be absolute", s)
+		}
+		return Listener{Network: "unix", Address: p, Profile: profile}, nil
+	case strings.HasPrefix(addr, "tcp://"):
+		hp := strings.TrimPrefix(addr, "tcp://")
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
+		}
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		return Listener{Network: "tcp", Address: net.JoinHostPort(host, port), Profile: profile}, nil
+	}
+	return Listener{}, fmt.Errorf("listen %q: the address must start with unix:// or tcp://", s)
+}
+
+// loopback reports whether a TCP listen address is reachable from this host
+// only.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Config configures a Guard.
+type Config struct {
+	Listeners []Listener
+	// Upstream is the engine, unix:///path or tcp://host:port
+	// (DefaultUpstream when empty).
+	Upstream string
+	// MetricsAddress serves /metrics, /healthz and /readyz ("" disables).
+	MetricsAddress string
+	// MaxBody caps buffered request bodies (DefaultMaxBody when 0).
+	MaxBody int64
+	// Profiles are custom profiles by name, next to the built-in ones.
+	Profiles map[string]*Profile
+	// ADRDirs are where exemption ADRs are looked up (the default
+	// locations when empty).
+	ADRDirs []string
+	// Strict ignores every exemption.
+	Strict bool
+	// FailOn is the lowest finding severity that denies (policy.Error when 0).
+	FailOn policy.Severity
+	// Registry is the rule catalogue (policy.Default when nil).
+	Registry *policy.Registry
+	// SocketMode is the permission of unix sockets (0660 when 0).
+	SocketMode os.FileMode
+	// Logger receives one line per verdict (discarded when nil).
+	Logger *slog.Logger
+	// Registerer receives the guard's metrics and Gatherer serves them (a
+	// private registry when nil).
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Guard is the running proxy. It owns its listeners and goroutines; Stop
+// (or cancelling Run's context) ends them.
+type Guard struct {
+	cfg       Config
+	log       *slog.Logger
+	upstream  *upstream
+	admission *admission
+	metrics   *metrics
+	gatherer  prometheus.Gatherer
+	maxBody   int64
+	profiles  map[string]*Profile
+
+	// streams is cancelled first on Stop: long-lived responses and
+	// hijacked connections end, short requests finish.
+	streams     context.Context
+	stopStreams context.CancelFunc
+
+	mu        sync.Mutex
+	servers   []*http.Server
+	listeners []net.Listener
+	metricsLn net.Listener
+	metricsSv *http.Server
+	hijacked  map[*hijackedPair]struct{}
+	started   bool
+	stopped   bool
+	wg        sync.WaitGroup
+}
+
+type hijackedPair struct{ a, b net.Conn }
+
+// New checks the configuration and prepares a guard; Start serves it.
+func New(cfg Config) (*Guard, error) {
+	if len(cfg.Listeners) == 0 {
+		return nil, errors.New("guard: no listeners (want at least one --listen ADDRESS=PROFILE)")
+	}
+	if cfg.Upstream == "" {
+		cfg.Upstream = DefaultUpstream
+	}
+	up, err := parseUpstream(cfg.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	profiles := builtinProfiles()
+	for name, p := range cfg.Profiles {
+		if _, dup := profiles[name]; dup {
+			return nil, fmt.Errorf("guard: profile %q is built in and cannot be redefined", name)
+		}
+		profiles[name] = p
+	}
+	seen := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		if profiles[l.Profile] == nil {
+			return nil, fmt.Errorf("guard: listener %s: unknown profile %q", l, l.Profile)
+		}
+		if seen[l.String()] {
+			return nil, fmt.Errorf("guard: listener %s given twice", l)
+		}
+		seen[l.String()] = true
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.FailOn == 0 {
+		cfg.FailOn = policy.Error
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = policy.Default
+	}
+	if cfg.SocketMode == 0 {
+		cfg.SocketMode = 0o660
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	reg, gat := cfg.Registerer, cfg.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gat = r, r
+	}
+	if gat == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			gat = g
+		}
+	}
+	if gat == nil && cfg.MetricsAddress != "" {
+		return nil, errors.New("guard: a metrics address needs a Gatherer (pass the registry as both Registerer and Gatherer)")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	g := &Guard{
+		cfg:      cfg,
+		log:      logger,
+		upstream: up,
+		metrics:  m,
+		gatherer: gat,
+		maxBody:  cfg.MaxBody,
+		profiles: profiles,
+		hijacked: map[*hijackedPair]struct{}{},
+	}
+	g.admission = newAdmission(cfg.Registry, adr.NewResolver(cfg.ADRDirs...), cfg.Strict, cfg.FailOn, engineLookups{up})
+	g.streams, g.stopStreams = context.WithCancel(context.Background())
+	return g, nil
+}
+
+// Start binds every listener (so that an address in use fails here, not
+// later) and serves them.
+func (g *Guard) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return errors.New("guard: already started")
+	}
+	g.started = true
+	for _, l := range g.cfg.Listeners {
+		ln, err := g.listen(l)
+		if err != nil {
+			g.closeListenersLocked()
+			return err
+		}
+		if l.Network == "tcp" && !loopback(l.Address) {
+			g.log.Warn("guard listener is reachable beyond this host; keep it on a private network", "listener", l.String(), "profile", l.Profile)
+		}
+		h := &handler{g: g, listener: l.String(), profile: g.profiles[l.Profile]}
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			ErrorLog:          log.New(&slogWriter{g.log, l.String()}, "", 0),
+		}
+		g.listeners = append(g.listeners, ln)
+		g.servers = append(g.servers, srv)
+	}
+	if g.cfg.MetricsAddress != "" {
+		ln, err := net.Listen("tcp", g.cfg.MetricsAddress)
+		if err != nil {
+			g.closeListenersLocked()
+			return fmt.Errorf("guard: metrics listener %s: %w", g.cfg.MetricsAddress, err)
+		}
+		g.metricsLn = ln
+		g.metricsSv = &http.Server{Handler: g.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	for i, srv := range g.servers {
+		ln := g.listeners[i]
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("guard listener stopped", "listener", ln.Addr().String(), "error", err)
+			}
+		}()
+		g.log.Info("guard listening", "listener", g.cfg.Listeners[i].String(), "profile", g.cfg.Listeners[i].Profile, "upstream", g.upstream.String())
+	}
+	if g.metricsSv != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.metricsSv.Serve(g.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("guard metrics listener stopped", "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// listen binds one listener. A unix socket left behind by a guard that died
+// is replaced; a live one, or a file that is not a socket, is an error.
+func (g *Guard) listen(l Listener) (net.Listener, error) {
+	if l.Network == "tcp" {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return nil, fmt.Errorf("guard: listener %s: %w", l, err)
+		}
+		return ln, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(l.Address), 0o755); err != nil {
+		return nil, fmt.Errorf("guard: listener %s: %w", l, err)
+	}
+	if fi, err := os.Lstat(l.Address); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("guard: listener %s: %s exists and is not a socket", l, l.Address)
+		}
+		if c, err := net.DialTimeout("unix", l.Address, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("guard: listener %s: another process serves %s", l, l.Address)
+		}
+		if err := os.Remove(l.Address); err != nil {
+			return nil, fmt.Errorf("guard: listener %s: removing stale socket: %w", l, err)
+		}
+	}
+	ln, err := net.Listen("unix", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("guard: listener %s: %w", l, err)
+	}
+	if err := os.Chmod(l.Address, g.cfg.SocketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("guard: listener %s: %w", l, err)
+	}
+	return ln, nil
+}
+
+func (g *Guard) closeListenersLocked() {
+	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	if g.metricsLn != nil {
+		g.metricsLn.Close()
+	}
+}
+
+// Addrs returns the bound addresses, in the order of Config.Listeners.
+func (g *Guard) Addrs() []net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]net.Addr, 0, len(g.listeners))
+	for _, ln := range g.listeners {
+		out = append(out, ln.Addr())
+	}
+	return out
+}
+
+// MetricsAddr returns the bound metrics address (nil when disabled).
+func (g *Guard) MetricsAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.metricsLn == nil {
+		return nil
+	}
+	return g.metricsLn.Addr()
+}
+
+// Stop shuts the guard down: streams and hijacked connections end at once;
+// other requests in flight may finish until ctx is done, after which
+// connections are closed.
+func (g *Guard) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return nil
+	}
+	g.stopped = true
+	servers := append([]*http.Server(nil), g.servers...)
+	if g.metricsSv != nil {
+		servers = append(servers, g.metricsSv)
+	}
+	for p := range g.hijacked {
+		p.a.Close()
+		p.b.Close()
+	}
+	g.mu.Unlock()
+	g.stopStreams()
+
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					emu.Lock()
+					errs = append(errs, err)
+					emu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	g.wg.Wait()
+	g.upstream.pool.closeIdle()
+	g.log.Info("guard stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts the guard and serves until ctx is cancelled (SIGTERM in the
+// CLI), then stops it, giving requests in flight up to grace to finish.
+func (g *Guard) Run(ctx context.Context, grace time.Duration) error {
+	if err := g.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return g.Stop(sctx)
+}
+
+// track registers a hijacked connection pair so that Stop can close it; the
+// returned func forgets it.
+func (g *Guard) track(a, b net.Conn) func() {
+	p := &hijackedPair{a, b}
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		a.Close()
+		b.Close()
+		return func() {}
+	}
+	g.hijacked[p] = struct{}{}
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		delete(g.hijacked, p)
+		g.mu.Unlock()
+	}
+}
+
+func (g *Guard) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		stopping := g.stopped
+		g.mu.Unlock()
+		if stopping {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	// /readyz also asks the engine, for orchestrators that should not send
+	// traffic to a guard whose engine is down.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		err := g.upstream.ping(ctx)
+		if err != nil {
+			http.Error(w, "engine unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// slogWriter adapts net/http's error log (TLS handshakes, malformed
+// requests) to the guard's logger.
+type slogWriter struct {
+	log      *slog.Logger
+	listener string
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("guard http server", "listener", w.listener, "message", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,317 @@
+package guard
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/hy-home/hyhome/internal/dockertest"
+)
+
+// The engine's Go client works through the guard unchanged: version
+// negotiation, lists, inspect, events, and (admission) create, attach with
+// stdin, start, wait, and logs through the shipper profile.
+func TestGoClient(t *testing.T) {
+	tg := startGuard(t)
+	img := dockertest.Build(t)
+	ctx := ctxT(t, 2*time.Minute)
+
+	ro := tg.client(t, ProfileReadonly)
+	if _, err := ro.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if ro.ClientVersion() != "1.41" {
+		t.Errorf("negotiated API %s through the guard, want the engine's 1.41", ro.ClientVersion())
+	}
+	list, err := ro.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatalf("container list: %v", err)
+	}
+	_ = list
+	if _, err := ro.Info(ctx, client.InfoOptions{}); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if _, err := ro.ImageInspect(ctx, img.NonRoot); err != nil {
+		t.Fatalf("image inspect: %v", err)
+	}
+	if _, err := ro.ContainerCreate(ctx, client.ContainerCreateOptions{Config: compliant(img.NonRoot).Config}); err == nil {
+		t.Fatal("readonly created a container")
+	}
+
+	adm := tg.client(t, ProfileAdmission)
+	req := compliant(img.NonRoot, func(r *containerCreateRequest) {
+		r.Config.Cmd = []string{"cat"}
+		r.Config.OpenStdin, r.Config.StdinOnce, r.Config.AttachStdin, r.Config.AttachStdout = true, true, true, true
+	})
+	created, err := adm.ContainerCreate(ctx, client.ContainerCreateOptions{Config: req.Config, HostConfig: req.HostConfig})
+	if err != nil {
+		t.Fatalf("create through admission: %v", err)
+	}
+	t.Cleanup(func() { dockertest.RemoveContainer(dockertest.Client(t), created.ID) })
+	att, err := adm.ContainerAttach(ctx, created.ID, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	defer att.Close()
+	if _, err := adm.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := io.WriteString(att.Conn, "both ways\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := att.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(att.Reader)
+	if err != nil {
+		t.Fatalf("reading the attached stream: %v", err)
+	}
+	if !bytes.Contains(out, []byte("both ways\n")) {
+		t.Fatalf("attached stdout %q lacks what was written to stdin", out)
+	}
+	wait := adm.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{})
+	select {
+	case r := <-wait.Result:
+		if r.StatusCode != 0 {
+			t.Fatalf("exit status %d", r.StatusCode)
+		}
+	case err := <-wait.Error:
+		t.Fatalf("wait: %v", err)
+	}
+	logs, err := tg.client(t, ProfileShipper).ContainerLogs(ctx, created.ID, client.ContainerLogsOptions{ShowStdout: true})
+	if err != nil {
+		t.Fatalf("logs through shipper: %v", err)
+	}
+	b, _ := io.ReadAll(logs)
+	logs.Close()
+	if !bytes.Contains(b, []byte("both ways")) {
+		t.Fatalf("logs %q", b)
+	}
+}
+
+// Events flow through the guard as they happen: the stream is not
+// buffered, and the head arrives before any event.
+func TestEventsStreamUnbuffered(t *testing.T) {
+	tg := startGuard(t)
+	img := dockertest.Build(t)
+	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	defer cancel()
+	ro := tg.client(t, ProfileReadonly)
+	direct := dockertest.Client(t)
+	f := client.Filters{}.Add("label", dockertest.LabelKey+"="+dockertest.RunID).Add("type", "container").Add("event", "create")
+	viaGuard := ro.Events(ctx, client.EventsListOptions{Filters: f})
+	viaEngine := direct.Events(ctx, client.EventsListOptions{Filters: f})
+	time.Sleep(200 * time.Millisecond) // both subscriptions registered
+
+	id, _ := dockertest.Run(t, dockertest.Spec{Name: "ev", Image: img.NonRoot, NoStart: true})
+	var tGuard, tEngine time.Time
+	for tGuard.IsZero() || tEngine.IsZero() {
+		select {
+		case m := <-viaGuard.Messages:
+			if m.Actor.ID == id && tGuard.IsZero() {
+				tGuard = time.Now()
+			}
+		case m := <-viaEngine.Messages:
+			if m.Actor.ID == id && tEngine.IsZero() {
+				tEngine = time.Now()
+			}
+		case err := <-viaGuard.Err:
+			t.Fatalf("events through the guard: %v", err)
+		case err := <-viaEngine.Err:
+			t.Fatalf("events from the engine: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the create event did not arrive (guard %v, engine %v)", tGuard, tEngine)
+		}
+	}
+	// Generous here (the machine is shared); the benchmark measures it.
+	if d := tGuard.Sub(tEngine); d > 250*time.Millisecond {
+		t.Errorf("the event reached the guard's client %v after the engine's", d)
+	}
+}
+
+// HEAD and keep-alive: several requests, HEAD included, on one connection.
+func TestKeepAliveAndHEAD(t *testing.T) {
+	tg := startGuard(t)
+	conn, err := net.Dial("unix", tg.sockets[ProfileReadonly])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for i, rq := range []string{"HEAD /_ping", "GET /_ping", "GET /v1.41/version", "HEAD /_ping", "GET /v1.41/containers/json?limit=1"} {
+		method, target, _ := strings.Cut(rq, " ")
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: docker\r\n\r\n", method, target)
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("request %d (%s) on the kept-alive connection: %v", i, rq, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", rq, resp.StatusCode, b)
+		}
+		if method == "HEAD" && (len(b) != 0 || resp.Header.Get("Api-Version") == "") {
+			t.Fatalf("HEAD /_ping: body %q, Api-Version %q", b, resp.Header.Get("Api-Version"))
+		}
+		if resp.Close {
+			t.Fatalf("%s closed the connection", rq)
+		}
+	}
+}
+
+// /metrics counts verdicts by profile, reason and rule; /healthz and
+// /readyz answer on the metrics listener.
+func TestMetricsAndHealth(t *testing.T) {
+	tg := startGuard(t)
+	img := dockertest.Build(t)
+	raw(t, tg.sockets[ProfileReadonly], request("GET", "/_ping", ""))
+	raw(t, tg.sockets[ProfileReadonly], request("POST", "/v1.41/containers/create", "{}"))
+	raw(t, tg.sockets[ProfileAdmission], request("POST", "/v1.41/containers/create", mustJSON(t, compliant(img.NonRoot, func(r *containerCreateRequest) { r.HostConfig.Privileged = true }))))
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + tg.metrics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`hyhome_guard_requests_total{profile="readonly",verdict="allow"} 1`,
+		`hyhome_guard_requests_total{profile="readonly",verdict="deny"} 1`,
+		`hyhome_guard_denials_total{profile="readonly",reason="profile",rule=""} 1`,
+		`hyhome_guard_denials_total{profile="admission",reason="policy",rule="privileged"} 1`,
+		`hyhome_guard_request_duration_seconds_bucket{profile="readonly",verdict="allow",le="+Inf"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+}
+
+// An engine that cannot be reached fails closed with 502, and /readyz says
+// so; the guard itself stays healthy.
+func TestUpstreamDown(t *testing.T) {
+	engineHost(t)
+	tg := startGuard(t, func(c *Config) { c.Upstream = "unix://" + t.TempDir() + "/nothing.sock" })
+	r := raw(t, tg.sockets[ProfileReadonly], request("GET", "/v1.41/containers/json", ""))
+	if r.status != http.StatusBadGateway || !strings.Contains(r.message(), "did not answer") {
+		t.Fatalf("%d %s", r.status, r.message())
+	}
+	r = raw(t, tg.sockets[ProfileAdmission], request("POST", "/v1.41/containers/create", mustJSON(t, compliant("x:1", func(r *containerCreateRequest) { r.Config.User = "" }))))
+	if r.status != http.StatusBadGateway || !strings.Contains(r.message(), "cannot check image") {
+		t.Fatalf("a lookup that fails must deny: %d %s", r.status, r.message())
+	}
+	resp, err := http.Get("http://" + tg.metrics + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the engine down: %d", resp.StatusCode)
+	}
+}
+
+// Stop ends streams at once, lets the socket go, and returns promptly.
+func TestGracefulStop(t *testing.T) {
+	engineHost(t)
+	tg := startGuard(t)
+	ctx := ctxT(t, time.Minute)
+	// A filter no event matches: the client stops reading its stream while
+	// an event waits to be received, and this engine is busy.
+	ev := tg.client(t, ProfileReadonly).Events(ctx, client.EventsListOptions{Filters: client.Filters{}.Add("label", "hyhome-guard-test-nothing="+dockertest.RunID)})
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tg.g.Stop(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Stop took %v with an open events stream", d)
+	}
+	deadline := time.After(5 * time.Second)
+	for done := false; !done; {
+		select {
+		case <-ev.Messages:
+		case err := <-ev.Err:
+			if err == nil {
+				t.Error("the events stream ended without an error")
+			}
+			done = true
+		case <-deadline:
+			t.Error("the events stream is still open after Stop")
+			done = true
+		}
+	}
+	if _, err := net.Dial("unix", tg.sockets[ProfileReadonly]); err == nil {
+		t.Error("the socket still accepts connections after Stop")
+	}
+}
+
+// A plugin created from a local archive accepts no privileges at install;
+// enabling it is where its configuration (host network, CAP_SYS_ADMIN, a
+// bind of /) is judged.
+func TestPluginEnableIsJudged(t *testing.T) {
+	tg := startGuard(t)
+	c := dockertest.Client(t)
+	ctx := ctxT(t, time.Minute)
+	name := "hyhome-test-plugin-" + dockertest.RunID + ":1"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	config := `{"Description":"hyhome guard test plugin","Documentation":"https://example.invalid","Interface":{"Types":["docker.volumedriver/1.0"],"Socket":"p.sock"},"Entrypoint":["/testprog","sleep"],"WorkDir":"","Network":{"Type":"host"},"Linux":{"Capabilities":["CAP_SYS_ADMIN"],"AllowAllDevices":false,"Devices":null},"Mounts":[{"Name":"root","Description":"","Settable":["source"],"Source":"/","Destination":"/host","Type":"bind","Options":["rbind"]}],"Env":[],"Args":{"Name":"","Description":"","Settable":null,"Value":null}}`
+	for _, h := range []*tar.Header{
+		{Name: "config.json", Mode: 0o644, Size: int64(len(config))},
+		{Name: "rootfs/", Mode: 0o755, Typeflag: tar.TypeDir},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "config.json" {
+			_, _ = io.WriteString(tw, config)
+		}
+	}
+	tw.Close()
+	if _, err := c.PluginCreate(ctx, &buf, client.PluginCreateOptions{RepoName: name}); err != nil {
+		t.Fatalf("creating the plugin directly: %v", err)
+	}
+	t.Cleanup(func() { _, _ = c.PluginRemove(context.Background(), name, client.PluginRemoveOptions{Force: true}) })
+
+	r := raw(t, tg.sockets[ProfileAdmission], request("POST", "/v1.41/plugins/"+name+"/enable?timeout=5", ""))
+	if r.status != http.StatusForbidden {
+		t.Fatalf("enable: %d %s", r.status, r.message())
+	}
+	for _, want := range []string{"host-namespaces", "cap-add", "SYS_ADMIN", "bind-mount-readonly", "docker-socket"} {
+		if !strings.Contains(r.message(), want) {
+			t.Errorf("enable denial %q lacks %s", r.message(), want)
+		}
+	}
+	p, err := c.PluginInspect(ctx, name, client.PluginInspectOptions{})
+	if err != nil || p.Plugin.Enabled {
+		t.Fatalf("plugin enabled after the denial (%v)", err)
+	}
+}
+
+// containerCreateRequest shortens compliant()'s edit functions.
+type containerCreateRequest = container.CreateRequest

@@ -1,0 +1,438 @@
+package guard
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// BodyKind says what a route's request body is to the engine, and so how the
+// guard reads it.
+type BodyKind int
+
+const (
+	// BodyNone: the engine reads no body. The guard buffers it (under the
+	// cap) and refuses anything but an empty body, "{}" or "null".
+	BodyNone BodyKind = iota
+	// BodyJSON: a JSON document, buffered under the cap. Routes with a judge
+	// decode it strictly; the engine receives the buffered bytes (with only
+	// the values the judge pinned replaced).
+	BodyJSON
+	// BodyStream: an archive the engine unpacks as files (build context,
+	// docker cp, image load/import, plugin rootfs). It is streamed, never
+	// buffered: no verdict depends on its content, only on the route, the
+	// query and the object it targets.
+	BodyStream
+)
+
+func (b BodyKind) String() string {
+	switch b {
+	case BodyNone:
+		return "none"
+	case BodyJSON:
+		return "json"
+	case BodyStream:
+		return "stream"
+	}
+	return "unknown"
+}
+
+// judgeKind names the admission check a route gets in every profile that
+// allows it. Judges are tied to routes, not profiles, so that a custom
+// profile allowing container create is judged exactly as admission is.
+type judgeKind int
+
+const (
+	judgeNone             judgeKind = iota
+	judgeContainerCreate            // the request body is the workload
+	judgeContainerUpdate            // resources only: no regression of limits
+	judgeContainerUse               // start, attach, cp, export: the existing container's isolation
+	judgeExecCreate                 // exec user and privileges, inside the target container
+	judgeExecStart                  // the exec instance as the engine recorded it
+	judgeServiceCreate              // the service spec is the workload
+	judgeServiceUpdate              // the new spec (or, on rollback, the previous one)
+	judgeVolumeCreate               // local driver options that bind host paths
+	judgePluginPrivileges           // privileges accepted on plugin pull/upgrade
+	judgePluginEnable               // the installed plugin's configuration, as it will run
+	judgeBuild                      // networkmode of build containers
+	judgeUnjudgeable                // traffic the guard cannot see into (BuildKit gRPC)
+)
+
+// Route is one Engine API route as the engine's router registers it.
+type Route struct {
+	Method string
+	// Template is the daemon's gorilla/mux path template, without the
+	// /v{version} prefix, e.g. "/containers/{name:.*}/json".
+	Template string
+	// Name is how profiles and logs refer to the route: the method and the
+	// template with variable patterns dropped, e.g.
+	// "GET /containers/{name}/json".
+	Name string
+	Body BodyKind
+	// Hijack routes may take over the connection (attach, exec start,
+	// BuildKit session) after the response head.
+	Hijack bool
+	// Stream routes may answer for as long as the client listens (events,
+	// logs with follow, stats); graceful shutdown ends them first.
+	Stream bool
+	judge  judgeKind
+
+	re   *regexp.Regexp
+	vars []string
+	// literal is the template's text before its first variable: a path
+	// that does not start with it cannot match, and a template without
+	// variables matches only itself.
+	literal string
+	// suffix is the text after the last variable, which a match must end
+	// with.
+	suffix  string
+	hasVars bool
+}
+
+// Vars are the route variables of a matched path, by name.
+type Vars map[string]string
+
+// match reports whether the (unversioned, decoded) path matches the route's
+// template, with its variables. It uses the regexp the engine's router
+// builds from the same template, so that "." in a variable does not match a
+// newline for the guard either.
+func (r *Route) match(path string) (Vars, bool) {
+	if !r.hasVars {
+		if path == r.literal {
+			return Vars{}, true
+		}
+		return nil, false
+	}
+	if !strings.HasPrefix(path, r.literal) || !strings.HasSuffix(path, r.suffix) {
+		return nil, false
+	}
+	m := r.re.FindStringSubmatch(path)
+	if m == nil {
+		return nil, false
+	}
+	vars := make(Vars, len(r.vars))
+	for i, name := range r.vars {
+		vars[name] = m[i+1]
+	}
+	return vars, true
+}
+
+// path renders the route's path with the given variables, for forwarding a
+// request whose variables the guard pinned (a name replaced by the ID it
+// judged).
+func (r *Route) path(vars Vars) string {
+	var b strings.Builder
+	rest := r.Template
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		j := strings.IndexByte(rest[i:], '}') + i
+		b.WriteString(rest[:i])
+		name, _, _ := strings.Cut(rest[i+1:j], ":")
+		b.WriteString(vars[name])
+		rest = rest[j+1:]
+	}
+}
+
+// compileTemplate turns a gorilla/mux path template into the regexp mux
+// builds for it: literal text quoted, {name} as [^/]+, {name:pattern} as the
+// pattern, anchored at both ends.
+func compileTemplate(tpl string) (*regexp.Regexp, []string, error) {
+	var pat strings.Builder
+	var vars []string
+	pat.WriteByte('^')
+	rest := tpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			pat.WriteString(regexp.QuoteMeta(rest))
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil, nil, fmt.Errorf("template %q: unbalanced braces", tpl)
+		}
+		j += i
+		pat.WriteString(regexp.QuoteMeta(rest[:i]))
+		name, p, ok := strings.Cut(rest[i+1:j], ":")
+		if !ok {
+			p = "[^/]+"
+		}
+		if name == "" || p == "" {
+			return nil, nil, fmt.Errorf("template %q: empty variable name or pattern", tpl)
+		}
+		fmt.Fprintf(&pat, "(%s)", p)
+		vars = append(vars, name)
+		rest = rest[j+1:]
+	}
+	pat.WriteByte('$')
+	re, err := regexp.Compile(pat.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("template %q: %w", tpl, err)
+	}
+	if re.NumSubexp() != len(vars) {
+		return nil, nil, fmt.Errorf("template %q: variable patterns must not hold capturing groups", tpl)
+	}
+	return re, vars, nil
+}
+
+// routeName drops the patterns from a template's variables.
+func routeName(method, tpl string) string {
+	var b strings.Builder
+	b.WriteString(method)
+	b.WriteByte(' ')
+	rest := tpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		j := strings.IndexByte(rest[i:], '}') + i
+		name, _, _ := strings.Cut(rest[i+1:j], ":")
+		b.WriteString(rest[:i] + "{" + name + "}")
+		rest = rest[j+1:]
+	}
+}
+
+// route declares one entry of the table.
+func route(method, tpl string, body BodyKind, opts ...func(*Route)) *Route {
+	r := &Route{Method: method, Template: tpl, Name: routeName(method, tpl), Body: body}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func judged(j judgeKind) func(*Route) { return func(r *Route) { r.judge = j } }
+func hijack(r *Route)                 { r.Hijack = true }
+func stream(r *Route)                 { r.Stream = true }
+
+const (
+	get   = "GET"
+	head  = "HEAD"
+	post  = "POST"
+	put   = "PUT"
+	del   = "DELETE"
+	none  = BodyNone
+	jsonb = BodyJSON
+	files = BodyStream
+)
+
+// engineRoutes is the Engine API as the engine registers it, in the same
+// order: gorilla/mux takes the first route that matches, and some paths
+// match two (DELETE /containers/x/checkpoints/y is a checkpoint, not a
+// container, because the checkpoint router comes first). It is the union of
+// Docker 20.10 (API 1.41) and later releases; a route the table does not
+// know is refused. OPTIONS (CORS pre-flight) and /debug (pprof, any method)
+// are left out on purpose, so both are refused.
+var engineRoutes = []*Route{
+	// checkpoint router (experimental engines only)
+	route(get, "/containers/{name:.*}/checkpoints", none),
+	route(post, "/containers/{name:.*}/checkpoints", jsonb),
+	route(del, "/containers/{name}/checkpoints/{checkpoint}", none),
+
+	// container router
+	route(head, "/containers/{name:.*}/archive", none, judged(judgeContainerUse)),
+	route(get, "/containers/json", none),
+	route(get, "/containers/{name:.*}/export", none, judged(judgeContainerUse)),
+	route(get, "/containers/{name:.*}/changes", none),
+	route(get, "/containers/{name:.*}/json", none),
+	route(get, "/containers/{name:.*}/top", none),
+	route(get, "/containers/{name:.*}/logs", none, stream),
+	route(get, "/containers/{name:.*}/stats", none, stream),
+	route(get, "/containers/{name:.*}/attach/ws", none, judged(judgeContainerUse), hijack, stream),
+	route(get, "/exec/{id:.*}/json", none),
+	route(get, "/containers/{name:.*}/archive", none, judged(judgeContainerUse)),
+	route(post, "/containers/create", jsonb, judged(judgeContainerCreate)),
+	route(post, "/containers/{name:.*}/kill", none),
+	route(post, "/containers/{name:.*}/pause", none),
+	route(post, "/containers/{name:.*}/unpause", none),
+	route(post, "/containers/{name:.*}/restart", none, judged(judgeContainerUse)),
+	route(post, "/containers/{name:.*}/start", none, judged(judgeContainerUse)),
+	route(post, "/containers/{name:.*}/stop", none),
+	route(post, "/containers/{name:.*}/wait", none, stream),
+	route(post, "/containers/{name:.*}/resize", none),
+	route(post, "/containers/{name:.*}/attach", none, judged(judgeContainerUse), hijack, stream),
+	route(post, "/containers/{name:.*}/copy", jsonb, judged(judgeContainerUse)),
+	route(post, "/containers/{name:.*}/exec", jsonb, judged(judgeExecCreate)),
+	route(post, "/exec/{name:.*}/start", jsonb, judged(judgeExecStart), hijack, stream),
+	route(post, "/exec/{name:.*}/resize", none),
+	route(post, "/containers/{name:.*}/rename", none),
+	route(post, "/containers/{name:.*}/update", jsonb, judged(judgeContainerUpdate)),
+	route(post, "/containers/prune", none),
+	route(post, "/commit", jsonb),
+	route(put, "/containers/{name:.*}/archive", files, judged(judgeContainerUse)),
+	route(del, "/containers/{name:.*}", none),
+
+	// image router
+	route(get, "/images/json", none),
+	route(get, "/images/search", none),
+	route(get, "/images/get", none),
+	route(get, "/images/{name:.*}/get", none),
+	route(get, "/images/{name:.*}/history", none),
+	route(get, "/images/{name:.*}/json", none),
+	route(post, "/images/load", files, stream),
+	route(post, "/images/create", files, stream),
+	route(post, "/images/{name:.*}/push", none, stream),
+	route(post, "/images/{name:.*}/tag", none),
+	route(post, "/images/prune", none),
+	route(del, "/images/{name:.*}", none),
+
+	// system router
+	route(get, "/_ping", none),
+	route(head, "/_ping", none),
+	route(get, "/events", none, stream),
+	route(get, "/info", none),
+	route(get, "/version", none),
+	route(get, "/system/df", none),
+	route(post, "/auth", jsonb),
+
+	// volume router
+	route(get, "/volumes", none),
+	route(get, "/volumes/{name:.*}", none),
+	route(post, "/volumes/create", jsonb, judged(judgeVolumeCreate)),
+	route(post, "/volumes/prune", none),
+	route(put, "/volumes/{name:.*}", jsonb),
+	route(del, "/volumes/{name:.*}", none),
+
+	// build router
+	route(post, "/build", files, judged(judgeBuild), stream),
+	route(post, "/build/prune", none),
+	route(post, "/build/cancel", none),
+
+	// session router: the engine calls back into the client for build
+	// context, secrets and SSH during a build; it starts nothing itself.
+	route(post, "/session", none, hijack, stream),
+
+	// swarm router
+	route(post, "/swarm/init", jsonb),
+	route(post, "/swarm/join", jsonb),
+	route(post, "/swarm/leave", none),
+	route(get, "/swarm", none),
+	route(get, "/swarm/unlockkey", none),
+	route(post, "/swarm/update", jsonb),
+	route(post, "/swarm/unlock", jsonb),
+	route(get, "/services", none),
+	route(get, "/services/{id}", none),
+	route(post, "/services/create", jsonb, judged(judgeServiceCreate)),
+	route(post, "/services/{id}/update", jsonb, judged(judgeServiceUpdate)),
+	route(del, "/services/{id}", none),
+	route(get, "/services/{id}/logs", none, stream),
+	route(get, "/nodes", none),
+	route(get, "/nodes/{id}", none),
+	route(del, "/nodes/{id}", none),
+	route(post, "/nodes/{id}/update", jsonb),
+	route(get, "/tasks", none),
+	route(get, "/tasks/{id}", none),
+	route(get, "/tasks/{id}/logs", none, stream),
+	route(get, "/secrets", none),
+	route(post, "/secrets/create", jsonb),
+	route(del, "/secrets/{id}", none),
+	route(get, "/secrets/{id}", none),
+	route(post, "/secrets/{id}/update", jsonb),
+	route(get, "/configs", none),
+	route(post, "/configs/create", jsonb),
+	route(del, "/configs/{id}", none),
+	route(get, "/configs/{id}", none),
+	route(post, "/configs/{id}/update", jsonb),
+
+	// plugin router
+	route(get, "/plugins", none),
+	route(get, "/plugins/{name:.*}/json", none),
+	route(get, "/plugins/privileges", none),
+	route(del, "/plugins/{name:.*}", none),
+	route(post, "/plugins/{name:.*}/enable", none, judged(judgePluginEnable)),
+	route(post, "/plugins/{name:.*}/disable", none),
+	route(post, "/plugins/pull", jsonb, judged(judgePluginPrivileges), stream),
+	route(post, "/plugins/{name:.*}/push", none, stream),
+	route(post, "/plugins/{name:.*}/upgrade", jsonb, judged(judgePluginPrivileges), stream),
+	route(post, "/plugins/{name:.*}/set", jsonb),
+	route(post, "/plugins/create", files),
+
+	// distribution router
+	route(get, "/distribution/{name:.*}/json", none),
+
+	// grpc router: BuildKit's control API over h2c
+	route(post, "/grpc", none, judged(judgeUnjudgeable), hijack, stream),
+
+	// network router
+	route(get, "/networks", none),
+	route(get, "/networks/", none),
+	route(get, "/networks/{id:.+}", none),
+	route(post, "/networks/create", jsonb),
+	route(post, "/networks/{id:.*}/connect", jsonb),
+	route(post, "/networks/{id:.*}/disconnect", jsonb),
+	route(post, "/networks/prune", none),
+	route(del, "/networks/{id:.*}", none),
+}
+
+// routeTable indexes the routes by method, keeping the engine's order.
+type routeTable struct {
+	byMethod map[string][]*Route
+	byName   map[string]*Route
+	all      []*Route
+}
+
+func newRouteTable(routes []*Route) (*routeTable, error) {
+	t := &routeTable{byMethod: map[string][]*Route{}, byName: map[string]*Route{}}
+	for _, r := range routes {
+		re, vars, err := compileTemplate(r.Template)
+		if err != nil {
+			return nil, err
+		}
+		r.re, r.vars = re, vars
+		r.literal, _, _ = strings.Cut(r.Template, "{")
+		r.suffix = r.Template[strings.LastIndexByte(r.Template, '}')+1:]
+		r.hasVars = len(vars) > 0
+		if _, dup := t.byName[r.Name]; dup {
+			return nil, fmt.Errorf("duplicate route %s", r.Name)
+		}
+		t.byName[r.Name] = r
+		t.byMethod[r.Method] = append(t.byMethod[r.Method], r)
+		t.all = append(t.all, r)
+	}
+	return t, nil
+}
+
+// routes is the compiled table. The table is a constant of this package and
+// TestRouteTable compiles it, so an error here is a programming error.
+var routes = func() *routeTable {
+	t, err := newRouteTable(engineRoutes)
+	if err != nil {
+		panic("guard: route table: " + err.Error())
+	}
+	return t
+}()
+
+// Routes returns the Engine API routes the guard knows, in the engine's
+// order, for documentation (`hyhome guard routes`).
+func Routes() []Route {
+	out := make([]Route, 0, len(routes.all))
+	for _, r := range routes.all {
+		out = append(out, *r)
+	}
+	return out
+}
+
+// knownMethod reports whether any route uses the method. Methods are
+// case-sensitive: the engine's router matches them upper-case only.
+func (t *routeTable) knownMethod(m string) bool { return len(t.byMethod[m]) > 0 }
+
+// match finds the route the engine's router would dispatch an unversioned,
+// decoded path to: the first matching route of the method, in registration
+// order.
+func (t *routeTable) match(method, path string) (*Route, Vars) {
+	for _, r := range t.byMethod[method] {
+		if vars, ok := r.match(path); ok {
+			return r, vars
+		}
+	}
+	return nil, nil
+}
+
+// Judged reports whether requests on the route pass an admission judge.
+func (r *Route) Judged() bool { return r.judge != judgeNone }

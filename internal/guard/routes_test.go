@@ -1,0 +1,92 @@
+package guard
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRouteTable(t *testing.T) {
+	if _, err := newRouteTable(engineRoutes); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes.all {
+		// A sample path per route, with variables the engine accepts.
+		vars := Vars{}
+		for _, v := range r.vars {
+			vars[v] = "abc123"
+		}
+		p := r.path(vars)
+		got, gotVars := routes.match(r.Method, p)
+		if got == nil {
+			t.Errorf("%s: sample path %s does not match", r.Name, p)
+			continue
+		}
+		// The engine takes the first route that matches; where another
+		// route of the table would match too, the table order decides.
+		if got != r {
+			if !(r.Name == "DELETE /containers/{name}" && got.Name == "DELETE /containers/{name}/checkpoints/{checkpoint}") {
+				t.Errorf("%s: sample path %s routes to %s", r.Name, p, got.Name)
+			}
+			continue
+		}
+		if gotVars == nil || r.path(gotVars) != p {
+			t.Errorf("%s: path(%v) = %s does not round-trip", r.Name, gotVars, r.path(gotVars))
+		}
+		req, err := http.NewRequest(r.Method, "http://docker/v1.41"+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := oracleRoute(req); o != r.Name {
+			t.Errorf("%s: the engine's router sends /v1.41%s to %s", r.Name, p, o)
+		}
+		if !r.Stream && r.Hijack {
+			t.Errorf("%s: hijacked routes are long-lived and must be marked stream", r.Name)
+		}
+		if r.judge != judgeNone && r.Body == BodyNone && r.judge != judgeContainerUse && r.judge != judgeBuild && r.judge != judgePluginEnable && r.judge != judgeUnjudgeable {
+			t.Errorf("%s: judged on its body but declares none", r.Name)
+		}
+	}
+}
+
+// Read-only profiles allow reads only, and never the routes that return
+// secrets or file contents.
+func TestBuiltinProfiles(t *testing.T) {
+	ps := builtinProfiles()
+	never := []string{
+		"GET /containers/{name}/archive", "HEAD /containers/{name}/archive", "GET /containers/{name}/export",
+		"GET /images/get", "GET /images/{name}/get", "GET /swarm", "GET /swarm/unlockkey", "GET /containers/{name}/top",
+		"GET /exec/{id}/json", "POST /containers/{name}/attach", "GET /containers/{name}/attach/ws",
+	}
+	for _, name := range []string{ProfileReadonly, ProfileShipper} {
+		for _, rn := range ps[name].Routes() {
+			if !strings.HasPrefix(rn, "GET ") && !strings.HasPrefix(rn, "HEAD ") {
+				t.Errorf("%s allows %s", name, rn)
+			}
+			if slices.Contains(never, rn) {
+				t.Errorf("%s allows %s", name, rn)
+			}
+		}
+	}
+	if !ps[ProfileShipper].Allows(routes.byName["GET /containers/{name}/logs"]) || ps[ProfileReadonly].Allows(routes.byName["GET /containers/{name}/logs"]) {
+		t.Error("logs: shipper only")
+	}
+	if len(ps[ProfileAdmission].Routes()) != len(routes.all) {
+		t.Error("admission must know every route")
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.41", "1.24", 1}, {"1.041", "1.41", 0}, {"01.41", "1.41", 0}, {"1.41.0", "1.41", 0},
+		{"1.23", "1.24", -1}, {"1..41", "1.24", -1}, {"...", "1.24", -1}, {"2", "1.24", 1}, {"1.9", "1.24", -1},
+	} {
+		if got := compareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
