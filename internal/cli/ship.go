@@ -56,7 +56,7 @@ structured metadata, never labels. --label changes the mapping.
 It needs only read access to the Docker API (ping, info, events, container
 list, inspect and logs), so it runs behind "hyhome guard"'s shipper profile:
 
-  hyhome ship --host tcp://guard:2375 --loki-url http://loki:3100 \
+  hyhome ship --host tcp://guard:2376 --loki-url http://loki:3100 \
     --state-dir /var/lib/hyhome/ship --listen :9327
 
 /metrics and /healthz are served on --listen. SIGTERM stops reading, pushes

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/guard"
 	"github.com/hy-home/hyhome/internal/lokitest"
 )
 
@@ -386,5 +387,57 @@ func recordingProxy(t *testing.T) (string, func() []seenRequest) {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]seenRequest(nil), seen...)
+	}
+}
+
+// The deploy stack runs the agent behind the guard's shipper profile: the
+// real guard, in front of the real engine, must let everything through.
+func TestAgentThroughTheGuardShipperProfile(t *testing.T) {
+	t.Parallel()
+	img := dockertest.Build(t)
+	g, err := guard.New(guard.Config{
+		Listeners: []guard.Listener{{Network: "tcp", Address: "127.0.0.1:0", Profile: guard.ProfileShipper}},
+		Upstream:  dockertest.Client(t).DaemonHost(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Stop(ctx)
+	})
+	dc, err := client.New(client.WithHost("tcp://"+g.Addrs()[0].String()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+
+	loki := startLoki(t, lokitest.Config{})
+	sel, selLabels := testSelector(t)
+	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Registerer: prometheus.NewRegistry()}, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	tok := token()
+	id, name := dockertest.Run(t, dockertest.Spec{
+		Name: "guarded", Image: img.NonRoot, Cmd: []string{"log", "-lines", "50", "-size", "20000", "-both", "-token", tok, "-exit", "5"},
+		Labels: labels(selLabels, "hy-home.job", "infra", "hy-home.tier", "gateway"),
+	})
+	waitContainerExit(t, id)
+	waitFor(t, "lines and the die event through the guard", func() bool {
+		return len(queryLines(t, loki, `{job="infra", tier="gateway", source="logs"} |= "`+tok+`"`)) == 50 &&
+			len(queryLines(t, loki, `{source="events"} |= "action=die" |= "`+name+`"`)) == 1
+	})
+	if n := metricValue(a.m.streamErrors.WithLabelValues("logs")) + metricValue(a.m.streamErrors.WithLabelValues("events")); n != 0 {
+		t.Fatalf("%v stream errors through the guard", n)
 	}
 }
