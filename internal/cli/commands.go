@@ -9,6 +9,7 @@ func commands(a *app) []*cobra.Command {
 		newRulesCmd(a),
 		newGuardCmd(a),
 		newAuditCmd(a),
+		newShipCmd(a),
 		newHealthcheckCmd(a),
 	}
 }

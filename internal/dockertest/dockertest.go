@@ -216,6 +216,9 @@ type Spec struct {
 	Networking  *network.NetworkingConfig
 	Healthcheck *container.HealthConfig
 	NoStart     bool
+	// Tty allocates a pseudo-terminal: the engine then logs one unframed
+	// stream with \r\n line ends instead of multiplexed stdout/stderr.
+	Tty bool
 }
 
 // Run creates (and unless NoStart, starts) a container and removes it, with
@@ -240,6 +243,7 @@ func Run(t testing.TB, s Spec) (id, name string) {
 			Labels:      labels,
 			Env:         s.Env,
 			Healthcheck: s.Healthcheck,
+			Tty:         s.Tty,
 		},
 		HostConfig:       &s.Host,
 		NetworkingConfig: s.Networking,

@@ -75,20 +75,34 @@ func logMode(args []string) int {
 	exit := fs.Int("exit", 0, "exit status after the last line")
 	stay := fs.Bool("stay", false, "sleep until signalled after the last line instead of exiting")
 	delay := fs.Duration("delay", 0, "wait this long before the first line")
+	partial := fs.Bool("partial", false, "leave the last line without its newline (a process dying mid-line)")
+	at := fs.String("start-at", "", "wait until this RFC 3339 time before the first line (after -delay), so that many containers can start logging together")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	time.Sleep(*delay)
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339Nano, *at)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testprog: -start-at:", err)
+			return 2
+		}
+		time.Sleep(time.Until(t))
+	}
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
 	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
-	var tick *time.Ticker
-	if *rate > 0 {
-		tick = time.NewTicker(time.Duration(float64(time.Second) / *rate))
-		defer tick.Stop()
-	}
+	// Pace by schedule rather than with a ticker per line: a ticker cannot
+	// fire tens of thousands of times a second, a schedule can be met in
+	// small bursts.
+	start := time.Now()
 	for i := 0; *lines < 0 || i < *lines; i++ {
-		if tick != nil {
-			<-tick.C
+		if *rate > 0 {
+			due := start.Add(time.Duration(float64(i) / *rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				out.Flush()
+				errw.Flush()
+				time.Sleep(d)
+			}
 		}
 		w := out
 		if *both && i%2 == 1 {
@@ -98,9 +112,10 @@ func logMode(args []string) int {
 		if pad := *size - len(line) - 1; pad > 0 {
 			line += " " + strings.Repeat("x", pad)
 		}
-		fmt.Fprintln(w, line)
-		if tick != nil {
-			w.Flush()
+		if *partial && (*lines < 0 || i == *lines-1) {
+			fmt.Fprint(w, line)
+		} else {
+			fmt.Fprintln(w, line)
 		}
 	}
 	out.Flush()
