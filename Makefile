@@ -47,6 +47,7 @@ bench:
 	bash bench/lint.sh
 	bash bench/audit.sh
 	bash bench/guard.sh
+	bash bench/ship.sh
 
 IMAGE ?= hyhome:local
 
