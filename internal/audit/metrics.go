@@ -11,7 +11,7 @@ import (
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// Metric names the exporter serves; docs/audit.md and the reference stack's
+// Metric names the exporter serves; README.md and the reference stack's
 // alert rules refer to them.
 const (
 	MetricFindings         = "hyhome_findings"

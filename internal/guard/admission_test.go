@@ -9,7 +9,7 @@ import (
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
-// The rule sets the judges use, as docs/guard.md lists them.
+// The rule sets the judges use, as README.md lists them.
 func TestAdmissionRuleSets(t *testing.T) {
 	a := newAdmission(policy.Default, adr.NewResolver(t.TempDir()), false, policy.Error, nil)
 	ids := func(m map[string]bool) []string {
