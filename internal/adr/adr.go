@@ -26,6 +26,10 @@ type Record struct {
 	Title  string
 	Status string // as written, e.g. "Accepted", "Proposed", "Superseded by ADR-0007"
 	text   string
+	lower  string
+
+	mu    sync.Mutex
+	names map[string]bool // rule ID → named, for every ID asked so far
 }
 
 // Accepted reports whether the decision is in force.
@@ -37,12 +41,31 @@ func (r *Record) Accepted() bool {
 // Names reports whether the ADR mentions the rule ID as a whole word, so
 // that "cap-add" is not found inside "cap-add-extra".
 func (r *Record) Names(ruleID string) bool {
-	re, err := regexp.Compile(`(^|[^a-z0-9-])` + regexp.QuoteMeta(strings.ToLower(ruleID)) + `($|[^a-z0-9-])`)
-	if err != nil {
-		return false
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if named, ok := r.names[ruleID]; ok {
+		return named
 	}
-	return re.MatchString(strings.ToLower(r.text))
+	id := strings.ToLower(ruleID)
+	named := false
+	for i := 0; !named && id != ""; {
+		j := strings.Index(r.lower[i:], id)
+		if j < 0 {
+			break
+		}
+		start, end := i+j, i+j+len(id)
+		named = (start == 0 || !wordByte(r.lower[start-1])) && (end == len(r.lower) || !wordByte(r.lower[end]))
+		i = start + 1
+	}
+	if r.names == nil {
+		r.names = map[string]bool{}
+	}
+	r.names[ruleID] = named
+	return named
 }
+
+// wordByte reports whether c can be part of a rule ID.
+func wordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
 
 // ErrNotFound is returned when no ADR file matches a reference.
 var ErrNotFound = errors.New("ADR not found")
@@ -77,7 +100,7 @@ func Parse(path string, text []byte) (*Record, error) {
 		return nil, fmt.Errorf("%s: ADR file names must look like NNNN-title.md", path)
 	}
 	n, _ := strconv.Atoi(m[1])
-	r := &Record{ID: FormatID(n), Number: n, Path: path, text: string(text)}
+	r := &Record{ID: FormatID(n), Number: n, Path: path, text: string(text), lower: strings.ToLower(string(text))}
 	if t := titleLine.FindStringSubmatch(r.text); t != nil {
 		r.Title = strings.TrimSpace(t[1])
 	}

@@ -308,8 +308,10 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 	all := map[string]types.ServiceConfig{}
 	for i := 0; i+1 < len(svcs.Content); i += 2 {
 		sname := svcs.Content[i].Value
-		var m map[string]any
-		if err := svcs.Content[i+1].Decode(&m); err != nil || m == nil {
+		budget := maxServiceValues
+		v, ok := nodeValue(svcs.Content[i+1], &budget)
+		m, isMap := v.(map[string]any)
+		if !ok || !isMap {
 			return nil, false
 		}
 		for k := range m {
@@ -354,6 +356,103 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 		}
 	}
 	return p, true
+}
+
+// maxServiceValues bounds what one service may expand to through aliases;
+// beyond it the full path (and the YAML library's own alias limits) decide.
+const maxServiceValues = 100000
+
+// nodeValue converts a parsed node to the value the YAML library's decoder
+// would produce into an `any` — plain strings straight from the node, other
+// scalars through the library itself, merge keys with YAML's precedence
+// (explicit keys, then merged mappings in order) — without decoding whole
+// documents. It declines (false) on anything unusual: non-string keys,
+// duplicate keys, alias blow-up.
+func nodeValue(n *yaml.Node, budget *int) (any, bool) {
+	*budget--
+	if *budget < 0 || n == nil {
+		return nil, false
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return nodeValue(n.Alias, budget)
+	case yaml.DocumentNode:
+		if len(n.Content) != 1 {
+			return nil, false
+		}
+		return nodeValue(n.Content[0], budget)
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" || n.Tag == "" && n.Style != 0 {
+			return n.Value, true
+		}
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, false
+		}
+		return v, true
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, ok := nodeValue(c, budget)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+		return out, true
+	case yaml.MappingNode:
+		out := make(map[string]any, len(n.Content)/2)
+		explicit := make(map[string]bool, len(n.Content)/2)
+		var merges []*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if isMergeKey(k) {
+				merges = append(merges, n.Content[i+1])
+				continue
+			}
+			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" && k.Tag != "" {
+				return nil, false
+			}
+			if explicit[k.Value] {
+				return nil, false // the decoder refuses duplicate keys
+			}
+			explicit[k.Value] = true
+			v, ok := nodeValue(n.Content[i+1], budget)
+			if !ok {
+				return nil, false
+			}
+			out[k.Value] = v
+		}
+		// Merged keys fill what is not explicit; among merged mappings the
+		// earlier one wins.
+		for _, m := range merges {
+			var sources []*yaml.Node
+			switch rm := resolve(m); {
+			case rm == nil:
+				return nil, false
+			case rm.Kind == yaml.MappingNode:
+				sources = []*yaml.Node{m}
+			case rm.Kind == yaml.SequenceNode:
+				sources = rm.Content
+			default:
+				return nil, false
+			}
+			for _, src := range sources {
+				v, ok := nodeValue(src, budget)
+				sm, isMap := v.(map[string]any)
+				if !ok || !isMap {
+					return nil, false
+				}
+				for k, mv := range sm {
+					if _, set := out[k]; !set {
+						out[k] = mv
+					}
+				}
+			}
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // profileActive follows compose: a service without profiles is always on;

@@ -285,8 +285,21 @@ func newFinding(rule *Rule, v Violation, ex exemption, env *Env) Finding {
 
 // Sort orders findings by the file (or source) defining their workload, the
 // workload's position, then the finding's file, line, rule and message.
+// Findings are large structs: it sorts an index and moves each one once.
 func Sort(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool { return less(&fs[i], &fs[j]) })
+	if len(fs) < 2 {
+		return
+	}
+	idx := make([]int32, len(fs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return less(&fs[idx[i]], &fs[idx[j]]) })
+	sorted := make([]Finding, len(fs))
+	for i, k := range idx {
+		sorted[i] = fs[k]
+	}
+	copy(fs, sorted)
 }
 
 func less(a, b *Finding) bool {
