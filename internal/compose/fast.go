@@ -203,7 +203,15 @@ func (in *interpolator) walk(v any, p []string) (any, bool) {
 }
 
 // fastProject builds the project from one parsed file, or declines.
-func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles []string) (*types.Project, bool) {
+func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles []string) (p *types.Project, ok bool) {
+	// compose-go's decoders assume values its schema validation already
+	// checked; on input that would fail validation they may panic. The
+	// fast path then declines and the full pipeline reports the problem.
+	defer func() {
+		if r := recover(); r != nil {
+			p, ok = nil, false
+		}
+	}()
 	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 {
 		return nil, false
 	}
@@ -217,7 +225,7 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 		return nil, false
 	}
 	in := newInterpolator(env)
-	p := &types.Project{Name: name, WorkingDir: workDir, Environment: env, Services: types.Services{},
+	p = &types.Project{Name: name, WorkingDir: workDir, Environment: env, Services: types.Services{},
 		Networks: types.Networks{}, Volumes: types.Volumes{}, Secrets: types.Secrets{}}
 
 	// Top-level resources: decode each from its node (fresh values, so the
@@ -306,6 +314,7 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 	keys := serviceKeys()
 	active := map[string]bool{}
 	all := map[string]types.ServiceConfig{}
+	withNetworkMode := map[string]bool{}
 	for i := 0; i+1 < len(svcs.Content); i += 2 {
 		sname := svcs.Content[i].Value
 		budget := maxServiceValues
@@ -332,6 +341,9 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 			return nil, false
 		}
 		all[sname] = s
+		if _, present := r.(map[string]any)["network_mode"]; present {
+			withNetworkMode[sname] = true
+		}
 		active[sname] = profileActive(s.Profiles, profiles)
 	}
 	if !consistent(p, all) {
@@ -340,7 +352,9 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 	// Services on no network join the project's default network, as
 	// compose-go's normalisation makes them.
 	for n, s := range all {
-		if s.NetworkMode == "" && len(s.Networks) == 0 {
+		// compose-go looks at whether network_mode is written, not at its
+		// value: an empty network_mode joins no network.
+		if !withNetworkMode[n] && len(s.Networks) == 0 {
 			s.Networks = map[string]*types.ServiceNetworkConfig{"default": nil}
 			all[n] = s
 		}
@@ -545,9 +559,86 @@ func absUnixPath(workDir, p string) string {
 	return p
 }
 
+// uniqueKeys index list entries the way compose-go's EnforceUnicity does
+// (override/uncity.go): an entry with the key of an earlier one replaces it.
+// The fast path declines such lists rather than reproduce the merge.
+var uniqueKeys = map[string]func(any) string{
+	"cap_add": keyValueKey, "cap_drop": keyValueKey, "environment": keyValueKey, "labels": keyValueKey,
+	"profiles": keyValueKey, "tmpfs": keyValueKey, "security_opt": nil,
+	"volumes": func(v any) string {
+		switch x := v.(type) {
+		case map[string]any:
+			t, _ := x["target"].(string)
+			return t
+		case string:
+			if vol, err := format.ParseVolume(x); err == nil {
+				return vol.Target
+			}
+		}
+		return fmt.Sprint(v)
+	},
+	"secrets": func(v any) string {
+		switch x := v.(type) {
+		case string:
+			return "/run/secrets/" + x
+		case map[string]any:
+			if t, ok := x["target"]; ok {
+				return fmt.Sprint(t)
+			}
+			return fmt.Sprint("/run/secrets/", x["source"])
+		}
+		return fmt.Sprint(v)
+	},
+	"devices": func(v any) string {
+		switch x := v.(type) {
+		case map[string]any:
+			return fmt.Sprint(x["target"])
+		case string:
+			arr := strings.Split(x, ":")
+			if len(arr) == 1 {
+				return arr[0]
+			}
+			return arr[1]
+		}
+		return fmt.Sprint(v)
+	},
+	"ports": func(v any) string { return fmt.Sprintf("%v", v) },
+}
+
+func keyValueKey(v any) string {
+	s := fmt.Sprint(v)
+	k, _, _ := strings.Cut(s, "=")
+	return k
+}
+
+// hasDuplicates reports whether a list has two entries with one key.
+func hasDuplicates(v any, key func(any) string) bool {
+	list, ok := v.([]any)
+	if !ok || key == nil || len(list) < 2 {
+		return false
+	}
+	seen := make(map[string]bool, len(list))
+	for _, e := range list {
+		k := key(e)
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+	}
+	return false
+}
+
 // fastService reads the fields the rules use, with compose-go's decoders.
 func fastService(name string, m map[string]any, workDir string, env types.Mapping) (types.ServiceConfig, bool) {
 	s := types.ServiceConfig{Name: name}
+	for field, key := range uniqueKeys {
+		if hasDuplicates(m[field], key) {
+			return s, false
+		}
+	}
+	if d, ok := m["deploy"].(map[string]any); ok && hasDuplicates(d["labels"], keyValueKey) {
+		return s, false
+	}
 	ok := true
 	str := func(k string) string {
 		switch v := m[k].(type) {
@@ -645,6 +736,9 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 	}
 	for _, k := range []string{"entrypoint", "command"} {
 		if v, present := m[k]; present && v != nil {
+			if !stringOrStrings(v) {
+				return s, false
+			}
 			var c types.ShellCommand
 			if err := c.DecodeMapstructure(v); err != nil {
 				return s, false
@@ -785,6 +879,14 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 			}
 		}
 	}
+	seenPorts := make(map[string]bool, len(s.Ports))
+	for _, pc := range s.Ports {
+		k := fmt.Sprintf("%s|%s|%d|%s|%s", pc.HostIP, pc.Published, pc.Target, pc.Protocol, pc.Mode)
+		if seenPorts[k] {
+			return s, false // compose-go would merge them
+		}
+		seenPorts[k] = true
+	}
 	if v, present := m["devices"]; present && v != nil {
 		list, isList := v.([]any)
 		if !isList {
@@ -829,6 +931,9 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 		}
 		hc := &types.HealthCheckConfig{}
 		if t, present := hm["test"]; present && t != nil {
+			if !stringOrStrings(t) {
+				return s, false
+			}
 			if err := hc.Test.DecodeMapstructure(t); err != nil {
 				return s, false
 			}
@@ -897,6 +1002,23 @@ func portDefaults(pc types.ServicePortConfig) types.ServicePortConfig {
 		pc.Mode = "ingress"
 	}
 	return pc
+}
+
+// stringOrStrings reports whether v is a string or a list of strings, the
+// shapes compose-go's command decoders accept.
+func stringOrStrings(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return true
+	case []any:
+		for _, e := range x {
+			if _, ok := e.(string); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func asInt64(v any) (int64, bool) {

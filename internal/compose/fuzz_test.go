@@ -32,11 +32,16 @@ func FuzzLoadAndEvaluate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		cache := newFileCache()
-		e := &cacheEntry{f: yf}
-		e.once.Do(func() {})
-		cache.files[path] = e
-		res, err := Load(context.Background(), Options{Files: []string{path}, WorkDir: dir, cache: cache})
+		// The input never touches the disk: a cache holding the parsed
+		// file stands in for it (Load releases the file when done).
+		cached := func() *fileCache {
+			c := newFileCache()
+			e := &cacheEntry{f: yf}
+			e.once.Do(func() {})
+			c.files[path] = e
+			return c
+		}
+		res, err := Load(context.Background(), Options{Files: []string{path}, WorkDir: dir, cache: cached()})
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -45,5 +50,17 @@ func FuzzLoadAndEvaluate(f *testing.F) {
 		}
 		res.Project.HostMemory = 8 << 30
 		policy.Evaluate(res.Project, &policy.Env{})
+		if !res.Fast {
+			return
+		}
+		// The fast path took it: compose-go's full pipeline must agree
+		// wherever it accepts the input too.
+		full, err := Load(context.Background(), Options{Files: []string{path}, WorkDir: dir, cache: cached(), Validate: true})
+		if err != nil {
+			return // full validation is stricter on fields no rule reads
+		}
+		if d := diffProjects(res.Project, full.Project); d != "" {
+			t.Fatalf("fast path and compose-go disagree:\n%s", d)
+		}
 	})
 }
