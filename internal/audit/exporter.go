@@ -17,34 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
-// Clock is the exporter's time source. Production uses the wall clock; tests
-// pass a fake one so that debounce, interval and backoff are exercised
-// without sleeping.
-type Clock interface {
-	Now() time.Time
-	NewTimer(d time.Duration) Timer
-}
+// Clock is the exporter's time source (the wall clock in production, a fake
+// in tests, so that debounce, interval and backoff run without sleeping).
+type Clock = clock.Clock
 
 // Timer is the part of *time.Timer the exporter uses.
-type Timer interface {
-	C() <-chan time.Time
-	Stop() bool
-}
-
-// WallClock is the real clock.
-type WallClock struct{}
-
-func (WallClock) Now() time.Time { return time.Now() }
-
-func (WallClock) NewTimer(d time.Duration) Timer { return wallTimer{time.NewTimer(d)} }
-
-type wallTimer struct{ t *time.Timer }
-
-func (w wallTimer) C() <-chan time.Time { return w.t.C }
-func (w wallTimer) Stop() bool          { return w.t.Stop() }
+type Timer = clock.Timer
 
 // EventSource is the engine's event stream; *client.Client satisfies it.
 type EventSource interface {
@@ -143,7 +125,7 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = WallClock{}
+		cfg.Clock = clock.Real{}
 	}
 	m, err := newExporterMetrics(cfg.Registerer)
 	if err != nil {

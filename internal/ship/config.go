@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hy-home/hyhome/internal/clock"
 )
 
 // LabelRule fills one Loki label from container labels: the first of From
@@ -117,7 +119,7 @@ type Config struct {
 
 	// Version goes into the User-Agent.
 	Version string
-	// Clock defaults to SystemClock.
+	// Clock defaults to the wall clock.
 	Clock Clock
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
@@ -235,7 +237,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.StaticLabels = slices.Clone(cfg.StaticLabels)
 	cfg.StaticLabels.sort()
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
