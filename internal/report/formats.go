@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -140,33 +141,38 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 		}
 	}
 	w.WriteString("  \"findings\": [")
-	// Encode chunks of findings on every core, write them in order.
+	// Encode chunks of findings on every core and write them in order, a
+	// wave at a time, so that only a wave's worth of JSON is ever held.
 	const chunk = 512
 	n := (len(r.Findings) + chunk - 1) / chunk
-	bufs := make([][]byte, n)
-	errs := make([]error, n)
-	parallel.ForEach(context.Background(), n, 0, func(c int) {
-		var b []byte
-		for i := c * chunk; i < len(r.Findings) && i < (c+1)*chunk; i++ {
-			enc, err := json.Marshal(&r.Findings[i])
-			if err != nil {
-				errs[c] = err
-				return
+	wave := 4 * runtime.GOMAXPROCS(0)
+	for first := 0; first < n; first += wave {
+		count := min(wave, n-first)
+		bufs := make([][]byte, count)
+		errs := make([]error, count)
+		parallel.ForEach(context.Background(), count, 0, func(k int) {
+			c := first + k
+			var b []byte
+			for i := c * chunk; i < len(r.Findings) && i < (c+1)*chunk; i++ {
+				enc, err := json.Marshal(&r.Findings[i])
+				if err != nil {
+					errs[k] = err
+					return
+				}
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, "\n    "...)
+				b = append(b, enc...)
 			}
-			if i > 0 {
-				b = append(b, ',')
+			bufs[k] = b
+		})
+		for k := range bufs {
+			if errs[k] != nil {
+				return errs[k]
 			}
-			b = append(b, "\n    "...)
-			b = append(b, enc...)
+			w.Write(bufs[k])
 		}
-		bufs[c] = b
-	})
-	for c := range bufs {
-		if errs[c] != nil {
-			return errs[c]
-		}
-		w.Write(bufs[c])
-		bufs[c] = nil
 	}
 	if len(r.Findings) > 0 {
 		w.WriteString("\n  ")
