@@ -69,19 +69,19 @@ func (v *Verifier) amDo(ctx context.Context, method, path string, body any, out 
 	}
 	resp, err := v.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("Alertmanager %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
+		return fmt.Errorf("asking Alertmanager %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("Alertmanager %s %s: reading the answer: %w", method, path, err)
+		return fmt.Errorf("reading Alertmanager's answer to %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("Alertmanager %s %s answered %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, truncate(strings.TrimSpace(string(data)), 200))
+		return fmt.Errorf("asking Alertmanager %s %s: it answered %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, truncate(strings.TrimSpace(string(data)), 200))
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("Alertmanager %s %s: decoding the answer: %w", method, path, err)
+			return fmt.Errorf("decoding Alertmanager's answer to %s %s: %w", method, path, err)
 		}
 	}
 	return nil
@@ -163,11 +163,11 @@ func (v *Verifier) promValue(ctx context.Context, q string) (float64, bool, erro
 	}
 	val, _, _, err := p.Query(ctx, q, time.Time{})
 	if err != nil {
-		return 0, false, fmt.Errorf("Prometheus query %s: %w", q, err)
+		return 0, false, fmt.Errorf("querying Prometheus for %s: %w", q, err)
 	}
 	vec, ok := val.(model.Vector)
 	if !ok {
-		return 0, false, fmt.Errorf("Prometheus query %s returned %s, want a vector", q, val.Type())
+		return 0, false, fmt.Errorf("querying Prometheus for %s: got a %s, want a vector", q, val.Type())
 	}
 	if len(vec) == 0 {
 		return 0, false, nil

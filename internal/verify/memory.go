@@ -163,7 +163,7 @@ func (v *Verifier) sampleEngine(ctx context.Context, cs []infraContainer, acc ma
 func (v *Verifier) promAPI() (promv1.API, error) {
 	c, err := api.NewClient(api.Config{Address: v.cfg.PrometheusURL, Client: v.http})
 	if err != nil {
-		return nil, fmt.Errorf("Prometheus client for %s: %w", redactURL(v.cfg.PrometheusURL), err)
+		return nil, fmt.Errorf("a client for Prometheus at %s: %w", redactURL(v.cfg.PrometheusURL), err)
 	}
 	return promv1.NewAPI(c), nil
 }
@@ -182,12 +182,12 @@ func nameMatcher(cs []infraContainer) string {
 func promByName(ctx context.Context, p promv1.API, q string, at time.Time) (map[string]float64, error) {
 	val, warns, _, err := p.Query(ctx, q, at)
 	if err != nil {
-		return nil, fmt.Errorf("Prometheus query %s: %w", q, err)
+		return nil, fmt.Errorf("querying Prometheus for %s: %w", q, err)
 	}
 	_ = warns
 	vec, ok := val.(model.Vector)
 	if !ok {
-		return nil, fmt.Errorf("Prometheus query %s returned %s, want a vector", q, val.Type())
+		return nil, fmt.Errorf("querying Prometheus for %s: got a %s, want a vector", q, val.Type())
 	}
 	out := map[string]float64{}
 	for _, s := range vec {
