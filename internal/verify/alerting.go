@@ -69,7 +69,7 @@ func (v *Verifier) amDo(ctx context.Context, method, path string, body any, out 
 	}
 	resp, err := v.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("asking Alertmanager %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
+		return fmt.Errorf("asking Alertmanager %s %s: %w", method, strings.SplitN(path, "?", 2)[0], unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

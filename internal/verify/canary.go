@@ -50,6 +50,7 @@ type canarySpec struct {
 	cmd     []string
 	labels  map[string]string
 	network string // "none" unless the canary must be reachable
+	health  *container.HealthConfig
 	expires time.Time
 }
 
@@ -79,10 +80,11 @@ func (v *Verifier) createOptions(s canarySpec) client.ContainerCreateOptions {
 	return client.ContainerCreateOptions{
 		Name: s.name,
 		Config: &container.Config{
-			Image:  v.cfg.CanaryImage,
-			Cmd:    s.cmd,
-			User:   v.cfg.CanaryUser,
-			Labels: labels,
+			Image:       v.cfg.CanaryImage,
+			Cmd:         s.cmd,
+			User:        v.cfg.CanaryUser,
+			Labels:      labels,
+			Healthcheck: s.health,
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode:    container.NetworkMode(network),
@@ -160,6 +162,13 @@ func (v *Verifier) alertCanary(token string) canarySpec {
 			workload.LabelComposeService: alertService(token),
 		},
 		network: v.cfg.CanaryNetwork,
+		// As the stack's own hyhome services do: the binary probes itself.
+		health: &container.HealthConfig{
+			Test:     []string{"CMD", "/hyhome", "healthcheck", "http://127.0.0.1:" + strconv.Itoa(v.cfg.CanaryPort) + "/healthz"},
+			Interval: 10 * time.Second,
+			Timeout:  3 * time.Second,
+			Retries:  3,
+		},
 		expires: v.cfg.Clock.Now().Add(4*v.cfg.AlertTimeout + 5*time.Minute),
 	}
 }

@@ -66,15 +66,15 @@ func (v *Verifier) lokiQuery(ctx context.Context, query string, start, end time.
 	}
 	resp, err := v.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("querying Loki: %w", err)
+		return nil, fmt.Errorf("query_range: %w", unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading Loki's answer: %w", err)
+		return nil, fmt.Errorf("query_range: reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("querying Loki: it answered %s: %s", resp.Status, truncate(strings.TrimSpace(string(body)), 200))
+		return nil, fmt.Errorf("query_range: it answered %s: %s", resp.Status, truncate(strings.TrimSpace(string(body)), 200))
 	}
 	var doc struct {
 		Status string `json:"status"`
@@ -87,28 +87,28 @@ func (v *Verifier) lokiQuery(ctx context.Context, query string, start, end time.
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("decoding Loki's answer: %w", err)
+		return nil, fmt.Errorf("query_range: decoding the answer: %w", err)
 	}
 	if doc.Status != "success" || doc.Data.ResultType != "streams" {
-		return nil, fmt.Errorf("querying Loki: status %q, result type %q: want success, streams", doc.Status, doc.Data.ResultType)
+		return nil, fmt.Errorf("query_range: status %q, result type %q: want success, streams", doc.Status, doc.Data.ResultType)
 	}
 	var out []lokiEntry
 	for _, st := range doc.Data.Result {
 		for _, val := range st.Values {
 			// [ts, line] or, with categorised labels, [ts, line, metadata].
 			if len(val) < 2 {
-				return nil, fmt.Errorf("querying Loki: a value with %d elements", len(val))
+				return nil, fmt.Errorf("query_range: a value with %d elements", len(val))
 			}
 			var tsStr, line string
 			if err := json.Unmarshal(val[0], &tsStr); err != nil {
-				return nil, fmt.Errorf("querying Loki: a bad timestamp %s: %w", val[0], err)
+				return nil, fmt.Errorf("query_range: a bad timestamp %s: %w", val[0], err)
 			}
 			if err := json.Unmarshal(val[1], &line); err != nil {
-				return nil, fmt.Errorf("querying Loki: a bad line: %w", err)
+				return nil, fmt.Errorf("query_range: a bad line: %w", err)
 			}
 			ns, err := strconv.ParseInt(tsStr, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("querying Loki: a bad timestamp %q: %w", tsStr, err)
+				return nil, fmt.Errorf("query_range: a bad timestamp %q: %w", tsStr, err)
 			}
 			out = append(out, lokiEntry{ts: time.Unix(0, ns), line: line, labels: st.Stream})
 		}
@@ -381,6 +381,16 @@ func latencyVerdict(id string, l *LatencyResult) *Result {
 		r.warn("%s", l.Error)
 	}
 	return r
+}
+
+// unwrapURL drops net/http's "Get <whole URL>:" prefix, which repeats the
+// query string in every message.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // demux reads a non-TTY container log stream (stdout and stderr frames) to

@@ -292,7 +292,7 @@ func (v *Verifier) checkNFRRes01(ctx context.Context) *Result {
 	if len(unmeasured) > 0 {
 		return r.fail("no memory figure for %s: the infra tier's total is unknown (is cAdvisor scraping them?)", strings.Join(unmeasured, ", "))
 	}
-	what := fmt.Sprintf("%d infra containers' working set is %s of %s host memory = %.2f%%", len(cs), bytesHuman(int64(m.WorkingSet)), bytesHuman(m.HostMemory), 100*m.Share)
+	what := fmt.Sprintf("the infra tier's working set (%s) is %s of %s host memory = %.2f%%", plural(len(cs), "container"), bytesHuman(int64(m.WorkingSet)), bytesHuman(m.HostMemory), 100*m.Share)
 	if m.Share >= NFRRes01Share {
 		return r.fail("%s, at or above %.0f%%", what, 100*NFRRes01Share)
 	}
@@ -500,8 +500,15 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 	if len(failed) > 0 {
 		return r.fail("%s; %d of %d infra container(s) fail: %s", load, countFailed(res.Containers), len(cs), strings.Join(failed, "; "))
 	}
-	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s; all %d infra containers have a memory limit and stayed within it", load, len(cs))
+	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s; every infra container (%s) has a memory limit and stayed within it", load, plural(len(cs), "container"))
 	return r
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func countFailed(cs []MemContainer) int {

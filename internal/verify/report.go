@@ -344,11 +344,11 @@ func secs(p *float64) string {
 
 func writeLatency(w io.Writer, l *LatencyResult) {
 	fmt.Fprintf(w, "query_range %s on %s, every %s, up to %s per trial\n", l.Query, l.Loki, durHuman(l.PollIntervalSeconds), durHuman(l.TimeoutSeconds))
-	if l.Error != "" {
-		fmt.Fprintf(w, "%s\n", l.Error)
-	}
 	if len(l.Trials) == 0 {
-		return
+		return // the summary says why
+	}
+	if l.Error != "" {
+		fmt.Fprintf(w, "stopped: %s\n", l.Error)
 	}
 	rows := [][]string{{"trial", "canary", "log line", "die event", "queries", ""}}
 	for _, t := range l.Trials {
@@ -396,7 +396,10 @@ func writeCeiling(w io.Writer, c *CeilingResult) {
 			note = m.Warning
 		}
 		head := "-"
-		if m.Limit > 0 {
+		switch {
+		case m.OOMEvents > 0:
+			head = "none: OOM-killed"
+		case m.Limit > 0 && m.Samples > 0:
 			head = fmt.Sprintf("%s (%.0f%%)", bytesHuman(m.Headroom), 100*float64(m.Headroom)/float64(m.Limit))
 		}
 		rows = append(rows, []string{v, m.Name, limitHuman(m.Limit), bytesHuman(int64(m.MaxUsage)), bytesHuman(int64(m.MaxWorkingSet)), head, fmt.Sprint(m.Samples), note})
