@@ -33,8 +33,10 @@ type verifyFlags struct {
 	connectTimeout                           time.Duration
 }
 
-func newVerifyCmd(a *app) *cobra.Command {
-	var f verifyFlags
+func newVerifyCmd(a *app) *cobra.Command { return verifyCommand(a, &verifyFlags{}) }
+
+// verifyCommand binds the flags to f (tests parse into their own f).
+func verifyCommand(a *app, f *verifyFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Run SPEC-SYS-01's acceptance checks on a live host, with measured figures",
@@ -69,7 +71,7 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
     --alertmanager-url https://alertmanager.home.example --basic-auth-user admin \
     --basic-auth-password-file deploy/secrets/traefik_dashboard_password --format junit -o verify.xml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, a, &f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, a, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.checks, "check", "all", "checks to run, comma-separated: "+strings.Join(verify.Checks, ", ")+", or all")
@@ -118,10 +120,10 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		if !ok || strings.TrimSpace(k) == "" {
 			return cfg, fmt.Errorf("--canary-label %q: want KEY=VALUE", l)
 		}
-		if strings.HasPrefix(k, "hy-home.") {
-			return cfg, fmt.Errorf("--canary-label %q: hy-home.* labels are the canaries' own", l)
-		}
 		labels[k] = v
+	}
+	if f.loadTarget < 5 || f.loadTarget > 100 {
+		return cfg, fmt.Errorf("--load-target %g: want a percentage between 5 and 100", f.loadTarget)
 	}
 	password := ""
 	switch {
@@ -162,6 +164,9 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		SlackReceiverAddr: f.slackAddr,
 		Silence:           silence,
 		Version:           Version,
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
 	}
 	// A check named on the command line that would be skipped is a usage
 	// error: exit 0 with nothing verified would read as a pass in CI.

@@ -60,18 +60,18 @@ type canarySpec struct {
 // memory and pids limits, and no network unless Prometheus must reach it.
 // A unit test runs the request through the policy catalogue.
 func (v *Verifier) createOptions(s canarySpec) client.ContainerCreateOptions {
-	labels := map[string]string{
-		LabelCanary:  s.kind,
-		LabelRun:     v.runID,
-		LabelToken:   s.token,
-		LabelExpires: strconv.FormatInt(s.expires.Unix(), 10),
-	}
+	// The configured labels first: the canary's own always win.
+	labels := map[string]string{}
 	for k, val := range v.cfg.CanaryLabels {
 		labels[k] = val
 	}
 	for k, val := range s.labels {
 		labels[k] = val
 	}
+	labels[LabelCanary] = s.kind
+	labels[LabelRun] = v.runID
+	labels[LabelToken] = s.token
+	labels[LabelExpires] = strconv.FormatInt(s.expires.Unix(), 10)
 	pids := v.cfg.CanaryPids
 	network := s.network
 	if network == "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/workload"
 )
 
 // Check IDs, in the order Run executes them. The order matters: NFR-RES-01
@@ -217,8 +218,8 @@ type Config struct {
 	Clock audit.Clock
 }
 
-// needs says which inputs each check needs beyond the engine; a check whose
-// input is missing is skipped with this reason.
+// missing says why a check cannot run with this configuration ("" when it
+// can): a check whose inputs were not given is skipped with this reason.
 func (cfg *Config) missing(check string) string {
 	switch check {
 	case CheckACSpec02, CheckNFRObs01:
@@ -251,6 +252,19 @@ func (cfg Config) Missing(checks []string) map[string]string {
 	}
 	return out
 }
+
+// Validate reports what is wrong with cfg apart from the engine client, so
+// that a command can refuse bad settings before it connects.
+func (cfg Config) Validate() error {
+	if cfg.Engine == nil {
+		cfg.Engine = noEngine{}
+	}
+	_, err := cfg.withDefaults()
+	return err
+}
+
+// noEngine stands in for the engine while Validate checks the rest.
+type noEngine struct{ Engine }
 
 // withDefaults validates cfg and fills in defaults.
 func (cfg Config) withDefaults() (Config, error) {
@@ -291,6 +305,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	str(&cfg.CanaryImage, DefaultCanaryImage)
 	str(&cfg.CanaryUser, DefaultCanaryUser)
 	str(&cfg.CanaryNetwork, DefaultCanaryNetwork)
+	for k := range cfg.CanaryLabels {
+		if reservedCanaryLabel(k) {
+			errs = append(errs, fmt.Errorf("canary label %q is one the canaries set themselves", k))
+		}
+	}
 	if u := cfg.CanaryUser; u == "0" || u == "root" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
 		errs = append(errs, fmt.Errorf("canary user %q is root: canaries must run as a non-root user", u))
 	}
@@ -363,6 +382,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Version = "dev"
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// reservedCanaryLabel reports whether a label is one the canaries set
+// themselves: their identity, and what makes them a gateway or infra
+// service to the shipper and to Prometheus.
+func reservedCanaryLabel(k string) bool {
+	if strings.HasPrefix(k, "hy-home.verify.") {
+		return true
+	}
+	switch k {
+	case workload.LabelTier, workload.LabelJob, workload.LabelMetrics, workload.LabelMetricsPort, workload.LabelMetricsPath, workload.LabelComposeService:
+		return true
+	}
+	return false
 }
 
 // redactURL hides a password in a URL's userinfo for messages and reports.

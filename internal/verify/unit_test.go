@@ -56,6 +56,8 @@ func TestConfigErrors(t *testing.T) {
 		{"window", func(c *Config) { c.LoadDuration, c.SampleInterval = time.Second, time.Second }, "at least two sample intervals"},
 		{"filter", func(c *Config) { c.Filters = []string{"status=running"} }, "key \"status\" is not one of label, name, id"},
 		{"tiny canary", func(c *Config) { c.CanaryMemory = 1 << 20 }, "below the engine's 6 MiB minimum"},
+		{"reserved label", func(c *Config) { c.CanaryLabels = map[string]string{"hy-home.tier": "app"} }, "canary label \"hy-home.tier\" is one the canaries set themselves"},
+		{"reserved verify label", func(c *Config) { c.CanaryLabels = map[string]string{LabelRun: "x"} }, "canary label \"hy-home.verify.run\""},
 	} {
 		cfg := base()
 		tc.mod(&cfg)

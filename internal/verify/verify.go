@@ -263,7 +263,12 @@ func (v *Verifier) local(engineTime time.Time) time.Time {
 // container is tracked before it is started, so that a failed start or an
 // interrupt still removes it.
 func (v *Verifier) startCanary(ctx context.Context, s canarySpec) (string, error) {
-	res, err := v.cfg.Engine.ContainerCreate(ctx, v.createOptions(s))
+	// The create runs to completion even when ctx ends meanwhile: an
+	// interrupted request can still create the container on the engine,
+	// and a container whose ID verify never learnt could not be tracked.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	res, err := v.cfg.Engine.ContainerCreate(cctx, v.createOptions(s))
+	cancel()
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return "", fmt.Errorf("canary image %s is not on the engine (build it with `make image`, or pass --canary-image): %w", v.cfg.CanaryImage, err)
@@ -273,6 +278,10 @@ func (v *Verifier) startCanary(ctx context.Context, s canarySpec) (string, error
 	v.mu.Lock()
 	v.created[res.ID] = s.name
 	v.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		v.remove(ctx, res.ID)
+		return "", err
+	}
 	if _, err := v.cfg.Engine.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		v.remove(ctx, res.ID)
 		return "", fmt.Errorf("starting canary %s: %w", s.name, err)
@@ -301,7 +310,9 @@ func (v *Verifier) remove(ctx context.Context, id string) {
 	v.mu.Unlock()
 }
 
-// cleanup removes every canary still tracked.
+// cleanup removes every canary still tracked, then every container the
+// engine lists with this run's label: belt and braces for one whose create
+// raced an engine error.
 func (v *Verifier) cleanup(ctx context.Context) {
 	v.mu.Lock()
 	ids := make([]string, 0, len(v.created))
@@ -312,6 +323,21 @@ func (v *Verifier) cleanup(ctx context.Context) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		v.remove(ctx, id)
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	f := client.Filters{}
+	f.Add("label", LabelRun+"="+v.runID)
+	list, err := v.cfg.Engine.ContainerList(lctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		v.log.Warn("listing this run's canaries", "err", err)
+		return
+	}
+	for _, c := range list.Items {
+		v.mu.Lock()
+		v.created[c.ID] = strings.TrimPrefix(strings.Join(c.Names, ","), "/")
+		v.mu.Unlock()
+		v.remove(ctx, c.ID)
 	}
 }
 
