@@ -89,7 +89,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 			IsRegex     bool `json:"isRegex"`
 		} `json:"matchers"`
 		Status struct{ State string } `json:"status"`
-		EndsAt time.Time             `json:"endsAt"`
+		EndsAt time.Time              `json:"endsAt"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&sil); err != nil {
 		t.Fatal(err)
