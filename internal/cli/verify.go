@@ -23,6 +23,7 @@ type verifyFlags struct {
 	checks, host, format, output             string
 	filters, canaryLabels                    []string
 	lokiURL, lokiTenant, promURL, amURL      string
+	memorySource                             string
 	basicUser, basicPasswordFile             string
 	canaryImage, canaryNetwork, slackAddr    string
 	trials                                   int
@@ -80,6 +81,7 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
 	fl.StringVar(&f.lokiURL, "loki-url", "", "Loki's base URL, for AC-SPEC-02 and NFR-OBS-01")
 	fl.StringVar(&f.lokiTenant, "loki-tenant", "", "X-Scope-OrgID sent to Loki (multi-tenant Loki only)")
 	fl.StringVar(&f.promURL, "prometheus-url", "", "Prometheus' base URL: the memory source (cAdvisor series) and, for ALERTING, the canary's scrape")
+	fl.StringVar(&f.memorySource, "memory-source", "auto", "where NFR-RES-01 and AC-SPEC-03 read memory: prometheus (cAdvisor's series), engine (the stats API), or auto (prometheus when --prometheus-url is set)")
 	fl.StringVar(&f.amURL, "alertmanager-url", "", "Alertmanager's base URL, for ALERTING")
 	fl.StringVar(&f.basicUser, "basic-auth-user", "", "basic auth user for Prometheus and Alertmanager (the stack's Traefik user)")
 	fl.StringVar(&f.basicPasswordFile, "basic-auth-password-file", "", "file holding the basic auth password")
@@ -138,6 +140,10 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
+	memorySource := f.memorySource
+	if memorySource == "auto" {
+		memorySource = "" // verify decides from --prometheus-url
+	}
 	silence := time.Duration(0)
 	if f.noSilence {
 		silence = -1
@@ -148,6 +154,7 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		LokiURL:           f.lokiURL,
 		LokiTenant:        f.lokiTenant,
 		PrometheusURL:     f.promURL,
+		MemorySource:      memorySource,
 		AlertmanagerURL:   f.amURL,
 		BasicAuthUser:     f.basicUser,
 		BasicAuthPassword: password,

@@ -30,13 +30,13 @@ func TestVerifyFlagsBuildTheConfig(t *testing.T) {
 	cfg, err := verifyConfig(t, "--check", "nfr-res-01,AC-SPEC-03", "--load-target", "75", "--load-duration", "10s",
 		"--canary-label", "team=infra", "--filter", "label=com.docker.compose.project=hyhome",
 		"--prometheus-url", "http://prom:9090", "--basic-auth-user", "admin", "--basic-auth-password-file", pw,
-		"--no-silence", "--trials", "7")
+		"--no-silence", "--trials", "7", "--memory-source", "engine")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.Checks, ",") != "NFR-RES-01,AC-SPEC-03" || cfg.LoadTarget != 0.75 || cfg.LoadDuration != 10*time.Second ||
 		cfg.CanaryLabels["team"] != "infra" || cfg.Filters[0] != "label=com.docker.compose.project=hyhome" ||
-		cfg.BasicAuthPassword != "s3cret" || cfg.Silence >= 0 || cfg.Trials != 7 || cfg.CanaryImage != "hyhome:local" || cfg.Version != Version {
+		cfg.BasicAuthPassword != "s3cret" || cfg.Silence >= 0 || cfg.Trials != 7 || cfg.MemorySource != "engine" || cfg.CanaryImage != "hyhome:local" || cfg.Version != Version {
 		t.Errorf("config %+v", cfg)
 	}
 }
@@ -50,6 +50,7 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{[]string{"--check", "ALERTING", "--alertmanager-url", "http://am:9093"}, "no Prometheus URL (--prometheus-url)"},
 		{[]string{"--check", "AC-SPEC-9"}, `--check: unknown check "AC-SPEC-9"`},
 		{[]string{"--format", "sarif"}, `--format: unknown format "sarif"`},
+		{[]string{"--memory-source", "cadvisor"}, `memory source "cadvisor" is not one of engine, prometheus`},
 		{[]string{"--canary-label", "novalue"}, `--canary-label "novalue": want KEY=VALUE`},
 		{[]string{"--filter", "status=running"}, "--filter:"},
 		{[]string{"--basic-auth-user", "admin"}, "--basic-auth-user needs --basic-auth-password-file"},

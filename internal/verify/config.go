@@ -86,6 +86,12 @@ type Engine interface {
 
 var _ Engine = (*client.Client)(nil)
 
+// Memory sources.
+const (
+	MemoryEngine     = "engine"
+	MemoryPrometheus = "prometheus"
+)
+
 // Defaults. Each is documented where its flag is (internal/cli/verify.go
 // and docs/verify.md).
 const (
@@ -145,6 +151,11 @@ type Config struct {
 	// NFR-RES-01 and AC-SPEC-03 when set (cAdvisor's series), and required
 	// by ALERTING to know the canary is scraped.
 	PrometheusURL string
+	// MemorySource is where NFR-RES-01 and AC-SPEC-03 read memory:
+	// MemoryPrometheus (cAdvisor's series; needs PrometheusURL) or
+	// MemoryEngine (the stats API). Empty means Prometheus when a URL is
+	// given, else the engine.
+	MemorySource string
 	// AlertmanagerURL is Alertmanager's base URL (ALERTING).
 	AlertmanagerURL string
 	// BasicAuthUser and BasicAuthPassword are sent to Prometheus and
@@ -293,6 +304,20 @@ func (cfg Config) withDefaults() (Config, error) {
 			continue
 		}
 		*u = strings.TrimRight(*u, "/")
+	}
+	switch cfg.MemorySource {
+	case "":
+		cfg.MemorySource = MemoryEngine
+		if cfg.PrometheusURL != "" {
+			cfg.MemorySource = MemoryPrometheus
+		}
+	case MemoryEngine:
+	case MemoryPrometheus:
+		if cfg.PrometheusURL == "" {
+			errs = append(errs, errors.New("memory source prometheus needs a Prometheus URL"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("memory source %q is not one of %s, %s", cfg.MemorySource, MemoryEngine, MemoryPrometheus))
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}

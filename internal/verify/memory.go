@@ -230,8 +230,11 @@ func (v *Verifier) promMemory(ctx context.Context, cs []infraContainer, end time
 	return nil
 }
 
+// fromPrometheus reports whether memory is read from Prometheus.
+func (v *Verifier) fromPrometheus() bool { return v.cfg.MemorySource == MemoryPrometheus }
+
 func (v *Verifier) memorySource() string {
-	if v.cfg.PrometheusURL != "" {
+	if v.fromPrometheus() {
 		return "Prometheus " + redactURL(v.cfg.PrometheusURL) + ": container_memory_usage_bytes, container_memory_working_set_bytes (cAdvisor), by container name"
 	}
 	return fmt.Sprintf("engine stats API (cgroup v%s): usage, and usage minus inactive file pages as cAdvisor's working set", v.engine.CgroupVersion)
@@ -259,7 +262,7 @@ func (v *Verifier) checkNFRRes01(ctx context.Context) *Result {
 		return r.error("the engine did not report the host's memory (Info.MemTotal)")
 	}
 	acc := newAccs(cs)
-	if v.cfg.PrometheusURL != "" {
+	if v.fromPrometheus() {
 		m.Source += fmt.Sprintf(", the largest value in the last %s", v.cfg.IdleLookback)
 		if err := v.promMemory(ctx, cs, v.engineNow(), v.cfg.IdleLookback, acc); err != nil {
 			return r.error("%v", err)
@@ -387,7 +390,7 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 		case <-ctx.Done():
 		}
 	}()
-	if v.cfg.PrometheusURL == "" {
+	if !v.fromPrometheus() {
 		res.Source += fmt.Sprintf(", every %s during the window", v.cfg.SampleInterval)
 	sampling:
 		for {
@@ -444,7 +447,7 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 	}
 	l.Mean /= float64(len(judged))
 
-	if v.cfg.PrometheusURL != "" {
+	if v.fromPrometheus() {
 		res.Source += fmt.Sprintf(", the largest value in the load window %s to %s", l.Start.Format(time.TimeOnly), l.End.Format(time.TimeOnly))
 		if err := v.promMemory(ctx, cs, l.End, l.End.Sub(l.Start), acc); err != nil {
 			return r.error("%v", err)
@@ -464,7 +467,7 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 			why := "no sample in the load window"
 			if a.lastErr != nil {
 				why += ": " + a.lastErr.Error()
-			} else if v.cfg.PrometheusURL != "" {
+			} else if v.fromPrometheus() {
 				why += " (is cAdvisor scraping it, and is the scrape interval shorter than the window?)"
 			}
 			reasons = append(reasons, why)

@@ -55,6 +55,8 @@ func TestConfigErrors(t *testing.T) {
 		{"load target", func(c *Config) { c.LoadTarget = 80 }, "load target must be between 0.05 and 1, got 80"},
 		{"window", func(c *Config) { c.LoadDuration, c.SampleInterval = time.Second, time.Second }, "at least two sample intervals"},
 		{"filter", func(c *Config) { c.Filters = []string{"status=running"} }, "key \"status\" is not one of label, name, id"},
+		{"memory source", func(c *Config) { c.MemorySource = "prometheus" }, "memory source prometheus needs a Prometheus URL"},
+		{"bad memory source", func(c *Config) { c.MemorySource = "cadvisor" }, `memory source "cadvisor" is not one of engine, prometheus`},
 		{"tiny canary", func(c *Config) { c.CanaryMemory = 1 << 20 }, "below the engine's 6 MiB minimum"},
 		{"reserved label", func(c *Config) { c.CanaryLabels = map[string]string{"hy-home.tier": "app"} }, "canary label \"hy-home.tier\" is one the canaries set themselves"},
 		{"reserved verify label", func(c *Config) { c.CanaryLabels = map[string]string{LabelRun: "x"} }, "canary label \"hy-home.verify.run\""},
