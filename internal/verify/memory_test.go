@@ -20,6 +20,11 @@ func memoryConfig(t *testing.T, scope string, checks ...string) Config {
 	cfg.Checks = checks
 	cfg.LoadDuration = 3 * time.Second
 	cfg.SampleInterval = 500 * time.Millisecond
+	// These tests are about memory verdicts. Other packages' tests share
+	// the 2 cores and come and go within a 3 s window, so the Given's
+	// tolerance is wide here; the controller is tested on its own, and the
+	// default window's figures are in docs/verify.md.
+	cfg.LoadTolerance = 0.4
 	return cfg
 }
 
@@ -58,7 +63,7 @@ func TestMemoryEngineStatsPass(t *testing.T) {
 		t.Errorf("containers %v, want %s and %s", names, a, b)
 	}
 	l := res.Load
-	if l.NCPU != rep.Engine.NCPU || len(l.Samples) < 4 || l.Mean < l.Target-l.Tolerance || l.DurationSeconds < 2 || l.End.Before(l.Start) {
+	if l.NCPU != rep.Engine.NCPU || len(l.Samples) < 4 || l.Mean < l.Target-l.Tolerance || l.Tolerance != 0.4 || l.DurationSeconds < 2 || l.End.Before(l.Start) {
 		t.Errorf("load %+v", l)
 	}
 }

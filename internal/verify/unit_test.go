@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -128,6 +129,39 @@ func TestCPUTimes(t *testing.T) {
 	}
 	if _, err := readCPUTimes("/proc/stat"); err != nil {
 		t.Errorf("this machine's /proc/stat: %v", err)
+	}
+}
+
+// The controller on a simulated host: other work comes and goes, and the
+// load's busy share adds fully (free cores) or partly (cores shared with
+// that work). Utilisation must settle within 2 points of the target in a
+// few control periods, and the load must step aside on a host already
+// busier than the target.
+func TestLoadControllerTracksOtherWork(t *testing.T) {
+	const target = 0.8
+	for _, efficiency := range []float64{1, 0.7} {
+		duty := 0.0
+		for _, other := range []float64{0.02, 0.55, 0.30, 0.65} {
+			reachable := other+efficiency >= target
+			var u float64
+			for step := range 8 {
+				u = math.Min(1, other+efficiency*duty)
+				duty = nextDuty(duty, u, target)
+				if reachable && step >= 5 && math.Abs(u-target) > 0.02 {
+					t.Errorf("efficiency %.1f, other work %.2f: utilisation %.3f after %d periods", efficiency, other, u, step+1)
+				}
+			}
+			if !reachable && duty != 1 {
+				t.Errorf("efficiency %.1f, other work %.2f: the target is out of reach and duty stays %.2f, want all of it", efficiency, other, duty)
+			}
+		}
+	}
+	duty := 0.5
+	for range 10 {
+		duty = nextDuty(duty, 0.95, target)
+	}
+	if duty != 0 {
+		t.Errorf("on a host at 95%% the load keeps duty %.2f, want 0", duty)
 	}
 }
 
