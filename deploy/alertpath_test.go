@@ -2,22 +2,20 @@ package deploy
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/promtest"
 )
 
 // The alert path, for real: Debian's Prometheus and Alertmanager run on
@@ -27,19 +25,12 @@ import (
 // loopback must receive the firing and then the resolved notification for
 // each, naming the service, the host and since when.
 //
-// What is substituted, and nothing else (see the substitute* functions,
-// which fail if the stack's files no longer have what they replace):
-//   - prometheus.yml: scrape/evaluation intervals 15s -> 1s, scrape timeout
-//     10s -> 1s; rule_files -> the substituted rules file; the Alertmanager
-//     address; docker_sd_configs -> file_sd_configs whose targets carry the
-//     same __meta_docker_* labels Docker discovery produces, so the stack's
-//     relabelling runs unchanged.
-//   - rules: `for: 1m` -> `for: 5s` on HyHomeServiceDown and
-//     HyHomeServiceMissing.
-//   - alertmanager.yml: group_wait 10s -> 1s, group_interval 1m -> 1s;
-//     api_url_file -> a file naming the test webhook; the templates glob ->
-//     its absolute path (it is relative to the config file, which the test
-//     writes elsewhere).
+// What is substituted, and nothing else, is listed in internal/promtest
+// (shared with hyhome verify's tests), whose substitutions fail if the
+// stack's files no longer have what they replace. Here discovery is a
+// file_sd file whose targets carry the same __meta_docker_* labels Docker
+// discovery produces, so the stack's relabelling runs unchanged, and `for:
+// 1m` is shortened to 5s.
 const (
 	alertHost = "alertpath-host"
 	// Bounds the test states: from the failure (or the repair) to the Slack
@@ -55,14 +46,6 @@ func TestAlertPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus and Alertmanager; skipped with -short")
 	}
-	prometheus := tool(t, "the alert path test runs a real Prometheus", "prometheus")
-	alertmanager := tool(t, "the alert path test runs a real Alertmanager", "prometheus-alertmanager", "alertmanager")
-	for _, bin := range []string{prometheus, alertmanager} {
-		out, _ := runTool(t, ".", 10*time.Second, bin, "--version")
-		first, _, _ := strings.Cut(out, "\n")
-		t.Logf("%s: %s", bin, first)
-	}
-
 	dir := t.TempDir()
 	slack := newSlackReceiver(t)
 	down := newCanary(t, "canary-down") // stops answering: HyHomeServiceDown
@@ -70,42 +53,24 @@ func TestAlertPath(t *testing.T) {
 
 	sdFile := filepath.Join(dir, "targets.json")
 	writeTargets(t, sdFile, down, gone)
-
-	amAddr, promAddr := freeAddr(t), freeAddr(t)
-	webhookFile := filepath.Join(dir, "slack_webhook")
-	writeFile(t, webhookFile, []byte(slack.srv.URL+webhookPath+"\n"))
-
-	rulesFile := filepath.Join(dir, "availability.yml")
-	writeFile(t, rulesFile, substituteRules(t, readFile(t, filepath.Join(deployDir(t), "prometheus", "rules", "availability.yml"))))
-	promFile := filepath.Join(dir, "prometheus.yml")
-	writeFile(t, promFile, substitutePrometheus(t, readFile(t, filepath.Join(deployDir(t), "prometheus", "prometheus.yml")), rulesFile, amAddr, sdFile))
-	amFile := filepath.Join(dir, "alertmanager.yml")
-	writeFile(t, amFile, substituteAlertmanager(t, readFile(t, filepath.Join(deployDir(t), "alertmanager", "alertmanager.yml")), webhookFile))
-
-	startProcess(t, dir, "alertmanager", alertmanager, nil,
-		"--config.file="+amFile,
-		"--storage.path="+filepath.Join(dir, "am-data"),
-		"--web.listen-address="+amAddr,
-		"--cluster.listen-address=",
-	)
-	startProcess(t, dir, "prometheus", prometheus, []string{"HYHOME_HOST=" + alertHost},
-		"--config.file="+promFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom-data"),
-		"--web.listen-address="+promAddr,
-		// Prometheus 2.x (Debian) needs this for ${HYHOME_HOST} in
-		// external_labels; 3.x does it by default and ignores the flag.
-		"--enable-feature=expand-external-labels",
-	)
-	waitReady(t, "http://"+amAddr+"/-/ready")
-	waitReady(t, "http://"+promAddr+"/-/ready")
+	stack := promtest.StartStack(t, promtest.StackOptions{
+		HostLabel:  alertHost,
+		WebhookURL: slack.srv.URL + webhookPath,
+		For:        "5s",
+		FileSD:     sdFile,
+	})
+	for _, v := range stack.Versions {
+		t.Log(v)
+	}
+	promAddr := stack.PromAddr
 
 	// Both stand-ins scraped through the stack's relabelling, and remembered.
-	waitFor(t, 30*time.Second, "both stand-ins up and recorded", func() error {
+	promtest.WaitFor(t, 30*time.Second, "both stand-ins up and recorded", func() error {
 		for _, c := range []*canary{down, gone} {
-			if v, err := promValue(promAddr, `up{job="infra",tier="infra",service="`+c.name+`",instance="hyhome-`+c.name+`-1"}`); err != nil || v != "1" {
+			if v, err := promtest.Value(promAddr, `up{job="infra",tier="infra",service="`+c.name+`",instance="hyhome-`+c.name+`-1"}`); err != nil || v != "1" {
 				return fmt.Errorf("%s: up=%q %v", c.name, v, err)
 			}
-			if _, err := promValue(promAddr, `hyhome:service_last_seen:timestamp_seconds{service="`+c.name+`"}`); err != nil {
+			if _, err := promtest.Value(promAddr, `hyhome:service_last_seen:timestamp_seconds{service="`+c.name+`"}`); err != nil {
 				return fmt.Errorf("%s not recorded: %v", c.name, err)
 			}
 		}
@@ -148,57 +113,6 @@ func TestAlertPath(t *testing.T) {
 		checkMessage(t, m, failedAt)
 		t.Logf("resolved %-20s %-12s after %5.1fs\n%s\n%s", m.want.alert, m.want.service, m.at.Sub(repairedAt).Seconds(), m.Attachments[0].Title, m.Attachments[0].Text)
 	}
-}
-
-// --- substitutions -------------------------------------------------------
-
-func substituteRules(t *testing.T, data []byte) []byte {
-	root := parseYAML(t, data)
-	group := findItem(t, child(t, root, "groups"), "name", "hy-home-availability")
-	rules := child(t, group, "rules")
-	for _, alert := range []string{"HyHomeServiceDown", "HyHomeServiceMissing"} {
-		replaceScalar(t, findItem(t, rules, "alert", alert), "for", "1m", "5s")
-	}
-	return emitYAML(t, root)
-}
-
-func substitutePrometheus(t *testing.T, data []byte, rulesFile, amAddr, sdFile string) []byte {
-	root := parseYAML(t, data)
-	global := child(t, root, "global")
-	replaceScalar(t, global, "scrape_interval", "15s", "1s")
-	replaceScalar(t, global, "scrape_timeout", "10s", "1s")
-	replaceScalar(t, global, "evaluation_interval", "15s", "1s")
-	setValue(t, root, "rule_files", toNode(t, []string{rulesFile}))
-
-	ams := child(t, child(t, root, "alerting"), "alertmanagers")
-	if len(ams.Content) != 1 {
-		t.Fatalf("expected one alertmanagers entry, found %d", len(ams.Content))
-	}
-	static := child(t, ams.Content[0], "static_configs")
-	setValue(t, static.Content[0], "targets", toNode(t, []string{amAddr}))
-
-	job := findItem(t, child(t, root, "scrape_configs"), "job_name", "hy-home")
-	deleteKey(t, job, "docker_sd_configs")
-	job.Content = append(job.Content,
-		toNode(t, "file_sd_configs"),
-		toNode(t, []map[string]any{{"files": []string{sdFile}, "refresh_interval": "1s"}}))
-	return emitYAML(t, root)
-}
-
-func substituteAlertmanager(t *testing.T, data []byte, webhookFile string) []byte {
-	root := parseYAML(t, data)
-	route := child(t, root, "route")
-	replaceScalar(t, route, "group_wait", "10s", "1s")
-	replaceScalar(t, route, "group_interval", "1m", "1s")
-	receiver := findItem(t, child(t, root, "receivers"), "name", "slack-infra")
-	slackConfigs := child(t, receiver, "slack_configs")
-	replaceScalar(t, slackConfigs.Content[0], "api_url_file", "/run/secrets/alertmanager_slack_webhook", webhookFile)
-	templates := child(t, root, "templates")
-	if len(templates.Content) != 1 || templates.Content[0].Value != "templates/*.tmpl" {
-		t.Fatalf("templates: expected [templates/*.tmpl]")
-	}
-	templates.Content[0].Value = filepath.Join(deployDir(t), "alertmanager", "templates", "*.tmpl")
-	return emitYAML(t, root)
 }
 
 // writeTargets writes a file_sd file listing the canaries with the labels
@@ -303,16 +217,6 @@ func (c *canary) start(t *testing.T) {
 		}
 	}
 	t.Fatalf("restarting %s on %s: %v", c.name, c.addr, err)
-}
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // --- the Slack side ------------------------------------------------------
@@ -458,98 +362,4 @@ func lastSeen(t *testing.T, m slackMessage) time.Time {
 		t.Fatal(err)
 	}
 	return ts
-}
-
-// --- processes and HTTP polling --------------------------------------------
-
-// startProcess runs bin with its output in dir/<name>.log. The process dies
-// with the test binary (Pdeathsig) and is stopped at cleanup, pass or fail;
-// on failure the end of its log is printed.
-func startProcess(t *testing.T, dir, name, bin string, env []string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("--- end of %s log ---\n%s", name, b)
-		}
-	})
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	var err error
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = check(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("waiting for %s (%v): %v", what, timeout, err)
-}
-
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-func waitReady(t *testing.T, u string) {
-	t.Helper()
-	waitFor(t, 30*time.Second, u, func() error {
-		resp, err := httpClient.Get(u)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-}
-
-// promValue runs an instant query that must return exactly one sample.
-func promValue(addr, query string) (string, error) {
-	resp, err := httpClient.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return "", err
-	}
-	if body.Status != "success" || len(body.Data.Result) != 1 {
-		return "", errors.New("want one sample, got " + fmt.Sprint(len(body.Data.Result)))
-	}
-	v, _ := body.Data.Result[0].Value[1].(string)
-	return v, nil
 }

@@ -10,6 +10,8 @@ func commands(a *app) []*cobra.Command {
 		newGuardCmd(a),
 		newAuditCmd(a),
 		newShipCmd(a),
+		newVerifyCmd(a),
+		newCanaryCmd(a),
 		newHealthcheckCmd(a),
 	}
 }

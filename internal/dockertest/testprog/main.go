@@ -10,6 +10,7 @@
 //	testprog serve -addr :9100           serve /metrics and /healthz
 //	testprog probe -url URL              exit 0 when URL answers 2xx (for HEALTHCHECK)
 //	testprog cat                         copy stdin to stdout until EOF (for attach/exec tests)
+//	testprog alloc [flags]               allocate and touch memory until killed (hits a memory limit)
 package main
 
 import (
@@ -42,6 +43,8 @@ func run(args []string) int {
 		return serveMode(args)
 	case "probe":
 		return probeMode(args)
+	case "alloc":
+		return allocMode(args)
 	case "cat":
 		// Proves both directions of a hijacked attach or exec stream.
 		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
@@ -166,5 +169,34 @@ func probeMode(args []string) int {
 	if resp.StatusCode/100 != 2 {
 		return 1
 	}
+	return 0
+}
+
+// allocMode allocates -step bytes every -every, after -delay, touching every
+// page so the memory is really charged to the container's cgroup, until
+// -max bytes (0: until the kernel kills it at its memory limit).
+func allocMode(args []string) int {
+	fs := flag.NewFlagSet("alloc", flag.ContinueOnError)
+	step := fs.Int("step", 1<<20, "bytes per allocation")
+	every := fs.Duration("every", 20*time.Millisecond, "interval between allocations")
+	delay := fs.Duration("delay", 0, "wait this long before the first allocation")
+	limit := fs.Int64("max", 0, "stop allocating at this many bytes and sleep (0: never stop)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	time.Sleep(*delay)
+	var held [][]byte
+	var total int64
+	for *limit == 0 || total < *limit {
+		b := make([]byte, *step)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		held = append(held, b)
+		total += int64(*step)
+		time.Sleep(*every)
+	}
+	fmt.Printf("allocated %d bytes in %d blocks\n", total, len(held))
+	waitSignal()
 	return 0
 }

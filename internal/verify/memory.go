@@ -1,0 +1,570 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// NFR-RES-01 and AC-SPEC-03: the infra tier's memory.
+//
+// The infra tier is every running container labelled hy-home.tier=infra
+// (narrowed by Config.Filters), except verify's own canaries. Limits always
+// come from the engine (HostConfig.Memory), the one authority on what the
+// kernel enforces. Usage comes from Prometheus when a URL is given, as
+// cAdvisor exports it (container_memory_usage_bytes and
+// container_memory_working_set_bytes, matched by the container's name), and
+// otherwise from the engine's stats API, computed the way cAdvisor computes
+// it: usage, and usage minus inactive file pages (total_inactive_file on
+// cgroup v1, inactive_file on v2) for the working set.
+
+// infraContainer is one container of the infra tier.
+type infraContainer struct {
+	id, name, service string
+	limit             int64
+}
+
+// listInfra lists the running infra containers and their limits.
+func (v *Verifier) listInfra(ctx context.Context) ([]infraContainer, error) {
+	f, err := audit.ParseFilters(append(append([]string(nil), v.cfg.Filters...), "label="+workload.LabelTier+"=infra"))
+	if err != nil {
+		return nil, err
+	}
+	list, err := v.cfg.Engine.ContainerList(ctx, client.ContainerListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("listing infra containers: %w", err)
+	}
+	var out []infraContainer
+	for _, c := range list.Items {
+		if _, canary := c.Labels[LabelCanary]; canary {
+			continue
+		}
+		ins, err := v.cfg.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			// Gone between list and inspect: not running, not measured.
+			v.log.Debug("infra container gone before inspect", "id", c.ID, "err", err)
+			continue
+		}
+		ic := infraContainer{id: c.ID, name: strings.TrimPrefix(ins.Container.Name, "/")}
+		if ins.Container.HostConfig != nil {
+			ic.limit = ins.Container.HostConfig.Memory
+		}
+		ic.service = c.Labels[workload.LabelComposeService]
+		if ic.service == "" {
+			ic.service = c.Labels["com.docker.swarm.service.name"]
+		}
+		out = append(out, ic)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// memReading is one stats sample of one container.
+type memReading struct {
+	usage, workingSet, failcnt uint64
+}
+
+// readStats takes one engine stats sample (one-shot: no second sample for
+// CPU deltas, which memory does not need).
+func (v *Verifier) readStats(ctx context.Context, id string) (memReading, bool, error) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := v.cfg.Engine.ContainerStats(sctx, id, client.ContainerStatsOptions{})
+	if err != nil {
+		return memReading{}, false, err
+	}
+	defer res.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(io.LimitReader(res.Body, 4<<20)).Decode(&st); err != nil {
+		return memReading{}, false, fmt.Errorf("decoding stats: %w", err)
+	}
+	return memFromStats(st.MemoryStats)
+}
+
+// memFromStats computes usage and working set from the engine's memory
+// stats; ok is false when the container had no memory cgroup (not running).
+func memFromStats(ms container.MemoryStats) (memReading, bool, error) {
+	if ms.Usage == 0 && len(ms.Stats) == 0 {
+		return memReading{}, false, nil
+	}
+	inactive, ok := ms.Stats["total_inactive_file"] // cgroup v1, hierarchical
+	if !ok {
+		inactive = ms.Stats["inactive_file"] // cgroup v2
+	}
+	r := memReading{usage: ms.Usage, failcnt: ms.Failcnt}
+	if inactive < ms.Usage {
+		r.workingSet = ms.Usage - inactive
+	}
+	return r, true, nil
+}
+
+// memAcc accumulates one container's samples.
+type memAcc struct {
+	samples          int
+	maxUsage, maxWS  uint64
+	failcnt0, failcn uint64
+	errs             int
+	lastErr          error
+}
+
+func (a *memAcc) add(r memReading) {
+	if a.samples == 0 {
+		a.failcnt0 = r.failcnt
+	}
+	a.samples++
+	a.maxUsage = max(a.maxUsage, r.usage)
+	a.maxWS = max(a.maxWS, r.workingSet)
+	a.failcn = r.failcnt
+}
+
+// sampleEngine takes one stats sample of every container, concurrently.
+func (v *Verifier) sampleEngine(ctx context.Context, cs []infraContainer, acc map[string]*memAcc) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, ok, err := v.readStats(ctx, c.id)
+			mu.Lock()
+			defer mu.Unlock()
+			a := acc[c.id]
+			switch {
+			case err != nil:
+				a.errs++
+				a.lastErr = err
+			case ok:
+				a.add(r)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// --- Prometheus ------------------------------------------------------------------
+
+func (v *Verifier) promAPI() (promv1.API, error) {
+	c, err := api.NewClient(api.Config{Address: v.cfg.PrometheusURL, Client: v.http})
+	if err != nil {
+		return nil, fmt.Errorf("a client for Prometheus at %s: %w", redactURL(v.cfg.PrometheusURL), err)
+	}
+	return promv1.NewAPI(c), nil
+}
+
+// nameMatcher is a PromQL regex matching exactly these container names.
+func nameMatcher(cs []infraContainer) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = regexp.QuoteMeta(c.name)
+	}
+	return "^(?:" + strings.Join(parts, "|") + ")$"
+}
+
+// promByName runs an instant query whose result is labelled by name and
+// returns the value per container name.
+func promByName(ctx context.Context, p promv1.API, q string, at time.Time) (map[string]float64, error) {
+	val, warns, _, err := p.Query(ctx, q, at)
+	if err != nil {
+		return nil, fmt.Errorf("querying Prometheus for %s: %w", q, err)
+	}
+	_ = warns
+	vec, ok := val.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("querying Prometheus for %s: got a %s, want a vector", q, val.Type())
+	}
+	out := map[string]float64{}
+	for _, s := range vec {
+		out[string(s.Metric["name"])] = float64(s.Value)
+	}
+	return out, nil
+}
+
+// promMemory reads, per container, the largest usage and working set in the
+// window (end-rng, end] and how many usage samples fell in it.
+func (v *Verifier) promMemory(ctx context.Context, cs []infraContainer, end time.Time, rng time.Duration, acc map[string]*memAcc) error {
+	p, err := v.promAPI()
+	if err != nil {
+		return err
+	}
+	sel := fmt.Sprintf(`{name=~%q}`, nameMatcher(cs))
+	r := fmt.Sprintf("[%dms]", max(rng.Milliseconds(), 1))
+	usage, err := promByName(ctx, p, "max by (name) (max_over_time(container_memory_usage_bytes"+sel+r+"))", end)
+	if err != nil {
+		return err
+	}
+	ws, err := promByName(ctx, p, "max by (name) (max_over_time(container_memory_working_set_bytes"+sel+r+"))", end)
+	if err != nil {
+		return err
+	}
+	count, err := promByName(ctx, p, "max by (name) (count_over_time(container_memory_usage_bytes"+sel+r+"))", end)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		a := acc[c.id]
+		n, ok := count[c.name]
+		if !ok {
+			continue
+		}
+		a.samples = int(n)
+		a.maxUsage = uint64(math.Max(0, usage[c.name]))
+		a.maxWS = uint64(math.Max(0, ws[c.name]))
+	}
+	return nil
+}
+
+// fromPrometheus reports whether memory is read from Prometheus.
+func (v *Verifier) fromPrometheus() bool { return v.cfg.MemorySource == MemoryPrometheus }
+
+func (v *Verifier) memorySource() string {
+	if v.fromPrometheus() {
+		return "Prometheus " + redactURL(v.cfg.PrometheusURL) + ": container_memory_usage_bytes, container_memory_working_set_bytes (cAdvisor), by container name"
+	}
+	return fmt.Sprintf("engine stats API (cgroup v%s): usage, and usage minus inactive file pages as cAdvisor's working set", v.engine.CgroupVersion)
+}
+
+// --- NFR-RES-01 ------------------------------------------------------------------
+
+// checkNFRRes01 sums the infra tier's working set at idle against the host's
+// memory (the engine's MemTotal). The working set, not usage, is what
+// "utilise" means here: page cache the kernel can drop at will is not used
+// in the sense of the density budget (cAdvisor and the kubelet judge
+// memory pressure on the same figure).
+func (v *Verifier) checkNFRRes01(ctx context.Context) *Result {
+	r := newResult(CheckNFRRes01)
+	cs, err := v.listInfra(ctx)
+	if err != nil {
+		return r.error("%v", err)
+	}
+	m := &IdleResult{Source: v.memorySource(), HostMemory: v.engine.MemTotal, Bound: NFRRes01Share}
+	r.Idle = m
+	if len(cs) == 0 {
+		return r.fail("no running container is labelled %s=infra: no infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+	}
+	if m.HostMemory <= 0 {
+		return r.error("the engine did not report the host's memory (Info.MemTotal)")
+	}
+	acc := newAccs(cs)
+	if v.fromPrometheus() {
+		m.Source += fmt.Sprintf(", the largest value in the last %s", v.cfg.IdleLookback)
+		if err := v.promMemory(ctx, cs, v.engineNow(), v.cfg.IdleLookback, acc); err != nil {
+			return r.error("%v", err)
+		}
+	} else {
+		m.Source += fmt.Sprintf(", the largest of %d samples %s apart", v.cfg.IdleSamples, v.cfg.SampleInterval)
+		for i := range v.cfg.IdleSamples {
+			if i > 0 && !v.sleep(ctx, v.cfg.SampleInterval) {
+				return r.error("interrupted")
+			}
+			v.sampleEngine(ctx, cs, acc)
+		}
+	}
+	var unmeasured []string
+	for _, c := range cs {
+		a := acc[c.id]
+		mc := memContainer(c, a)
+		if a.samples == 0 {
+			mc.Reason = "no sample"
+			if a.lastErr != nil {
+				mc.Reason += ": " + a.lastErr.Error()
+			}
+			unmeasured = append(unmeasured, c.name)
+		}
+		mc.Pass = a.samples > 0
+		m.WorkingSet += a.maxWS
+		m.Containers = append(m.Containers, mc)
+	}
+	m.Share = float64(m.WorkingSet) / float64(m.HostMemory)
+	if len(unmeasured) > 0 {
+		return r.fail("no memory figure for %s: the infra tier's total is unknown (is cAdvisor scraping them?)", strings.Join(unmeasured, ", "))
+	}
+	what := fmt.Sprintf("the infra tier's working set (%s) is %s of %s host memory = %.2f%%", plural(len(cs), "container"), bytesHuman(int64(m.WorkingSet)), bytesHuman(m.HostMemory), 100*m.Share)
+	if m.Share >= NFRRes01Share {
+		return r.fail("%s, at or above %.0f%%", what, 100*NFRRes01Share)
+	}
+	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s (< %.0f%%)", what, 100*NFRRes01Share)
+	return r
+}
+
+func newAccs(cs []infraContainer) map[string]*memAcc {
+	acc := make(map[string]*memAcc, len(cs))
+	for _, c := range cs {
+		acc[c.id] = &memAcc{}
+	}
+	return acc
+}
+
+func memContainer(c infraContainer, a *memAcc) MemContainer {
+	mc := MemContainer{
+		Name: c.name, ID: c.id, Service: c.service, Limit: c.limit,
+		Samples: a.samples, MaxUsage: a.maxUsage, MaxWorkingSet: a.maxWS,
+	}
+	if c.limit > 0 {
+		mc.Headroom = c.limit - int64(a.maxUsage)
+	}
+	if a.failcn > a.failcnt0 {
+		mc.Failcnt = a.failcn - a.failcnt0
+	}
+	return mc
+}
+
+// sleep waits d on the injected clock; false when ctx ended first.
+func (v *Verifier) sleep(ctx context.Context, d time.Duration) bool {
+	t := v.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// --- AC-SPEC-03 ------------------------------------------------------------------
+
+// checkACSpec03 holds the host at the CPU target with the load canary and
+// watches the infra tier's memory for the window. A hard limit cannot be
+// exceeded: the kernel reclaims, and kills the container when it cannot. So
+// the check fails when a container has no limit (nothing bounds it), when
+// the kernel OOM-killed one in the window (it reached its limit and died,
+// which is what "exceeding" looks like from outside), when a sample shows
+// usage above the limit (a limit changed under it, or a source that
+// disagrees with the engine), or when a container could not be measured.
+// A working set within HeadroomWarn of the limit is a warning: the next
+// load may be the one that kills it.
+func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
+	r := newResult(CheckACSpec03)
+	cs, err := v.listInfra(ctx)
+	if err != nil {
+		return r.error("%v", err)
+	}
+	res := &CeilingResult{Source: v.memorySource(), Load: LoadResult{Target: v.cfg.LoadTarget, Tolerance: v.cfg.LoadTolerance}}
+	r.Ceiling = res
+	if len(cs) == 0 {
+		return r.fail("no running container is labelled %s=infra: no baseline infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+	}
+	acc := newAccs(cs)
+	byID := map[string]infraContainer{}
+	for _, c := range cs {
+		byID[c.id] = c
+	}
+
+	// OOM kills and deaths in the window, straight from the engine.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ooms, deaths, watchDone := v.watchInfra(wctx, byID)
+
+	token := newToken()
+	spec := v.loadCanary(token)
+	id, err := v.startCanary(ctx, spec)
+	if err != nil {
+		return r.error("%v", err)
+	}
+	defer v.remove(ctx, id)
+
+	// Sample while the canary runs (engine path); it exits by itself.
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		wr := v.cfg.Engine.ContainerWait(ctx, id, client.ContainerWaitOptions{})
+		select {
+		case <-wr.Result:
+		case <-wr.Error:
+		case <-ctx.Done():
+		}
+	}()
+	if !v.fromPrometheus() {
+		res.Source += fmt.Sprintf(", every %s during the window", v.cfg.SampleInterval)
+	sampling:
+		for {
+			v.sampleEngine(ctx, cs, acc)
+			t := v.cfg.Clock.NewTimer(v.cfg.SampleInterval)
+			select {
+			case <-exited:
+				t.Stop()
+				break sampling
+			case <-t.C():
+			}
+		}
+	} else {
+		<-exited
+	}
+	if ctx.Err() != nil {
+		return r.error("interrupted")
+	}
+	stopWatch()
+	<-watchDone
+
+	// The window, from the canary's own report.
+	rc, err := v.cfg.Engine.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return r.error("reading the load canary's report: %v", err)
+	}
+	logs, err := demux(rc)
+	rc.Close()
+	if err != nil {
+		return r.error("reading the load canary's report: %v", err)
+	}
+	lr, err := readLoadReport(logs)
+	if err != nil {
+		return r.error("the load canary's report: %v", err)
+	}
+	if len(lr.samples) == 0 {
+		return r.error("the load canary reported no sample")
+	}
+	l := &res.Load
+	l.Baseline, l.NCPU, l.Samples = lr.baseline, lr.ncpu, lr.samples
+	l.Start, l.End = lr.started.UTC(), lr.samples[len(lr.samples)-1].At.UTC()
+	l.DurationSeconds = seconds(l.End.Sub(l.Start))
+	// The first interval includes the controller settling from its
+	// baseline estimate; the Given is judged on the rest.
+	judged := lr.samples
+	if len(judged) > 2 {
+		judged = judged[1:]
+	}
+	l.Min = 1
+	for _, s := range judged {
+		l.Mean += s.CPU
+		l.Min = math.Min(l.Min, s.CPU)
+		l.Max = math.Max(l.Max, s.CPU)
+	}
+	l.Mean /= float64(len(judged))
+
+	if v.fromPrometheus() {
+		res.Source += fmt.Sprintf(", the largest value in the load window %s to %s", l.Start.Format(time.TimeOnly), l.End.Format(time.TimeOnly))
+		if err := v.promMemory(ctx, cs, l.End, l.End.Sub(l.Start), acc); err != nil {
+			return r.error("%v", err)
+		}
+	}
+
+	var failed []string
+	for _, c := range cs {
+		a := acc[c.id]
+		mc := memContainer(c, a)
+		mc.OOMEvents = ooms[c.id]
+		var reasons []string
+		if c.limit <= 0 {
+			reasons = append(reasons, "no memory limit: nothing bounds it")
+		}
+		if a.samples == 0 {
+			why := "no sample in the load window"
+			if a.lastErr != nil {
+				why += ": " + a.lastErr.Error()
+			} else if v.fromPrometheus() {
+				why += " (is cAdvisor scraping it, and is the scrape interval shorter than the window?)"
+			}
+			reasons = append(reasons, why)
+		}
+		if c.limit > 0 && a.samples > 0 && int64(a.maxUsage) > c.limit {
+			reasons = append(reasons, fmt.Sprintf("usage %s above its %s limit", bytesHuman(int64(a.maxUsage)), bytesHuman(c.limit)))
+		}
+		if mc.OOMEvents > 0 {
+			reasons = append(reasons, fmt.Sprintf("OOM-killed %d time(s) in the window: it reached its limit", mc.OOMEvents))
+		}
+		if d := deaths[c.id]; d > 0 && mc.OOMEvents == 0 {
+			r.warn("%s died %d time(s) during the load window", c.name, d)
+		}
+		mc.Pass = len(reasons) == 0
+		mc.Reason = strings.Join(reasons, "; ")
+		if mc.Pass && c.limit > 0 && float64(a.maxWS) > (1-v.cfg.HeadroomWarn)*float64(c.limit) {
+			mc.Warning = fmt.Sprintf("working set within %.0f%% of its limit", 100*v.cfg.HeadroomWarn)
+			r.warn("%s: working set %s of its %s limit", c.name, bytesHuman(int64(a.maxWS)), bytesHuman(c.limit))
+		}
+		if mc.Failcnt > 0 {
+			r.warn("%s hit its limit %d time(s) in the window (memory.failcnt): the kernel reclaimed to keep it under", c.name, mc.Failcnt)
+		}
+		if !mc.Pass {
+			failed = append(failed, c.name+": "+mc.Reason)
+		}
+		res.Containers = append(res.Containers, mc)
+	}
+
+	load := fmt.Sprintf("host CPU %.1f%% mean over %s (target %.0f%%)", 100*l.Mean, durHuman(l.DurationSeconds), 100*l.Target)
+	var problems []string
+	if l.Mean < l.Target-l.Tolerance {
+		problems = append(problems, fmt.Sprintf("below the %.0f%% the check's Given requires (target - %.0f points): the ceiling was not tested under the specified load", 100*(l.Target-l.Tolerance), 100*l.Tolerance))
+	}
+	if len(failed) > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d infra container(s) fail: %s", countFailed(res.Containers), len(cs), strings.Join(failed, "; ")))
+	}
+	if len(problems) > 0 {
+		return r.fail("%s, %s", load, strings.Join(problems, "; "))
+	}
+	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s; every infra container (%s) has a memory limit and stayed within it", load, plural(len(cs), "container"))
+	return r
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func countFailed(cs []MemContainer) int {
+	n := 0
+	for _, c := range cs {
+		if !c.Pass {
+			n++
+		}
+	}
+	return n
+}
+
+// watchInfra counts OOM kills and deaths of the given containers until ctx
+// ends; done closes once the counts are final.
+func (v *Verifier) watchInfra(ctx context.Context, cs map[string]infraContainer) (ooms, deaths map[string]int, done <-chan struct{}) {
+	ooms, deaths = map[string]int{}, map[string]int{}
+	d := make(chan struct{})
+	f := client.Filters{}
+	f.Add("type", "container")
+	f.Add("event", "oom")
+	f.Add("event", "die")
+	f.Add("label", workload.LabelTier+"=infra")
+	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f})
+	go func() {
+		defer close(d)
+		for {
+			select {
+			case m, ok := <-evs.Messages:
+				if !ok {
+					return
+				}
+				if _, mine := cs[m.Actor.ID]; !mine {
+					continue
+				}
+				switch m.Action {
+				case "oom":
+					ooms[m.Actor.ID]++
+				case "die":
+					deaths[m.Actor.ID]++
+				}
+			case err := <-evs.Err:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					v.log.Warn("engine events for the load window", "err", err)
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ooms, deaths, d
+}

@@ -1,0 +1,134 @@
+package verify
+
+import (
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/hy-home/hyhome/internal/dockertest"
+)
+
+// AC-SPEC-02 and NFR-OBS-01 end to end: real crash canaries on the real
+// engine, the real shipper (in process, confined to this test's containers),
+// and the in-repo Loki test server, queried over HTTP as Loki is.
+func TestObservabilityTrialsPass(t *testing.T) {
+	scope := newToken()
+	loki := startLoki(t)
+	startShip(t, loki, scope)
+	cfg := testConfig(t, scope)
+	cfg.Checks = []string{CheckACSpec02, CheckNFRObs01}
+	cfg.LokiURL = loki.URL()
+
+	rep := run(t, cfg)
+	ac, nfr := check(t, rep, CheckACSpec02), check(t, rep, CheckNFRObs01)
+	wantStatus(t, ac, StatusPass)
+	wantStatus(t, nfr, StatusPass)
+	l := ac.Latency
+	if l == nil || nfr.Latency != l {
+		t.Fatalf("both checks must report the same trials: %v %v", l, nfr.Latency)
+	}
+	if len(l.Trials) != DefaultTrials || l.Worst.N != DefaultTrials || l.Log.N != DefaultTrials || l.Die.N != DefaultTrials {
+		t.Errorf("trials %d, distributions %d/%d/%d: want %d each", len(l.Trials), l.Log.N, l.Die.N, l.Worst.N, DefaultTrials)
+	}
+	tokens := map[string]bool{}
+	for _, tr := range l.Trials {
+		if tr.LogSeconds == nil || tr.DieSeconds == nil || tr.LineAt.IsZero() || tr.DiedAt.IsZero() || tr.Queries < 1 || tr.Error != "" {
+			t.Errorf("trial %+v", tr)
+		}
+		// The line is logged before the process exits.
+		if tr.DiedAt.Before(tr.LineAt) {
+			t.Errorf("trial %d: died %v before its line %v", tr.N, tr.DiedAt, tr.LineAt)
+		}
+		tokens[tr.Token] = true
+	}
+	if len(tokens) != len(l.Trials) {
+		t.Errorf("tokens are not unique: %v", tokens)
+	}
+	if !(l.Worst.P50 <= l.Worst.P95 && l.Worst.P95 <= l.Worst.Max) {
+		t.Errorf("distribution %+v", l.Worst)
+	}
+	// What Loki stored is what the spec's query finds.
+	if st := loki.Stats(); st.Accepted < 2*DefaultTrials {
+		t.Errorf("Loki accepted %d entries, want at least a line and a die event per trial", st.Accepted)
+	}
+}
+
+// A slow Loki: every push takes 2.1 s, so nothing is found within 2 s and
+// NFR-OBS-01 fails, while AC-SPEC-02 judges the same figures against 5 s.
+func TestObservabilitySlowLokiFailsNFR(t *testing.T) {
+	scope := newToken()
+	loki := startLoki(t)
+	loki.SetDelay(2100 * time.Millisecond)
+	startShip(t, loki, scope)
+	cfg := testConfig(t, scope)
+	cfg.Checks = []string{CheckACSpec02, CheckNFRObs01}
+	cfg.LokiURL = loki.URL()
+	cfg.Trials = 2
+
+	rep := run(t, cfg)
+	ac, nfr := check(t, rep, CheckACSpec02), check(t, rep, CheckNFRObs01)
+	wantStatus(t, nfr, StatusFail)
+	l := nfr.Latency
+	if len(l.Trials) != 2 || l.Worst.N != 2 {
+		t.Fatalf("every trial must still be found (late, not lost): %+v", l.Trials)
+	}
+	// AC-SPEC-02's verdict follows its own bound on the same figures.
+	want := StatusPass
+	if l.Worst.Max >= ACSpec02Bound.Seconds() {
+		want = StatusFail
+	}
+	wantStatus(t, ac, want)
+}
+
+// Loki not answering is a failure of the check with one clear reason, not a
+// timeout per trial; and a missing canary image is an ERROR.
+func TestObservabilityCannotRun(t *testing.T) {
+	scope := newToken()
+	loki := startLoki(t)
+	url := loki.URL()
+	loki.Close()
+	cfg := testConfig(t, scope)
+	cfg.Checks = []string{CheckACSpec02}
+	cfg.LokiURL = url
+	r := check(t, run(t, cfg), CheckACSpec02)
+	wantStatus(t, r, StatusFail)
+	if r.Latency == nil || len(r.Latency.Trials) != 0 || r.Latency.Error == "" {
+		t.Errorf("latency %+v", r.Latency)
+	}
+
+	loki = startLoki(t)
+	cfg.LokiURL = loki.URL()
+	cfg.CanaryImage = "hyhome-test/no-such-image:" + scope
+	r = check(t, run(t, cfg), CheckACSpec02)
+	wantStatus(t, r, StatusError)
+}
+
+// AC-SPEC-01 is the audit's check, on the containers verify judges (its
+// filter), without verify's own canaries.
+func TestACSpec01Delegates(t *testing.T) {
+	scope := newToken()
+	img := dockertest.Build(t)
+	labels := map[string]string{scopeLabel: scope, "hy-home.tier": "app"}
+	_, good := dockertest.Run(t, dockertest.Spec{Name: "nnp", Image: img.NonRoot, Labels: labels,
+		Host: container.HostConfig{SecurityOpt: []string{"no-new-privileges:true"}}})
+	cfg := testConfig(t, scope)
+	cfg.Checks = []string{CheckACSpec01}
+	r := check(t, run(t, cfg), CheckACSpec01)
+	wantStatus(t, r, StatusPass)
+	if r.Security == nil || len(r.Security.Containers) != 1 || r.Security.Containers[0].Name != good || r.Security.Containers[0].View != "[no-new-privileges:true]" {
+		t.Errorf("security %+v", r.Security)
+	}
+
+	_, bad := dockertest.Run(t, dockertest.Spec{Name: "nonnp", Image: img.NonRoot, Labels: labels})
+	r = check(t, run(t, cfg), CheckACSpec01)
+	wantStatus(t, r, StatusFail)
+	if len(r.Security.Containers) != 2 {
+		t.Fatalf("containers %+v", r.Security.Containers)
+	}
+	for _, c := range r.Security.Containers {
+		if (c.Name == bad) == c.Pass || (c.Name == bad && c.View != "[]") {
+			t.Errorf("%+v", c)
+		}
+	}
+}
