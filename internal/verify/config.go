@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -93,7 +94,7 @@ const (
 )
 
 // Defaults. Each is documented where its flag is (internal/cli/verify.go
-// and docs/verify.md).
+// and README.md (hyhome verify)).
 const (
 	DefaultCanaryImage    = "hyhome:local"
 	DefaultCanaryNetwork  = "infra_net"
@@ -226,7 +227,7 @@ type Config struct {
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 	// Clock defaults to the wall clock.
-	Clock audit.Clock
+	Clock clock.Clock
 }
 
 // missing says why a check cannot run with this configuration ("" when it
@@ -401,7 +402,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = audit.WallClock{}
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"

@@ -23,7 +23,7 @@ func memoryConfig(t *testing.T, scope string, checks ...string) Config {
 	// These tests are about memory verdicts. Other packages' tests share
 	// the 2 cores and come and go within a 3 s window, so the Given's
 	// tolerance is wide here; the controller is tested on its own, and the
-	// default window's figures are in docs/verify.md.
+	// default window's figures are in README.md (hyhome verify).
 	cfg.LoadTolerance = 0.4
 	return cfg
 }
