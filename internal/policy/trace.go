@@ -14,12 +14,30 @@ var FixtureTest = TestRef{Package: "internal/policy", Test: "TestRuleFixtures"}
 // RequirementTests are the tests beyond the rule fixtures that prove a
 // requirement end to end (real engine, real Prometheus/Alertmanager).
 var RequirementTests = map[string][]TestRef{
-	"SEC-ANCHORS": {{"internal/compose", "TestLoadLocatesAnchorsAndMergeKeys"}},
-	"NFR-RES-01":  {{"internal/policy", "TestMemoryBudget_NFR_RES_01"}, {"internal/audit", "TestAuditMemoryBudgetUsesEngineMemory"}},
-	// Running containers and Swarm services on the real engine (hyhome audit).
-	"NFR-SEC-01":     {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"}},
-	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}},
-	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}},
-	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}},
-	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}},
+	"SEC-ANCHORS": {{"internal/compose", "TestLoadLocatesAnchorsAndMergeKeys"}, {"deploy", "TestBaselineAnchor"}},
+	"NFR-RES-01": {
+		{"internal/policy", "TestMemoryBudget_NFR_RES_01"}, {"internal/audit", "TestAuditMemoryBudgetUsesEngineMemory"},
+		{"deploy", "TestMemoryBudget"}, {"internal/verify", "TestMemoryEngineStatsPass"},
+	},
+	// Running containers, Swarm services and API requests on the real engine
+	// (hyhome audit, hyhome guard).
+	"NFR-SEC-01": {
+		{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"},
+		{"internal/guard", "TestAdversarial"}, {"internal/guard", "TestDockerCLIAdmission"}, {"deploy", "TestExemptionsBackedByADRs"},
+	},
+	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}},
+	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
+	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIReadonly"}, {"internal/ship", "TestAgentThroughTheGuardShipperProfile"}},
+	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}},
+	// Logs and events to Loki (hyhome ship), measured by hyhome verify.
+	"NFR-OBS-01": {
+		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
+		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/verify", "TestObservabilityTrialsPass"},
+		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
+	},
+	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}},
+	"AC-SPEC-03":    {{"internal/verify", "TestMemoryEngineStatsFailures"}, {"internal/verify", "TestMemoryPrometheus"}},
+	"OPS-ALERTING":  {{"deploy", "TestAlertPath"}, {"deploy", "TestPromtoolTestRules"}, {"internal/verify", "TestAlertingEndToEnd"}},
+	"OPS-TELEMETRY": {{"deploy", "TestComposeConfig"}, {"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}},
+	"IF-EXTERNAL":   {{"deploy", "TestHyhomeLint"}},
 }
