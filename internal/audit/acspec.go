@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"text/template"
 
 	"github.com/hy-home/hyhome/internal/engine"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -208,47 +208,21 @@ func (r *CheckResult) WriteJSON(w io.Writer) error {
 // WriteJUnit renders the check as a JUnit test suite, one test case per
 // container, so that CI systems show which container failed it.
 func (r *CheckResult) WriteJUnit(w io.Writer) error {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Body    string `xml:",chardata"`
-	}
-	type testcase struct {
-		Name      string   `xml:"name,attr"`
-		Classname string   `xml:"classname,attr"`
-		Failure   *failure `xml:"failure,omitempty"`
-		Output    string   `xml:"system-out,omitempty"`
-	}
-	type suite struct {
-		XMLName  xml.Name   `xml:"testsuite"`
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Cases    []testcase `xml:"testcase"`
-	}
-	s := suite{Name: r.ID + " " + r.Title}
+	s := report.JUnitSuite{Name: r.ID + " " + r.Title}
 	for _, c := range r.Containers {
-		tc := testcase{Name: c.Source, Classname: r.ID, Output: c.View}
+		tc := report.JUnitCase{Name: c.Source, Classname: r.ID, Output: c.View}
 		if !c.Pass {
-			tc.Failure = &failure{Message: c.Reason, Body: r.Command + " → " + c.View}
+			tc.Failure = &report.JUnitMessage{Message: c.Reason, Body: r.Command + " → " + c.View}
 			s.Failures++
 		}
 		s.Cases = append(s.Cases, tc)
 	}
 	if len(r.Containers) == 0 {
-		s.Cases = append(s.Cases, testcase{Name: "labelled containers", Classname: r.ID, Failure: &failure{Message: r.Summary}})
+		s.Cases = append(s.Cases, report.JUnitCase{Name: "labelled containers", Classname: r.ID, Failure: &report.JUnitMessage{Message: r.Summary}})
 		s.Failures++
 	}
 	s.Tests = len(s.Cases)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(s); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return report.WriteJUnit(w, s)
 }
 
 // WriteMarkdown renders the check as a Markdown table (CI job summaries).

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -301,40 +300,6 @@ func ruleName(id string) string {
 	return b.String()
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	Skipped   *junitSkipped `xml:"skipped,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Body    string `xml:",chardata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
 // writeJUnit makes one suite per file (or runtime source) and one test case
 // per service and rule, so CI systems show what passed as well as what failed.
 func writeJUnit(w io.Writer, r *Report, _ Options) error {
@@ -366,12 +331,12 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 		addTarget(groupKey(f), Target{Service: f.Service, Source: groupKey(f)})
 	}
 	sort.Strings(order)
-	out := junitSuites{Name: r.Tool + " " + r.Command}
+	out := JUnitSuites{Name: r.Tool + " " + r.Command}
 	for _, g := range order {
-		suite := junitSuite{Name: g}
+		suite := JUnitSuite{Name: g}
 		for _, t := range groups[g] {
 			for _, rule := range r.Rules {
-				c := junitCase{Name: rule.ID + " [" + strings.Join(rule.Requirements, ", ") + "]", Classname: t.Service}
+				c := JUnitCase{Name: rule.ID + " [" + strings.Join(rule.Requirements, ", ") + "]", Classname: t.Service}
 				var failing, exempted []string
 				for _, f := range byKey[key{g, t.Service, rule.ID}] {
 					line := f.Location() + ": " + f.Message
@@ -383,10 +348,10 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 				}
 				switch {
 				case len(failing) > 0:
-					c.Failure = &junitFailure{Message: failing[0], Type: rule.Severity.String(), Body: strings.Join(failing, "\n") + "\n" + rule.Remediation}
+					c.Failure = &JUnitMessage{Message: failing[0], Type: rule.Severity.String(), Body: strings.Join(failing, "\n") + "\n" + rule.Remediation}
 					suite.Failures++
 				case len(exempted) > 0:
-					c.Skipped = &junitSkipped{Message: strings.Join(exempted, "; ")}
+					c.Skipped = &JUnitMessage{Message: strings.Join(exempted, "; ")}
 					suite.Skipped++
 				}
 				suite.Tests++
@@ -398,16 +363,7 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 		out.Skipped += suite.Skipped
 		out.Suites = append(out.Suites, suite)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return WriteJUnit(w, out)
 }
 
 func mdEscape(s string) string {

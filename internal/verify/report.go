@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/report"
 )
 
 // Status is a check's verdict.
@@ -484,38 +484,15 @@ func writeJSON(w io.Writer, r *Report) error {
 // --- junit ---------------------------------------------------------------------
 
 func writeJUnit(w io.Writer, r *Report) error {
-	type message struct {
-		Message string `xml:"message,attr"`
-		Body    string `xml:",chardata"`
-	}
-	type testcase struct {
-		Name      string   `xml:"name,attr"`
-		Classname string   `xml:"classname,attr"`
-		Time      float64  `xml:"time,attr"`
-		Failure   *message `xml:"failure,omitempty"`
-		Error     *message `xml:"error,omitempty"`
-		Skipped   *message `xml:"skipped,omitempty"`
-		Output    string   `xml:"system-out,omitempty"`
-	}
-	type suite struct {
-		XMLName  xml.Name   `xml:"testsuite"`
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Errors   int        `xml:"errors,attr"`
-		Skipped  int        `xml:"skipped,attr"`
-		Time     float64    `xml:"time,attr"`
-		Cases    []testcase `xml:"testcase"`
-	}
-	s := suite{Name: "hyhome verify (SPEC-SYS-01)", Time: r.DurationSeconds}
+	s := report.JUnitSuite{Name: "hyhome verify (SPEC-SYS-01)", Time: r.DurationSeconds}
 	for _, c := range r.Checks {
 		var detail bytes.Buffer
 		one := *r
 		one.Checks = []*Result{c}
 		one.Notices = nil
 		_ = writeText(&detail, &one)
-		tc := testcase{Name: c.ID + " " + c.Title, Classname: "SPEC-SYS-01", Time: c.DurationSeconds, Output: detail.String()}
-		m := &message{Message: c.Summary, Body: strings.Join(c.Warnings, "\n")}
+		tc := report.JUnitCase{Name: c.ID + " " + c.Title, Classname: "SPEC-SYS-01", Time: c.DurationSeconds, Output: detail.String()}
+		m := &report.JUnitMessage{Message: c.Summary, Body: strings.Join(c.Warnings, "\n")}
 		switch c.Status {
 		case StatusFail:
 			tc.Failure = m
@@ -530,16 +507,7 @@ func writeJUnit(w io.Writer, r *Report) error {
 		s.Cases = append(s.Cases, tc)
 	}
 	s.Tests = len(s.Cases)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(s); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return report.WriteJUnit(w, s)
 }
 
 // --- markdown ------------------------------------------------------------------
