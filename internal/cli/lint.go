@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hy-home/hyhome/internal/adr"
+	"github.com/hy-home/hyhome/internal/atomicfile"
 	"github.com/hy-home/hyhome/internal/lint"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
@@ -90,39 +91,8 @@ func (f *reportFlags) write(a *app, r *report.Report) error {
 		}
 		return nil
 	}
-	fi, statErr := os.Stat(f.output)
-	special := statErr == nil && !fi.Mode().IsRegular()
-	var tmp *os.File
-	var err error
-	if !special {
-		tmp, err = os.CreateTemp(filepath.Dir(f.output), ".hyhome-report-*")
-	}
-	if special || err != nil {
-		// A device or pipe (-o /dev/null, -o /dev/stderr) is written in
-		// place; so is a file in a directory we cannot create files in.
-		out, err := os.OpenFile(f.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fail(ExitError, fmt.Errorf("writing report: %w", err))
-		}
-		defer out.Close()
-		if err := report.Write(out, f.format, r, opts); err != nil {
-			return fail(ExitError, fmt.Errorf("writing %s report to %s: %w", f.format, f.output, err))
-		}
-		return nil
-	}
-	err = report.Write(tmp, f.format, r, opts)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.output)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fail(ExitError, fmt.Errorf("writing %s report to %s: %w", f.format, f.output, err))
+	if err := atomicfile.Write(f.output, 0o644, func(w io.Writer) error { return report.Write(w, f.format, r, opts) }); err != nil {
+		return fail(ExitError, fmt.Errorf("%s report: %w", f.format, err))
 	}
 	return nil
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hy-home/hyhome/internal/atomicfile"
 	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/verify"
@@ -241,36 +241,14 @@ func runVerify(cmd *cobra.Command, a *app, f *verifyFlags) error {
 	return nil
 }
 
-// writeOutput writes to -o through a temporary file renamed into place (a
-// failure never leaves half a report), or to stdout.
+// writeOutput writes to -o atomically (a failure never leaves half a
+// report), or to stdout.
 func writeOutput(a *app, path string, data []byte) error {
 	if path == "" {
 		_, err := a.stdout.Write(data)
 		return err
 	}
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return os.WriteFile(path, data, 0o644) // a device or pipe
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".hyhome-verify-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteBytes(path, 0o644, data)
 }
 
 // newCanaryCmd is the program inside verify's canary containers. Hidden:

@@ -44,6 +44,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hy-home/hyhome/internal/atomicfile"
 )
 
 // PlaceholderWebhook is written when no Slack webhook is configured. It is a
@@ -244,26 +246,7 @@ func exists(path string) bool {
 // writeNew writes data to path through a temporary file and a rename, so a
 // crash never leaves a truncated secret behind.
 func writeNew(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(fileMode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteBytes(path, fileMode, data)
 }
 
 // randomToken is 32 bytes (256 bits) of randomness, base64url without
