@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -229,12 +228,8 @@ func checkAudit(ctx context.Context, a *app, f *auditFlags, src *audit.Source) e
 			fmt.Fprintf(&buf, "notice: %s\n", n)
 		}
 	}
-	if f.rf.output != "" {
-		if err := os.WriteFile(f.rf.output, buf.Bytes(), 0o644); err != nil {
-			return fail(ExitError, fmt.Errorf("writing %s result: %w", res.ID, err))
-		}
-	} else if _, err := a.stdout.Write(buf.Bytes()); err != nil {
-		return err
+	if err := writeOutput(a, f.rf.output, buf.Bytes()); err != nil {
+		return fail(ExitError, fmt.Errorf("%s result: %w", res.ID, err))
 	}
 	if !res.Pass {
 		return fail(ExitFindings, nil)
