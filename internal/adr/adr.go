@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hy-home/hyhome/internal/safefile"
 )
 
 // Record is one ADR file.
@@ -66,6 +68,9 @@ func (r *Record) Names(ruleID string) bool {
 
 // wordByte reports whether c can be part of a rule ID.
 func wordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
+
+// maxADRSize bounds an ADR file; decision records are prose, not data.
+const maxADRSize = 1 << 20
 
 // ErrNotFound is returned when no ADR file matches a reference.
 var ErrNotFound = errors.New("ADR not found")
@@ -227,7 +232,7 @@ func (r *Resolver) load(dir string) (map[int]*Record, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(p)
+		b, err := safefile.ReadFile(p, maxADRSize)
 		if err != nil {
 			r.errs[dir] = fmt.Errorf("reading ADR %s: %w", p, err)
 			continue

@@ -10,6 +10,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/hy-home/hyhome/internal/safefile"
 	"github.com/hy-home/hyhome/internal/traefik"
 	"github.com/hy-home/hyhome/internal/workload"
 )
@@ -202,6 +203,10 @@ func (v *view) baselineMerged() bool {
 	return false
 }
 
+// maxSeccompProfile bounds a seccomp profile file (Docker's default profile
+// is about 25 KiB).
+const maxSeccompProfile = 1 << 20
+
 // convert turns a compose-go service into a workload.
 func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Workload, error) {
 	v := ix.view(s.Name)
@@ -246,9 +251,22 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 	w.SecurityOptAt, _ = v.key("security_opt")
 	w.CapDropAt, _ = v.key("cap_drop")
 	w.NetworksPos, _ = v.key("networks")
-	for _, o := range s.SecurityOpt {
+	for i, o := range s.SecurityOpt {
 		o := o
 		w.SecurityOptPos = append(w.SecurityOptPos, v.item("security_opt", func(n *yaml.Node) bool { return n.Value == o }))
+		// docker compose sends `seccomp:<file>` as the file's JSON; judge
+		// the profile the engine will get, as the guard does.
+		if so := workload.ParseSecurityOpt(o); so.Key == "seccomp" && so.Value != "unconfined" && !strings.HasPrefix(strings.TrimSpace(so.Value), "{") {
+			file := so.Value
+			if !filepath.IsAbs(file) {
+				file = filepath.Join(p.WorkingDir, file)
+			}
+			b, err := safefile.ReadFile(file, maxSeccompProfile)
+			if err != nil {
+				return nil, fmt.Errorf("%s: service %s: seccomp profile: %w", w.At(w.SecurityOptPos[i]), s.Name, err)
+			}
+			w.SecurityOpt[i] = "seccomp=" + string(b)
+		}
 	}
 	for _, c := range s.CapAdd {
 		c := c
@@ -365,8 +383,11 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		if vol.Type == types.VolumeTypeVolume && vol.Source != "" {
 			if cfg, ok := p.Volumes[vol.Source]; ok {
 				m.External = bool(cfg.External)
-				if o := cfg.DriverOpts["o"]; (cfg.Driver == "" || cfg.Driver == "local") && hasBindOpt(o) {
-					m.Type, m.ViaVolumeDriver, m.Source = "bind", vol.Source, cfg.DriverOpts["device"]
+				// A local volume with a device is a host mount (a bind or a
+				// host disk): judged as the bind it is, as the guard does.
+				if dev, ro, isHost := workload.VolumeHostDevice(cfg.Driver, cfg.DriverOpts); isHost {
+					m.Type, m.ViaVolumeDriver, m.Source = "bind", vol.Source, dev
+					m.ReadOnly = m.ReadOnly || ro
 				}
 			}
 		}
@@ -386,6 +407,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		case !strings.HasPrefix(target, "/"):
 			target = "/run/secrets/" + target
 		}
+		target = path.Clean(target) // the engine cleans mount destinations
 		p := v.item("secrets", func(n *yaml.Node) bool {
 			if n.Kind == yaml.ScalarNode {
 				return n.Value == sec.Source
@@ -479,15 +501,6 @@ func interpolates(raw string) bool {
 }
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-func hasBindOpt(o string) bool {
-	for _, p := range strings.Split(o, ",") {
-		if p = strings.TrimSpace(p); p == "bind" || p == "rbind" {
-			return true
-		}
-	}
-	return false
-}
 
 // volumeTarget reads the container path of a volumes: entry, short
 // ("src:dst[:mode]" or "dst") or long syntax.

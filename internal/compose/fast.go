@@ -243,6 +243,11 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 		if err := n.Decode(&m); err != nil {
 			return nil, false
 		}
+		for _, entry := range m {
+			if hasExtensionKey(entry) {
+				return nil, false
+			}
+		}
 		r, ok := in.walk(m, []string{sec})
 		if !ok {
 			return nil, false
@@ -329,6 +334,13 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 				continue
 			}
 			if !keys[k] || needsFullPath[k] {
+				return nil, false
+			}
+		}
+		for k, v := range m {
+			if k != "depends_on" && hasExtensionKey(v) {
+				// compose-go moves x-* keys out of nested maps (into
+				// "#extensions"), environment and labels included.
 				return nil, false
 			}
 		}
@@ -467,6 +479,25 @@ func nodeValue(n *yaml.Node, budget *int) (any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// hasExtensionKey reports whether any map in v has an x-* key.
+func hasExtensionKey(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.HasPrefix(k, "x-") || hasExtensionKey(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasExtensionKey(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // profileActive follows compose: a service without profiles is always on;
@@ -640,14 +671,14 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 		return s, false
 	}
 	ok := true
+	// These fields are strings in the compose specification: `user: 1000`
+	// unquoted is refused by docker compose, so the full path reports it.
 	str := func(k string) string {
 		switch v := m[k].(type) {
 		case nil:
 			return ""
 		case string:
 			return v
-		case int, int64, float64, uint64:
-			return fmt.Sprint(v)
 		default:
 			ok = false
 			return ""

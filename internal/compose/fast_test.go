@@ -97,3 +97,24 @@ func diffProjects(a, b *workload.Project) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFastPathDeclinesWhatComposeGoTreatsSpecially pins inputs the review
+// found: x-* keys inside environment and labels, and an unquoted number as
+// the user.
+func TestFastPathDeclinesWhatComposeGoTreatsSpecially(t *testing.T) {
+	res, err := Load(context.Background(), Options{Files: []string{"testdata/fastpath/extensions.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fast {
+		t.Error("x-* keys in environment took the fast path")
+	}
+	for _, e := range res.Project.Workloads[0].Env {
+		if e.Key == "x-api-token" {
+			t.Errorf("x-api-token read as an environment variable: %+v", e)
+		}
+	}
+	if _, err := Load(context.Background(), Options{Files: []string{"testdata/fastpath/int-user.yaml"}}); err == nil || !strings.Contains(err.Error(), "user") {
+		t.Errorf("user: 1000 accepted (%v); docker compose refuses it", err)
+	}
+}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/hy-home/hyhome/internal/parallel"
+	"github.com/hy-home/hyhome/internal/safefile"
 )
 
 // ProjectSpec is one compose project found in a directory walk.
@@ -57,8 +57,8 @@ func FindProjects(dir string) (*Set, error) {
 			return nil
 		}
 		ext := strings.ToLower(filepath.Ext(p))
-		if ext != ".yml" && ext != ".yaml" {
-			return nil
+		if ext != ".yml" && ext != ".yaml" || !safefile.IsRegular(p) {
+			return nil // not YAML, or a FIFO, device or dangling link
 		}
 		if composeName.MatchString(d.Name()) || hasServicesKey(p) {
 			candidates = append(candidates, p)
@@ -79,7 +79,7 @@ func FindProjects(dir string) (*Set, error) {
 	parts := map[string]bool{}
 	var referencing []string
 	for _, c := range candidates {
-		if b, err := os.ReadFile(c); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
+		if b, err := safefile.ReadFile(c, MaxFileSize); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
 			referencing = append(referencing, c)
 		}
 	}
@@ -137,8 +137,8 @@ func isOverrideName(name string) bool {
 
 // hasServicesKey reports whether a YAML file has a top-level services: key.
 func hasServicesKey(p string) bool {
-	b, err := os.ReadFile(p)
-	if err != nil || len(b) > MaxFileSize {
+	b, err := safefile.ReadFile(p, MaxFileSize)
+	if err != nil {
 		return false
 	}
 	return bytes.HasPrefix(b, []byte("services:")) || bytes.Contains(b, []byte("\nservices:"))

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/hy-home/hyhome/internal/safefile"
 )
 
 // BaselineAnchor is the anchor name SPEC-SYS-01 §4 prescribes.
@@ -56,7 +58,8 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// readFile reads and parses a compose file.
+// readFile reads and parses a compose file. Only regular files are read
+// (a FIFO would block, a device could be endless).
 func readFile(path string) (*yamlFile, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -68,12 +71,9 @@ func readFile(path string) (*yamlFile, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory, not a compose file", path)
 	}
-	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes is larger than the %d-byte limit for a compose file", path, fi.Size(), MaxFileSize)
-	}
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading compose file: %w", err)
 	}
 	return parseFile(path, b)
 }

@@ -101,8 +101,17 @@ func Container(in ContainerInput) *workload.Workload {
 		UTS:     ns(string(hc.UTSMode)),
 		UserNS:  ns(string(hc.UsernsMode)),
 	}
+	// A container attached to the network named "host" shares the host's
+	// network namespace however its NetworkMode spells it (the network's
+	// ID works too).
+	if containsStr(in.Networks, "host") && !w.Namespaces.Network.IsHost() {
+		w.Namespaces.Network.Effective = "host"
+		if w.Namespaces.Network.Mode == "" {
+			w.Namespaces.Network.Mode = "host"
+		}
+	}
 	if nm := string(hc.NetworkMode); nm != "" && nm != "default" && nm != "host" && nm != "none" &&
-		!strings.HasPrefix(nm, "container:") && !containsStr(w.Networks, nm) {
+		!strings.HasPrefix(nm, "container:") && !containsStr(w.Networks, nm) && len(in.Networks) == 0 {
 		w.Networks = append(w.Networks, nm)
 	}
 	for _, kv := range cfg.Env {
@@ -131,7 +140,7 @@ func Container(in ContainerInput) *workload.Workload {
 	}
 	// Compose implements non-Swarm secrets as read-only binds under /run/secrets.
 	for _, m := range w.Mounts {
-		if m.Type == "bind" && strings.HasPrefix(m.Target, "/run/secrets/") {
+		if m.Type == "bind" && strings.HasPrefix(path.Clean(m.Target), "/run/secrets/") {
 			w.Secrets = append(w.Secrets, workload.Secret{Source: path.Base(m.Source), Target: m.Target})
 		}
 	}
@@ -399,6 +408,7 @@ func Service(in ServiceInput) *workload.Workload {
 				target = "/run/secrets/" + target
 			}
 		}
+		target = path.Clean(target)
 		w.Secrets = append(w.Secrets, workload.Secret{Source: s.SecretName, Target: target})
 	}
 	if hc := cs.Healthcheck; hc != nil && len(hc.Test) > 0 {

@@ -35,3 +35,16 @@ func TestContainerDropsDaemonAddedLabelDisable(t *testing.T) {
 		}
 	}
 }
+
+func TestHostNetworkByAttachment(t *testing.T) {
+	id := "4f0c1d2e3b4a"
+	w := Container(ContainerInput{Name: "x", Config: &container.Config{}, HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(id)}, Networks: []string{"host"}})
+	if !w.Namespaces.Network.IsHost() {
+		t.Errorf("a container on the host network (NetworkMode %s) is not seen as sharing the host's network namespace: %+v", id, w.Namespaces.Network)
+	}
+	for _, n := range w.Networks {
+		if n == id {
+			t.Errorf("the network ID is listed as a network name: %v", w.Networks)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 			continue
 		}
 		dc := m.VolumeOptions.DriverConfig
-		dev, ro, ok := hostDevice(dc.Name, dc.Options)
+		dev, ro, ok := workload.VolumeHostDevice(dc.Name, dc.Options)
 		if !ok {
 			continue
 		}

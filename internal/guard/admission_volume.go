@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -13,32 +12,6 @@ import (
 
 	"github.com/hy-home/hyhome/internal/workload"
 )
-
-// hostDevice reports whether a volume driver and its options mount a host
-// resource: the local driver mounts `device` with `type` and `o` (mount(8)
-// options), so o=bind,device=/ is a bind mount of the host's root and
-// type=ext4,device=/dev/sda1 mounts a host disk. Network file systems and
-// memory-backed types are not host resources. ro among the options makes it
-// read-only. Other drivers are plugins the guard does not know.
-func hostDevice(driver string, opts map[string]string) (device string, readOnly, ok bool) {
-	if driver != "" && driver != "local" {
-		return "", false, false
-	}
-	device = strings.TrimSpace(opts["device"])
-	if device == "" {
-		return "", false, false
-	}
-	switch strings.ToLower(strings.TrimSpace(opts["type"])) {
-	case "nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs":
-		return "", false, false
-	}
-	for _, o := range strings.Split(opts["o"], ",") {
-		if strings.TrimSpace(o) == "ro" {
-			readOnly = true
-		}
-	}
-	return device, readOnly, true
-}
 
 // inlineVolumeDrivers returns, by target, the volume driver configuration a
 // create request gives the named volumes it mounts; the engine uses it when
@@ -59,7 +32,17 @@ func inlineVolumeDrivers(hc *container.HostConfig) map[string]*mount.Driver {
 // configuration the request gives it.
 func (a *admission) volumeBinds(ctx context.Context, w *workload.Workload, inline map[string]*mount.Driver) *denial {
 	for i, m := range w.Mounts {
-		if m.Type != "volume" || m.Source == "" {
+		if m.Type != "volume" {
+			continue
+		}
+		if m.Source == "" {
+			// An anonymous volume is created by the driver configuration
+			// the request gives it, which may bind a host path too.
+			if d := inline[m.Target]; d != nil {
+				if dev, ro, ok := workload.VolumeHostDevice(d.Name, d.Options); ok {
+					w.Mounts[i] = workload.Mount{Type: "bind", Source: dev, Target: m.Target, ReadOnly: m.ReadOnly || ro, ViaVolumeDriver: "(anonymous)", Pos: m.Pos}
+				}
+			}
 			continue
 		}
 		if !validRef(m.Source) {
@@ -80,7 +63,7 @@ func (a *admission) volumeBinds(ctx context.Context, w *workload.Workload, inlin
 		default:
 			return lookupDenial("volume", m.Source, err, "")
 		}
-		if dev, ro, ok := hostDevice(driver, opts); ok {
+		if dev, ro, ok := workload.VolumeHostDevice(driver, opts); ok {
 			w.Mounts[i] = workload.Mount{Type: "bind", Source: dev, Target: m.Target, ReadOnly: m.ReadOnly || ro, ViaVolumeDriver: m.Source, Pos: m.Pos}
 		}
 	}
@@ -95,7 +78,7 @@ func (a *admission) volumeCreate(t *target, r *http.Request, body []byte) verdic
 	if d := decodeBody(r, body, &req); d != nil {
 		return refused(d)
 	}
-	dev, ro, ok := hostDevice(req.Driver, req.DriverOpts)
+	dev, ro, ok := workload.VolumeHostDevice(req.Driver, req.DriverOpts)
 	if !ok {
 		return verdict{}
 	}

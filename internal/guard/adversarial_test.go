@@ -182,6 +182,9 @@ func TestAdversarial(t *testing.T) {
 		{"mount of a new local volume binding /", "admission", create(c(func(r *container.CreateRequest) {
 			r.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "hyhome-test-newvol-" + dockertest.RunID, Target: "/h", VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/"}}}}}
 		})), 403, []string{"bind-mount-readonly", "docker-socket"}, nil},
+		{"anonymous local volume binding a host path", "admission", create(c(func(r *container.CreateRequest) {
+			r.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeVolume, Target: "/h", VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/tmp"}}}}}
+		})), 403, []string{"bind-mount-readonly", "bind mount /tmp (volume (anonymous)) → /h is writable"}, nil},
 		{"existing volume that binds /var/run", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.Binds = []string{f.bindVolume + ":/x"} })), 403, []string{"docker-socket", "volume " + f.bindVolume}, nil},
 		{"systempaths=unconfined as the CLI sends it", "admission", create(c(func(r *container.CreateRequest) {
 			r.HostConfig.MaskedPaths, r.HostConfig.ReadonlyPaths = []string{}, []string{}
@@ -191,6 +194,9 @@ func TestAdversarial(t *testing.T) {
 		})), 403, []string{"security-profile", "defaultAction allows every syscall"}, nil},
 		{"dangerous capability", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.CapAdd = []string{"SYS_ADMIN"} })), 403, []string{"cap-add", "SYS_ADMIN"}, nil},
 		{"root user", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "0:0" })), 403, []string{"non-root [SEC-IDENTITY]"}, nil},
+		// runc reads a uid with strconv.Atoi: "+0" and "-0" are root too.
+		{"root user spelled +0", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "+0" })), 403, []string{"non-root [SEC-IDENTITY]"}, nil},
+		{"root user spelled -0:+0", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "-0:+0" })), 403, []string{"non-root [SEC-IDENTITY]"}, nil},
 		{"no user and the image runs as root", "admission", create(mustJSON(t, compliant(f.img.Root, func(r *container.CreateRequest) { r.Config.User = "" }))), 403, []string{"non-root", "runs as root"}, nil},
 		{"no user and the image's USER is non-root", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "" })), 201, nil, removeCreated},
 		{"no user and the image is missing", "admission", create(mustJSON(t, compliant("hyhome-test/absent:"+dockertest.RunID, func(r *container.CreateRequest) { r.Config.User = "" }))), 404, []string{"No such image"}, nil},
@@ -223,6 +229,7 @@ func TestAdversarial(t *testing.T) {
 		{"attach to a container with the Docker socket", "admission", request("POST", "/v1.41/containers/"+f.socket+"/attach?stream=1&stdout=1", ""), 403, []string{"docker-socket"}, nil},
 		{"exec privileged", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"Privileged":true}`), 403, []string{"denied by privileged"}, nil},
 		{"exec as root", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"User":"root"}`), 403, []string{"non-root", `runs as root (user: "root")`}, nil},
+		{"exec as root spelled +0", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"User":"+0"}`), 403, []string{"non-root"}, nil},
 		{"exec in a root container", "admission", request("POST", "/v1.41/containers/"+f.rootRun+"/exec", `{"Cmd":["/testprog","probe"]}`), 403, []string{"non-root"}, nil},
 		{"exec lower-case privileged key", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"Privileged":false,"privileged":true}`), 400, []string{`must be spelled "Privileged"`}, nil},
 		{"exec as the container's user", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"]}`), 201, nil, nil},

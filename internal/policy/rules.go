@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -550,8 +551,15 @@ func IsCredentialKey(key string) bool {
 	return true
 }
 
+// underRunSecrets reports whether a container path is inside /run/secrets/
+// once cleaned as the engine cleans mount destinations ("/run/secrets/../x"
+// is /x).
 func underRunSecrets(p string) bool {
-	return strings.HasPrefix(strings.TrimSpace(p), "/run/secrets/")
+	p = strings.TrimSpace(p)
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	return strings.HasPrefix(path.Clean(p), "/run/secrets/")
 }
 
 func checkSecretsInEnv(w *workload.Workload, _ *Env) []Violation {

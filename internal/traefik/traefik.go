@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/hy-home/hyhome/internal/safefile"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -259,14 +260,9 @@ type doc struct {
 }
 
 func readDoc(p string) (*doc, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, MaxFileSize)
-	}
-	b, err := os.ReadFile(p)
+	// The path comes from a bind mount in a compose file or a container:
+	// only a regular file of bounded size is read, never a FIFO or device.
+	b, err := safefile.ReadFile(p, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

@@ -104,12 +104,15 @@ func (w *Workload) DropsAll() bool {
 // RootUser reports whether a user specification (as in `user:` or
 // `docker run -u`) runs as root: "root", "0", "0:1000", "root:staff",
 // "00". An empty spec is not decided here (it means the image's default).
+//
+// A numeric user is read as runc reads it (strconv.Atoi), so "+0", "-0" and
+// "000" are uid 0 too.
 func RootUser(spec string) bool {
 	u, _, _ := strings.Cut(strings.TrimSpace(spec), ":")
 	if u == "root" {
 		return true
 	}
-	if n, err := strconv.ParseUint(u, 10, 32); err == nil && n == 0 {
+	if n, err := strconv.Atoi(u); err == nil && n == 0 {
 		return true
 	}
 	return false
@@ -147,10 +150,38 @@ func IsDockerSocket(hostPath string) bool {
 		// either, even read-only, hands over the socket.
 		return true
 	case "/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run",
-		"/var/run/docker", "/run/docker", "//./pipe/docker_engine", `\\.\pipe\docker_engine`:
+		"/var/run/docker", "/run/docker", "//./pipe/docker_engine", `\\.\pipe\docker_engine`,
+		// containerd's API is the engine's backend: as much root as Docker's.
+		"/run/containerd", "/var/run/containerd":
 		return true
 	}
-	return strings.HasSuffix(p, "/docker.sock") || p == "docker.sock"
+	return strings.HasSuffix(p, "/docker.sock") || p == "docker.sock" || strings.HasSuffix(p, "/containerd.sock")
+}
+
+// VolumeHostDevice reports whether a volume driver and its options mount a
+// host resource: the local driver mounts `device` with `type` and `o`
+// (mount(8) options), so o=bind,device=/ is a bind mount of the host's root
+// and type=ext4,device=/dev/sda1 mounts a host disk. Network file systems
+// and memory-backed types are not host resources. ro among the options
+// makes it read-only. Other drivers are plugins whose meaning is unknown.
+func VolumeHostDevice(driver string, opts map[string]string) (device string, readOnly, ok bool) {
+	if driver != "" && driver != "local" {
+		return "", false, false
+	}
+	device = strings.TrimSpace(opts["device"])
+	if device == "" {
+		return "", false, false
+	}
+	switch strings.ToLower(strings.TrimSpace(opts["type"])) {
+	case "nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs":
+		return "", false, false
+	}
+	for _, o := range strings.Split(opts["o"], ",") {
+		if strings.TrimSpace(o) == "ro" {
+			readOnly = true
+		}
+	}
+	return device, readOnly, true
 }
 
 // ParseMemory parses a memory size as Docker and compose write it: a plain

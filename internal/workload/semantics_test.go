@@ -49,6 +49,7 @@ func TestCapabilitiesAndRoot(t *testing.T) {
 		t.Error("DropsAll")
 	}
 	for spec, root := range map[string]bool{"root": true, "0": true, "0:1000": true, "root:staff": true, "00": true,
+		"+0": true, "-0": true, "+0:+0": true, "-00": true, "+1000": false,
 		"1000": false, "1000:0": false, "nobody": false, "": false, "rooted": false} {
 		if got := RootUser(spec); got != root {
 			t.Errorf("RootUser(%q) = %v", spec, got)
@@ -75,7 +76,8 @@ func TestParseMemory(t *testing.T) {
 
 func TestDockerSocketPaths(t *testing.T) {
 	for p, want := range map[string]bool{"/var/run/docker.sock": true, "/run/docker.sock": true, "/var/run/": true,
-		"/home/me/.docker/run/docker.sock": true, "/var/lib/docker": false, "/srv/data": false} {
+		"/home/me/.docker/run/docker.sock": true, "/run/containerd/containerd.sock": true, "/run/containerd": true,
+		"/var/lib/docker": false, "/srv/data": false} {
 		if got := IsDockerSocket(p); got != want {
 			t.Errorf("IsDockerSocket(%q) = %v", p, got)
 		}
