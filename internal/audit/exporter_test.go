@@ -22,74 +22,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/policy"
 )
-
-// fakeClock lets the scheduler's timers fire when the test says so.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	created chan time.Duration
-}
-
-type fakeTimer struct {
-	c       *fakeClock
-	d       time.Duration
-	when    time.Time
-	ch      chan time.Time
-	stopped bool
-	fired   bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_700_000_000, 0), created: make(chan time.Duration, 100)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	t := &fakeTimer{c: c, d: d, when: c.now.Add(d), ch: make(chan time.Time, 1)}
-	c.timers = append(c.timers, t)
-	c.mu.Unlock()
-	c.created <- d
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	active := !t.stopped && !t.fired
-	t.stopped = true
-	return active
-}
-
-// Advance moves time on and fires every timer that is due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for _, t := range c.timers {
-		if !t.stopped && !t.fired && !t.when.After(c.now) {
-			t.fired = true
-			t.ch <- c.now
-		}
-	}
-}
-
-func (c *fakeClock) timer(i int) *fakeTimer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.timers[i]
-}
 
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -116,7 +52,8 @@ func none[T any](t *testing.T, ch <-chan T, what string) {
 // restarts after every audit; a reconnection wins the reason; cancelling
 // stops the loop and its timers.
 func TestScheduleDebounceAndInterval(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	created := clk.Created()
 	e := &Exporter{cfg: ExporterConfig{Clock: clk, Interval: time.Minute, Debounce: time.Second}}
 	triggers := make(chan string) // unbuffered: a send returns once the loop took it
 	audits := make(chan string, 10)
@@ -130,27 +67,27 @@ func TestScheduleDebounceAndInterval(t *testing.T) {
 	if r := recv(t, audits, "start audit"); r != triggerStart {
 		t.Fatalf("first audit %q", r)
 	}
-	if d := recv(t, clk.created, "interval timer"); d != time.Minute {
+	if d := recv(t, created, "interval timer"); d != time.Minute {
 		t.Fatalf("timer %v, want the interval", d)
 	}
 
 	for range 3 {
 		triggers <- triggerEvent
 	}
-	if d := recv(t, clk.created, "debounce timer"); d != time.Second {
+	if d := recv(t, created, "debounce timer"); d != time.Second {
 		t.Fatalf("timer %v, want the debounce", d)
 	}
-	none(t, clk.created, "second debounce timer for the same burst")
+	none(t, created, "second debounce timer for the same burst")
 	clk.Advance(999 * time.Millisecond)
 	none(t, audits, "audit before the debounce elapsed")
 	clk.Advance(time.Millisecond)
 	if r := recv(t, audits, "debounced audit"); r != triggerEvent {
 		t.Fatalf("audit reason %q", r)
 	}
-	if d := recv(t, clk.created, "restarted interval"); d != time.Minute {
+	if d := recv(t, created, "restarted interval"); d != time.Minute {
 		t.Fatalf("timer %v, want the interval", d)
 	}
-	if !clk.timer(0).stopped {
+	if !clk.Timer(0).Stopped() {
 		t.Error("the interval timer running before the event audit was not stopped")
 	}
 	none(t, audits, "second audit for one burst")
@@ -159,28 +96,24 @@ func TestScheduleDebounceAndInterval(t *testing.T) {
 	if r := recv(t, audits, "interval audit"); r != triggerInterval {
 		t.Fatalf("audit reason %q", r)
 	}
-	recv(t, clk.created, "next interval")
+	recv(t, created, "next interval")
 
 	triggers <- triggerEvent
-	recv(t, clk.created, "debounce timer")
+	recv(t, created, "debounce timer")
 	triggers <- triggerReconnect
 	triggers <- triggerEvent
 	clk.Advance(time.Second)
 	if r := recv(t, audits, "reconnect audit"); r != triggerReconnect {
 		t.Fatalf("audit reason %q, want reconnect to win", r)
 	}
-	recv(t, clk.created, "next interval")
+	recv(t, created, "next interval")
 
 	triggers <- triggerEvent
-	recv(t, clk.created, "debounce timer")
+	recv(t, created, "debounce timer")
 	cancel()
 	recv(t, done, "scheduler exit")
-	clk.mu.Lock()
-	defer clk.mu.Unlock()
-	for i, tm := range clk.timers {
-		if !tm.stopped && !tm.fired {
-			t.Errorf("timer %d (%v) left running after cancel", i, tm.d)
-		}
+	for i, tm := range clk.Pending() {
+		t.Errorf("timer %d (%v) left running after cancel", i, tm.Duration())
 	}
 }
 

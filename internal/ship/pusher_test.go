@@ -12,104 +12,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/lokitest"
 )
 
-// fakeClock only moves when a test advances it.
-type fakeClock struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c     *fakeClock
-	when  time.Time
-	ch    chan time.Time
-	fired bool
-}
-
-func newFakeClock(t time.Time) *fakeClock {
-	c := &fakeClock{now: t}
-	c.cond = sync.NewCond(&c.mu)
-	return c
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.fired = true
-		t.ch <- c.now
-	} else {
-		c.timers = append(c.timers, t)
-	}
-	c.cond.Broadcast()
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	for i, x := range t.c.timers {
-		if x == t {
-			t.c.timers = append(t.c.timers[:i], t.c.timers[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// Advance moves time forward and fires the timers that became due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.when.After(c.now) {
-			t.fired = true
-			t.ch <- c.now
-			continue
-		}
-		keep = append(keep, t)
-	}
-	c.timers = keep
-}
-
-// waitTimers blocks until at least n timers are pending, i.e. until the
-// code under test is waiting on the clock.
-func (c *fakeClock) waitTimers(t *testing.T, n int) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		c.mu.Lock()
-		for len(c.timers) < n {
-			c.cond.Wait()
-		}
-		c.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second): // a hang guard, not a timed assertion
-		t.Fatalf("nothing started waiting on the clock")
+// waitTimers blocks until the code under test waits on at least n timers.
+func (r *pusherRig) waitTimers(n int) {
+	r.t.Helper()
+	if !r.clock.WaitPending(n, 30*time.Second) { // a hang guard, not a timed assertion
+		r.t.Fatalf("nothing started waiting on the clock")
 	}
 }
 
 type pusherRig struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *clock.Fake
 	q     *queue
 	p     *pusher
 	reg   *prometheus.Registry
@@ -119,9 +36,9 @@ type pusherRig struct {
 
 func newPusherRig(t *testing.T, loki *lokitest.Server, mut func(*Config)) *pusherRig {
 	t.Helper()
-	clock := newFakeClock(time.Now())
+	clk := clock.NewFake(time.Now())
 	reg := prometheus.NewRegistry()
-	cfg := Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Registerer: reg, Clock: clock}
+	cfg := Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Registerer: reg, Clock: clk}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -141,7 +58,7 @@ func newPusherRig(t *testing.T, loki *lokitest.Server, mut func(*Config)) *pushe
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig := &pusherRig{t: t, clock: clock, q: q, reg: reg, m: m}
+	rig := &pusherRig{t: t, clock: clk, q: q, reg: reg, m: m}
 	rig.p = newPusher(&cfg, q, client, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -226,7 +143,7 @@ func TestPusherIdlePushesAtOnceBusyBatchesUpToBatchWait(t *testing.T) {
 	waitFor(t, "the first entry", func() bool { return loki.Stats().Accepted == 1 })
 	// Right after a push, new entries wait for company up to BatchWait.
 	rig.enqueue("a", "b")
-	rig.clock.waitTimers(t, 1)
+	rig.waitTimers(1)
 	rig.enqueue("c")
 	if n := loki.Stats().Requests; n != 1 {
 		t.Fatalf("%d requests before BatchWait passed, want 1", n)
@@ -249,7 +166,7 @@ func TestPusherRetriesThrottlingAndServerErrors(t *testing.T) {
 	rig.enqueue("x", "y")
 	for i := range 2 {
 		waitFor(t, "a 503", func() bool { return loki.Stats().ByStatus[503] == i+1 })
-		rig.clock.waitTimers(t, 1) // the backoff wait
+		rig.waitTimers(1) // the backoff wait
 		rig.clock.Advance(time.Minute)
 	}
 	waitFor(t, "delivery after the failures", func() bool { return loki.Stats().Accepted == 2 })
@@ -257,7 +174,7 @@ func TestPusherRetriesThrottlingAndServerErrors(t *testing.T) {
 	rig.clock.Advance(time.Second) // past BatchWait
 	rig.enqueue("z")
 	waitFor(t, "the 429", func() bool { return loki.Stats().ByStatus[429] == 1 })
-	rig.clock.waitTimers(t, 1) // the backoff wait (no idle wait while pushing)
+	rig.waitTimers(1) // the backoff wait (no idle wait while pushing)
 	rig.clock.Advance(time.Minute)
 	waitFor(t, "delivery after 429", func() bool { return loki.Stats().Accepted == 3 })
 	if got := metricValue(rig.m.retries); got != 3 {
@@ -278,14 +195,14 @@ func TestPusherRetriesWhileLokiIsDown(t *testing.T) {
 	failed := func() float64 { return metricValue(rig.m.pushes.WithLabelValues("error")) }
 	for i := range 5 {
 		waitFor(t, "a failed push", func() bool { return failed() >= float64(i+1) })
-		rig.clock.waitTimers(t, 1) // the backoff wait
+		rig.waitTimers(1) // the backoff wait
 		rig.clock.Advance(time.Minute)
 	}
 	waitFor(t, "a failed push", func() bool { return failed() >= 6 })
 	if err := loki.Up(); err != nil {
 		t.Fatal(err)
 	}
-	rig.clock.waitTimers(t, 1)
+	rig.waitTimers(1)
 	rig.clock.Advance(time.Minute)
 	waitFor(t, "delivery after Loki came back", func() bool { return loki.Stats().Accepted == 1 })
 	if got := metricValue(rig.m.pushes.WithLabelValues("error")); got < 5 {
