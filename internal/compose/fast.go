@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -1102,14 +1101,4 @@ func fastVolume(e any, workDir string) (types.ServiceVolumeConfig, bool) {
 		v.Source = absUnixPath(workDir, v.Source)
 	}
 	return v, true
-}
-
-// sortedKeys is for deterministic iteration in tests and messages.
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -630,14 +630,8 @@ func (r *logReader) emit(stream int, ts int64, text []byte) {
 	}
 }
 
-// flush appends the buffered records (and a position-only record if the
-// position moved without an entry) in one write.
-func (r *logReader) flush() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.flushLocked()
-}
-
+// flushLocked appends the buffered records (and a position-only record if
+// the position moved without an entry) in one write; r.mu is held.
 func (r *logReader) flushLocked() error {
 	r.lastFlush = r.a.cfg.Clock.Now()
 	if r.dirty {

@@ -128,11 +128,3 @@ func register(reg prometheus.Registerer, c prometheus.Collector) error {
 	}
 	return nil
 }
-
-// sourceKind maps a record's source key to the metrics' source label.
-func sourceKind(source string) string {
-	if source == sourceEvents {
-		return "events"
-	}
-	return "logs"
-}
