@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -19,11 +18,7 @@ import (
 // paths to external programs make them absolute first.
 func deployDir(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the deploy directory")
-	}
-	return filepath.Dir(file)
+	return filepath.Clean(promtest.DeployDir(t))
 }
 
 func repoRoot(t testing.TB) string { return filepath.Dir(deployDir(t)) }
