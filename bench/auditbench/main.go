@@ -167,7 +167,6 @@ func measure(ctx context.Context, host, filter string, concurrency, reps int) (r
 		var n atomic.Int64
 		c, err := client.New(
 			client.WithHost(host),
-			client.WithAPIVersionNegotiation(),
 			client.WithHTTPRequestHook(func(*http.Request) error { n.Add(1); return nil }),
 		)
 		if err != nil {

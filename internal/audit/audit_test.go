@@ -375,7 +375,7 @@ func TestAuditMemoryBudgetUsesEngineMemory(t *testing.T) {
 // TestSourceEngineUnreachable: no engine at the address is one error.
 func TestSourceEngineUnreachable(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "nothing.sock")
-	c, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("unix://" + sock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,7 +362,7 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 		t.Skipf("engine at %s is not a unix socket; the restart is simulated with a unix-socket proxy", f.host)
 	}
 	proxy := newEngineProxy(t, sock)
-	c, err := client.New(client.WithHost("unix://"+proxy.path), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("unix://" + proxy.path))
 	if err != nil {
 		t.Fatal(err)
 	}

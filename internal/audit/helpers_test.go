@@ -157,7 +157,6 @@ func countingClient(t testing.TB, host string) (*client.Client, *atomic.Int64, *
 	log := &requestLog{}
 	c, err := client.New(
 		client.WithHost(host),
-		client.WithAPIVersionNegotiation(),
 		client.WithHTTPRequestHook(func(r *http.Request) error {
 			n.Add(1)
 			log.add(r.Method + " " + r.URL.Path)

@@ -92,7 +92,9 @@ func contextHost(cfgDir, name string) (string, error) {
 }
 
 // New returns an engine client for the resolved endpoint with API version
-// negotiation and TLS settings from DOCKER_CERT_PATH/DOCKER_TLS_VERIFY.
+// negotiation (the client negotiates on its first request unless
+// DOCKER_API_VERSION pins one) and TLS settings from
+// DOCKER_CERT_PATH/DOCKER_TLS_VERIFY.
 func New(host string) (*client.Client, Endpoint, error) {
 	ep, err := Resolve(host)
 	if err != nil {
@@ -102,7 +104,6 @@ func New(host string) (*client.Client, Endpoint, error) {
 		client.WithTLSClientConfigFromEnv(),
 		client.WithHost(ep.Host),
 		client.WithAPIVersionFromEnv(),
-		client.WithAPIVersionNegotiation(),
 	)
 	if err != nil {
 		return nil, ep, fmt.Errorf("docker engine at %s (%s): %w", ep.Host, ep.From, err)

@@ -321,7 +321,7 @@ func TestAgentUsesOnlyReadOnlyEngineAPI(t *testing.T) {
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
 	proxy, seen := recordingProxy(t)
-	dc, err := client.New(client.WithHost(proxy), client.WithAPIVersionNegotiation())
+	dc, err := client.New(client.WithHost(proxy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestAgentThroughTheGuardShipperProfile(t *testing.T) {
 		defer cancel()
 		_ = g.Stop(ctx)
 	})
-	dc, err := client.New(client.WithHost("tcp://"+g.Addrs()[0].String()), client.WithAPIVersionNegotiation())
+	dc, err := client.New(client.WithHost("tcp://" + g.Addrs()[0].String()))
 	if err != nil {
 		t.Fatal(err)
 	}
