@@ -2,7 +2,7 @@ package guard
 
 import (
 	"fmt"
-	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -77,7 +77,9 @@ type Route struct {
 	Stream bool
 	judge  judgeKind
 
-	re   *regexp.Regexp
+	// segs is the template parsed into literal text and variables; vars
+	// names the variables in order.
+	segs []segment
 	vars []string
 	// literal is the template's text before its first variable: a path
 	// that does not start with it cannot match, and a template without
@@ -89,13 +91,44 @@ type Route struct {
 	hasVars bool
 }
 
+// varKind is a variable pattern of the engine's route templates. The engine
+// registers its routes with gorilla/mux, which compiles a template into an
+// anchored regexp; the templates use three patterns only, and the guard
+// matches them without a regexp (faster, and no compiled programs held in
+// memory), with the regexp's semantics. The mux oracle in the tests and the
+// classifier fuzz target hold the two equal.
+type varKind uint8
+
+const (
+	varNoSlash varKind = iota // {name} = [^/]+: one or more bytes, no "/"
+	varAny                    // {name:.*}: any text without a newline, possibly empty
+	varSome                   // {name:.+}: any text without a newline, not empty
+)
+
+// segment is literal text, or a variable when lit is empty.
+type segment struct {
+	lit  string
+	kind varKind
+}
+
+// accepts reports whether v is a value the variable's pattern matches
+// whole. "." in Go's regexp syntax does not match "\n".
+func (k varKind) accepts(v string) bool {
+	switch k {
+	case varNoSlash:
+		return v != "" && !strings.Contains(v, "/")
+	case varSome:
+		return v != "" && !strings.Contains(v, "\n")
+	default:
+		return !strings.Contains(v, "\n")
+	}
+}
+
 // Vars are the route variables of a matched path, by name.
 type Vars map[string]string
 
 // match reports whether the (unversioned, decoded) path matches the route's
-// template, with its variables. It uses the regexp the engine's router
-// builds from the same template, so that "." in a variable does not match a
-// newline for the guard either.
+// template, with its variables, as the engine's router matches it.
 func (r *Route) match(path string) (Vars, bool) {
 	if !r.hasVars {
 		if path == r.literal {
@@ -106,15 +139,56 @@ func (r *Route) match(path string) (Vars, bool) {
 	if !strings.HasPrefix(path, r.literal) || !strings.HasSuffix(path, r.suffix) {
 		return nil, false
 	}
-	m := r.re.FindStringSubmatch(path)
-	if m == nil {
+	vals := make([]string, 0, len(r.vars))
+	vals, ok := matchSegs(r.segs, path, vals)
+	if !ok {
 		return nil, false
 	}
 	vars := make(Vars, len(r.vars))
 	for i, name := range r.vars {
-		vars[name] = m[i+1]
+		vars[name] = vals[i]
 	}
 	return vars, true
+}
+
+// matchSegs matches the whole of s against segs the way Go's regexp does for
+// the anchored pattern mux builds: variables are greedy and the first match
+// found trying longer values first is the one reported (leftmost-first
+// semantics), so a variable followed by literal text takes the longest value
+// after which the rest still matches.
+func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
+	if len(segs) == 0 {
+		return vals, s == ""
+	}
+	sg := segs[0]
+	if sg.lit != "" {
+		if !strings.HasPrefix(s, sg.lit) {
+			return vals, false
+		}
+		return matchSegs(segs[1:], s[len(sg.lit):], vals)
+	}
+	// The longest value the pattern can take: up to the first byte it
+	// cannot match.
+	limit := len(s)
+	switch sg.kind {
+	case varNoSlash:
+		if i := strings.IndexByte(s, '/'); i >= 0 {
+			limit = i
+		}
+	default:
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			limit = i
+		}
+	}
+	for n := limit; n >= 0; n-- {
+		if !sg.kind.accepts(s[:n]) {
+			continue
+		}
+		if out, ok := matchSegs(segs[1:], s[n:], append(vals, s[:n])); ok {
+			return out, true
+		}
+	}
+	return vals, false
 }
 
 // path renders the route's path with the given variables, for forwarding a
@@ -137,46 +211,56 @@ func (r *Route) path(vars Vars) string {
 	}
 }
 
-// compileTemplate turns a gorilla/mux path template into the regexp mux
-// builds for it: literal text quoted, {name} as [^/]+, {name:pattern} as the
-// pattern, anchored at both ends.
-func compileTemplate(tpl string) (*regexp.Regexp, []string, error) {
-	var pat strings.Builder
+// parseTemplate splits a gorilla/mux path template into literal text and
+// variables: {name} is [^/]+ as in mux, {name:pattern} takes one of the
+// patterns the engine's templates use (.* or .+); any other pattern is an
+// error, so a template the matcher could read differently from mux cannot
+// enter the table.
+func parseTemplate(tpl string) ([]segment, []string, error) {
+	var segs []segment
 	var vars []string
-	pat.WriteByte('^')
 	rest := tpl
 	for {
 		i := strings.IndexByte(rest, '{')
 		if i < 0 {
-			pat.WriteString(regexp.QuoteMeta(rest))
-			break
+			if strings.IndexByte(rest, '}') >= 0 {
+				return nil, nil, fmt.Errorf("template %q: unbalanced braces", tpl)
+			}
+			if rest != "" {
+				segs = append(segs, segment{lit: rest})
+			}
+			return segs, vars, nil
 		}
 		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
+		if j < 0 || strings.IndexByte(rest[:i], '}') >= 0 {
 			return nil, nil, fmt.Errorf("template %q: unbalanced braces", tpl)
 		}
 		j += i
-		pat.WriteString(regexp.QuoteMeta(rest[:i]))
-		name, p, ok := strings.Cut(rest[i+1:j], ":")
-		if !ok {
-			p = "[^/]+"
+		if i > 0 {
+			segs = append(segs, segment{lit: rest[:i]})
 		}
-		if name == "" || p == "" {
-			return nil, nil, fmt.Errorf("template %q: empty variable name or pattern", tpl)
+		name, p, hasPattern := strings.Cut(rest[i+1:j], ":")
+		if name == "" {
+			return nil, nil, fmt.Errorf("template %q: empty variable name", tpl)
 		}
-		fmt.Fprintf(&pat, "(%s)", p)
+		kind := varNoSlash
+		if hasPattern {
+			switch p {
+			case ".*":
+				kind = varAny
+			case ".+":
+				kind = varSome
+			default:
+				return nil, nil, fmt.Errorf("template %q: variable pattern %q is not one the guard matches (.* or .+)", tpl, p)
+			}
+		}
+		if slices.Contains(vars, name) {
+			return nil, nil, fmt.Errorf("template %q: variable %q twice", tpl, name)
+		}
+		segs = append(segs, segment{kind: kind})
 		vars = append(vars, name)
 		rest = rest[j+1:]
 	}
-	pat.WriteByte('$')
-	re, err := regexp.Compile(pat.String())
-	if err != nil {
-		return nil, nil, fmt.Errorf("template %q: %w", tpl, err)
-	}
-	if re.NumSubexp() != len(vars) {
-		return nil, nil, fmt.Errorf("template %q: variable patterns must not hold capturing groups", tpl)
-	}
-	return re, vars, nil
 }
 
 // routeName drops the patterns from a template's variables.
@@ -380,11 +464,11 @@ type routeTable struct {
 func newRouteTable(routes []*Route) (*routeTable, error) {
 	t := &routeTable{byMethod: map[string][]*Route{}, byName: map[string]*Route{}}
 	for _, r := range routes {
-		re, vars, err := compileTemplate(r.Template)
+		segs, vars, err := parseTemplate(r.Template)
 		if err != nil {
 			return nil, err
 		}
-		r.re, r.vars = re, vars
+		r.segs, r.vars = segs, vars
 		r.literal, _, _ = strings.Cut(r.Template, "{")
 		r.suffix = r.Template[strings.LastIndexByte(r.Template, '}')+1:]
 		r.hasVars = len(vars) > 0
