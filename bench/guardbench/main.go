@@ -35,6 +35,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/guard"
 )
 
 const benchLabel = "hy-home.bench.guard"
@@ -48,7 +49,11 @@ func run() int {
 	events := flag.Int("events", 60, "events to time through both paths")
 	procs := flag.Int("guard-gomaxprocs", 0, "GOMAXPROCS for the guard process (0: Go's default)")
 	serveRP := flag.String("serve-reverse-proxy", "", "internal: serve net/http/httputil.ReverseProxy to the engine on this socket")
+	serveRelay := flag.String("serve-relay", "", "internal: relay bytes to the engine on this socket, without reading them")
 	flag.Parse()
+	if *serveRelay != "" {
+		return serveRelayProxy(*serveRelay, *engine)
+	}
 	if *serveRP != "" {
 		return serveReverseProxy(*serveRP, *engine)
 	}
@@ -115,29 +120,41 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	if err := waitSocket(adm, 10*time.Second); err != nil {
 		return err
 	}
-	// The floor any Go proxy hop costs: the standard library's reverse
-	// proxy, without checks or logs, measured the same way.
+	// What any proxy hop costs, measured the same way: the standard
+	// library's reverse proxy (HTTP, no checks, no logs), and a byte relay
+	// that pairs each client connection with one to the engine and copies
+	// bytes both ways without reading them: the floor of any proxy process,
+	// whatever it does with the requests.
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	rpSock := filepath.Join(dir, "rp.sock")
-	rpCmd := exec.Command(self, "-serve-reverse-proxy", rpSock, "-engine", engineSock)
-	if procs > 0 {
-		rpCmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	refs := []*reference{
+		{name: "net/http/httputil.ReverseProxy (HTTP, no checks, no logs)", flag: "-serve-reverse-proxy", sock: filepath.Join(dir, "rp.sock")},
+		{name: "byte relay (one engine connection per client connection, nothing parsed)", flag: "-serve-relay", sock: filepath.Join(dir, "relay.sock")},
 	}
-	if err := rpCmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		_ = rpCmd.Process.Kill()
-		_, _ = rpCmd.Process.Wait()
-	}()
-	if err := waitSocket(rpSock, 10*time.Second); err != nil {
-		return err
+	for _, ref := range refs {
+		ref.cmd = exec.Command(self, ref.flag, ref.sock, "-engine", engineSock)
+		if procs > 0 {
+			ref.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+		}
+		if err := ref.cmd.Start(); err != nil {
+			return err
+		}
+		defer func() {
+			_ = ref.cmd.Process.Kill()
+			_, _ = ref.cmd.Process.Wait()
+		}()
+		if err := waitSocket(ref.sock, 10*time.Second); err != nil {
+			return err
+		}
 	}
 	time.Sleep(time.Second)
 	rssStart := readRSS(cmd.Process.Pid)
+	// The guard's first quiet period (--idle-release, 10 s by default)
+	// releases what start-up left behind.
+	time.Sleep(guard.DefaultIdleRelease + 2*time.Second)
+	rssStartQuiet := readRSS(cmd.Process.Pid)
 
 	fmt.Printf("hyhome guard benchmark: %d rounds of %v per cell, direct and guard alternating\n", rounds, d)
 	fmt.Printf("engine %s; guard %s (readonly for GETs, admission for create+remove); %d CPUs\n\n", engineSock, bin, numCPU())
@@ -145,7 +162,6 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 		"request", "c", "direct p50", "p99", "req/s", "guard p50", "p99", "req/s", "added p50", "added p99", "thr", "guard CPU/req")
 
 	body := createBody(img)
-	var reference []string
 	scenarios := []struct {
 		name      string
 		guardSock string
@@ -157,16 +173,20 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	}
 	for _, s := range scenarios {
 		for _, conc := range []int{1, 16} {
-			var direct, guard, rp result
-			var guardCPU, rpCPU time.Duration
+			var direct, guard result
+			var guardCPU time.Duration
+			refRes := make([]result, len(refs))
+			refCPU := make([]time.Duration, len(refs))
 			for r := 0; r < rounds; r++ {
 				direct.add(load(engineSock, conc, d, s.do))
 				c0 := cpuTime(cmd.Process.Pid)
 				guard.add(load(s.guardSock, conc, d, s.do))
 				guardCPU += cpuTime(cmd.Process.Pid) - c0
-				c0 = cpuTime(rpCmd.Process.Pid)
-				rp.add(load(rpSock, conc, d, s.do))
-				rpCPU += cpuTime(rpCmd.Process.Pid) - c0
+				for i, ref := range refs {
+					c0 = cpuTime(ref.cmd.Process.Pid)
+					refRes[i].add(load(ref.sock, conc, d, s.do))
+					refCPU[i] += cpuTime(ref.cmd.Process.Pid) - c0
+				}
 			}
 			if direct.errs > 0 || guard.errs > 0 {
 				fmt.Printf("  (errors: direct %d, guard %d; first: %v / %v)\n", direct.errs, guard.errs, direct.firstErr, guard.firstErr)
@@ -177,16 +197,24 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 				s.name, conc, ms(dp50), ms(dp99), direct.rps(), ms(gp50), ms(gp99), guard.rps(),
 				ms(gp50-dp50), ms(gp99-dp99), 100*guard.rps()/direct.rps(),
 				float64(guardCPU.Microseconds())/float64(max(guard.n, 1)))
-			reference = append(reference, fmt.Sprintf("%-24s %3d | %9s %9s %8.0f | %10s %10s %5.0f%% | %6.1fµs",
-				s.name, conc, ms(rp.pct(50)), ms(rp.pct(99)), rp.rps(), ms(rp.pct(50)-dp50), ms(rp.pct(99)-dp99),
-				100*rp.rps()/direct.rps(), float64(rpCPU.Microseconds())/float64(max(rp.n, 1))))
+			for i, ref := range refs {
+				rr := &refRes[i]
+				if rr.errs > 0 {
+					ref.lines = append(ref.lines, fmt.Sprintf("  (errors: %d; first: %v)", rr.errs, rr.firstErr))
+				}
+				ref.lines = append(ref.lines, fmt.Sprintf("%-24s %3d | %9s %9s %8.0f | %10s %10s %5.0f%% | %6.1fµs",
+					s.name, conc, ms(rr.pct(50)), ms(rr.pct(99)), rr.rps(), ms(rr.pct(50)-dp50), ms(rr.pct(99)-dp99),
+					100*rr.rps()/direct.rps(), float64(refCPU[i].Microseconds())/float64(max(rr.n, 1))))
+			}
 		}
 	}
 
-	fmt.Println("\nreference: net/http/httputil.ReverseProxy (no checks, no logs), same rounds")
-	fmt.Printf("%-24s %3s | %9s %9s %8s | %10s %10s %6s | %s\n", "request", "c", "p50", "p99", "req/s", "added p50", "added p99", "thr", "CPU/req")
-	for _, l := range reference {
-		fmt.Println(l)
+	for _, ref := range refs {
+		fmt.Printf("\nreference: %s, same rounds\n", ref.name)
+		fmt.Printf("%-24s %3s | %9s %9s %8s | %10s %10s %6s | %s\n", "request", "c", "p50", "p99", "req/s", "added p50", "added p99", "thr", "CPU/req")
+		for _, l := range ref.lines {
+			fmt.Println(l)
+		}
 	}
 	fmt.Println()
 	deltas, err := eventDelays(c, engineSock, ro, img, nEvents)
@@ -199,8 +227,12 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 
 	time.Sleep(5 * time.Second)
 	rssIdle := readRSS(cmd.Process.Pid)
-	fmt.Printf("guard RSS idle after start: %s\n", rssStart)
+	time.Sleep(guard.DefaultIdleRelease)
+	rssIdleQuiet := readRSS(cmd.Process.Pid)
+	fmt.Printf("guard RSS 1 s after start: %s\n", rssStart)
+	fmt.Printf("guard RSS idle after start, past the first quiet period: %s\n", rssStartQuiet)
 	fmt.Printf("guard RSS idle 5 s after the load: %s\n", rssIdle)
+	fmt.Printf("guard RSS idle 15 s after the load, past a quiet period: %s\n", rssIdleQuiet)
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -212,6 +244,44 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 		return errors.New("the guard did not stop on SIGTERM")
 	}
 	return nil
+}
+
+// reference is a proxy measured beside the guard.
+type reference struct {
+	name, flag, sock string
+	cmd              *exec.Cmd
+	lines            []string
+}
+
+// serveRelayProxy pairs each client connection with a connection to the
+// engine and copies bytes both ways, reading nothing: the least CPU and
+// latency a proxy process can add to a request.
+func serveRelayProxy(sock, engineSock string) int {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			defer c.Close()
+			e, err := net.Dial("unix", engineSock)
+			if err != nil {
+				return
+			}
+			defer e.Close()
+			go func() {
+				_, _ = io.Copy(e, c)
+				_ = e.(*net.UnixConn).CloseWrite()
+			}()
+			_, _ = io.Copy(c, e)
+		}()
+	}
 }
 
 // serveReverseProxy runs the standard library's reverse proxy to the

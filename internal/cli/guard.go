@@ -31,6 +31,7 @@ func newGuardCmd(a *app) *cobra.Command {
 		configFile    string
 		maxBody       string
 		grace         time.Duration
+		idleRelease   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "guard --listen ADDRESS=PROFILE [--listen ...]",
@@ -75,6 +76,13 @@ Example:
 				ADRDirs:        adrDirs,
 				Strict:         file.Strict,
 				FailOn:         file.FailOn,
+				IdleRelease:    idleRelease,
+			}
+			if idleRelease < 0 {
+				return fail(ExitError, fmt.Errorf("--idle-release %v is negative (0 turns the release off)", idleRelease))
+			}
+			if idleRelease == 0 {
+				cfg.IdleRelease = -1 // the flag's 0 is "never"; Config's 0 is the default
 			}
 			logger, closeLog := guardLogger(a)
 			defer closeLog()
@@ -115,6 +123,7 @@ Example:
 	f.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that justify exemptions, repeatable (default: docs/adr near the working directory)")
 	f.StringVar(&configFile, "config", "", "guard configuration file (YAML: max_body, admission, custom profiles)")
 	f.StringVar(&maxBody, "max-body", "4MiB", "largest request body the guard buffers and judges; larger ones are refused with 413")
+	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a proxied request, close idle engine connections and return free memory to the OS (0: never)")
 	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish (streams end at once)")
 	cmd.AddCommand(newGuardRoutesCmd(a))
 	return cmd

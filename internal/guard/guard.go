@@ -11,20 +11,28 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hy-home/hyhome/internal/adr"
+	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
 // DefaultMaxBody caps buffered request bodies (create and update requests
 // are a few kilobytes).
 const DefaultMaxBody = 4 << 20
+
+// DefaultIdleRelease is how long the guard is quiet before it releases idle
+// engine connections and free memory (Config.IdleRelease).
+const DefaultIdleRelease = 10 * time.Second
 
 // DefaultUpstream is the local engine.
 const DefaultUpstream = "unix:///var/run/docker.sock"
@@ -115,6 +123,15 @@ type Config struct {
 	SocketMode os.FileMode
 	// Logger receives one line per verdict (discarded when nil).
 	Logger *slog.Logger
+	// IdleRelease is how long the guard waits after its last proxied
+	// request before it closes its kept-alive connections to the engine and
+	// returns freed memory to the operating system (DefaultIdleRelease when
+	// 0, never when negative). Idle infrastructure's memory is a target of
+	// the spec (NFR-RES-01); a burst of requests grows buffers and heap that
+	// the Go runtime would otherwise hand back only slowly.
+	IdleRelease time.Duration
+	// Clock times the idle release (the real clock when nil).
+	Clock clock.Clock
 	// Registerer receives the guard's metrics and Gatherer serves them (a
 	// private registry when nil).
 	Registerer prometheus.Registerer
@@ -125,6 +142,7 @@ type Config struct {
 // (or cancelling Run's context) ends them.
 type Guard struct {
 	cfg       Config
+	clock     clock.Clock
 	log       *slog.Logger
 	upstream  *upstream
 	admission *admission
@@ -144,9 +162,14 @@ type Guard struct {
 	metricsLn net.Listener
 	metricsSv *http.Server
 	hijacked  map[*hijackedPair]struct{}
-	started   bool
-	stopped   bool
-	wg        sync.WaitGroup
+	// lastActive is when a proxied request last started or ended, in Unix
+	// nanoseconds; the idle releaser reads it.
+	lastActive atomic.Int64
+	// inFlight counts proxied requests being served (streams included).
+	inFlight *atomic.Int64
+	started  bool
+	stopped  bool
+	wg       sync.WaitGroup
 }
 
 type hijackedPair struct{ a, b net.Conn }
@@ -192,6 +215,12 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.SocketMode == 0 {
 		cfg.SocketMode = 0o660
 	}
+	if cfg.IdleRelease == 0 {
+		cfg.IdleRelease = DefaultIdleRelease
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -209,12 +238,15 @@ func New(cfg Config) (*Guard, error) {
 	if gat == nil && cfg.MetricsAddress != "" {
 		return nil, errors.New("guard: a metrics address needs a Gatherer (pass the registry as both Registerer and Gatherer)")
 	}
-	m, err := newMetrics(reg)
+	inFlight := new(atomic.Int64)
+	m, err := newMetrics(reg, inFlight)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
 	g := &Guard{
 		cfg:      cfg,
+		clock:    cfg.Clock,
+		inFlight: inFlight,
 		log:      logger,
 		upstream: up,
 		metrics:  m,
@@ -246,7 +278,7 @@ func (g *Guard) Start() error {
 		if l.Network == "tcp" && !loopback(l.Address) {
 			g.log.Warn("guard listener is reachable beyond this host; keep it on a private network", "listener", l.String(), "profile", l.Profile)
 		}
-		h := &handler{g: g, listener: l.String(), profile: g.profiles[l.Profile]}
+		h := newHandler(g, l.String(), g.profiles[l.Profile])
 		srv := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -285,7 +317,60 @@ func (g *Guard) Start() error {
 			}
 		}()
 	}
+	if g.cfg.IdleRelease > 0 {
+		// Start-up counts as activity: what package initialisation and
+		// set-up left behind is released after the first quiet period.
+		g.active()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.releaseWhenIdle(g.cfg.IdleRelease)
+		}()
+	}
 	return nil
+}
+
+// active records that a proxied request started or ended.
+func (g *Guard) active() { g.lastActive.Store(g.clock.Now().UnixNano()) }
+
+// releaseWhenIdle waits for quiet periods of at least idle without a proxied
+// request starting or ending, and at the start of each one closes the
+// kept-alive engine connections and returns the heap's free pages to the
+// operating system: a full collection, once per quiet period, never while
+// requests keep coming. Long-lived streams (events for Traefik) do not count
+// as activity; their buffers are in use and stay.
+func (g *Guard) releaseWhenIdle(idle time.Duration) {
+	var released int64
+	wait := idle
+	for {
+		t := g.clock.NewTimer(wait)
+		select {
+		case <-g.streams.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		last := g.lastActive.Load()
+		quiet := g.clock.Now().Sub(time.Unix(0, last))
+		switch {
+		case last == released:
+			wait = idle // still the quiet period already released
+			continue
+		case quiet < idle:
+			wait = idle - quiet
+			continue
+		}
+		released, wait = last, idle
+		start := time.Now()
+		g.upstream.pool.closeIdle()
+		// Pooled buffers (sync.Pool: the HTTP server's readers and
+		// writers, the copy buffers) survive one collection in the
+		// pools' victim caches and are dropped by the second.
+		runtime.GC()
+		debug.FreeOSMemory()
+		g.metrics.idleReleases.Inc()
+		g.log.Debug("guard idle: engine connections closed, free memory returned", "quiet", quiet, "took", time.Since(start))
+	}
 }
 
 // listen binds one listener. A unix socket left behind by a guard that died

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,9 +15,10 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	hijacked       *prometheus.GaugeVec
+	idleReleases   prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, inFlight *atomic.Int64) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hyhome_guard_requests_total",
@@ -41,8 +43,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hyhome_guard_hijacked_connections",
 			Help: "Connections currently proxied raw (attach, exec, session).",
 		}, []string{"profile"}),
+		idleReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyhome_guard_idle_releases_total",
+			Help: "Quiet periods at whose start the guard closed its idle engine connections and returned free memory to the operating system.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.upstreamErrors, m.hijacked} {
+	inFlightGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hyhome_guard_requests_in_flight",
+		Help: "Proxied requests being served, long-lived streams included.",
+	}, func() float64 { return float64(inFlight.Load()) })
+	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.upstreamErrors, m.hijacked, m.idleReleases, inFlightGauge} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hy-home/hyhome/internal/policy"
 )
@@ -25,6 +28,17 @@ type handler struct {
 	g        *Guard
 	listener string
 	profile  *Profile
+	// The series every allowed request updates, resolved once.
+	allowed       prometheus.Counter
+	allowDuration prometheus.Observer
+}
+
+func newHandler(g *Guard, listener string, p *Profile) *handler {
+	return &handler{
+		g: g, listener: listener, profile: p,
+		allowed:       g.metrics.requests.WithLabelValues(p.Name, "allow"),
+		allowDuration: g.metrics.duration.WithLabelValues(p.Name, "allow"),
+	}
 }
 
 // decision is an allowed request, ready to forward.
@@ -37,6 +51,12 @@ type decision struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.g.inFlight.Add(1)
+	h.g.active()
+	defer func() {
+		h.g.active()
+		h.g.inFlight.Add(-1)
+	}()
 	d, t, den := h.decide(r)
 	if den != nil {
 		h.refuse(w, r, t, den, start)
@@ -155,7 +175,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *d
 // allowLog writes the verdict line of an allowed request; findings that did
 // not deny (warnings, exempted) are named so the log shows what passed.
 func (h *handler) allowLog(r *http.Request, d *decision) {
-	h.g.metrics.requests.WithLabelValues(h.profile.Name, "allow").Inc()
+	h.allowed.Inc()
 	if !h.g.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
@@ -198,31 +218,45 @@ func (h *handler) logAttrs(r *http.Request, t *target) []slog.Attr {
 	return attrs
 }
 
-// hopHeaders are connection-scoped (RFC 9110 7.6.1) or are the guard's to
-// set; methodOverrides are headers some frameworks read as the method. The
-// engine reads neither, and neither is forwarded.
-var (
-	hopHeaders      = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Content-Length", "Host"}
-	methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-)
+// dropHeader reports whether a header (by canonical name) is not the
+// client's to send on: connection-scoped (RFC 9110 7.6.1) or the guard's to
+// set, or one of the method overrides some frameworks read as the method.
+// The engine reads none of them, and none is forwarded.
+func dropHeader(name string) bool {
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Content-Length", "Host",
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override":
+		return true
+	}
+	return false
+}
 
-// outboundHeader copies the client's end-to-end headers.
-func outboundHeader(in http.Header) http.Header {
-	out := in.Clone()
-	for _, f := range in.Values("Connection") {
-		for _, tok := range strings.Split(f, ",") {
+// connectionTokens lists, canonicalised, the headers a message's
+// Connection header names as connection-scoped.
+func connectionTokens(h http.Header) []string {
+	var toks []string
+	for _, f := range h["Connection"] {
+		for tok := range strings.SplitSeq(f, ",") {
 			if tok = textproto.TrimString(tok); tok != "" {
-				out.Del(tok)
+				toks = append(toks, textproto.CanonicalMIMEHeaderKey(tok))
 			}
 		}
 	}
-	for _, h := range hopHeaders {
-		out.Del(h)
+	return toks
+}
+
+// outboundHeader copies the client's end-to-end headers, in one pass.
+func outboundHeader(in http.Header) http.Header {
+	named := connectionTokens(in)
+	out := make(http.Header, len(in)+1)
+	for k, vs := range in {
+		if dropHeader(k) || slices.Contains(named, k) {
+			continue
+		}
+		out[k] = slices.Clone(vs)
 	}
-	for _, h := range methodOverrides {
-		out.Del(h)
-	}
-	if out.Get("User-Agent") == "" {
+	if len(out["User-Agent"]) == 0 || out["User-Agent"][0] == "" {
 		// Keep Go's transport from adding its own.
 		out["User-Agent"] = []string{""}
 	}
@@ -329,7 +363,7 @@ func (h *handler) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		// container, and the body comes only when the container exits.
 		_ = http.NewResponseController(w).Flush()
 	}
-	h.g.metrics.duration.WithLabelValues(h.profile.Name, "allow").Observe(time.Since(start).Seconds())
+	h.allowDuration.Observe(time.Since(start).Seconds())
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -365,19 +399,19 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 	}
 }
 
+// copyResponseHeader copies the engine's end-to-end response headers; the
+// client's server sets the framing and connection ones itself.
 func copyResponseHeader(dst, src http.Header) {
+	named := connectionTokens(src)
 	for k, vs := range src {
-		dst[k] = append([]string(nil), vs...)
-	}
-	for _, f := range src.Values("Connection") {
-		for _, tok := range strings.Split(f, ",") {
-			if tok = textproto.TrimString(tok); tok != "" {
-				dst.Del(tok)
-			}
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
 		}
-	}
-	for _, h := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		dst.Del(h)
+		if slices.Contains(named, k) {
+			continue
+		}
+		dst[k] = slices.Clone(vs)
 	}
 }
 
@@ -455,7 +489,7 @@ func (h *handler) forwardHijack(ctx context.Context, w http.ResponseWriter, r *h
 		client.Close()
 		return
 	}
-	h.g.metrics.duration.WithLabelValues(h.profile.Name, "allow").Observe(time.Since(start).Seconds())
+	h.allowDuration.Observe(time.Since(start).Seconds())
 	untrack := h.g.track(client, conn)
 	defer untrack()
 	gauge := h.g.metrics.hijacked.WithLabelValues(h.profile.Name)
