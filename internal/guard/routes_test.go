@@ -128,7 +128,7 @@ var routeMatchSeeds = []string{
 
 // TestRouteMatchEqualsMuxRegexp holds the guard's template matcher equal,
 // variables included, to the regexp the engine's router compiles, for every
-// route and a table of awkward paths (FR-SEC-01 at the door: the guard must
+// route and a table of awkward paths (NFR-SEC-01 at the door: the guard must
 // judge the route and object the engine will act on).
 func TestRouteMatchEqualsMuxRegexp(t *testing.T) {
 	for _, r := range routes.all {

@@ -18,12 +18,14 @@ var RequirementTests = map[string][]TestRef{
 	"NFR-RES-01": {
 		{"internal/policy", "TestMemoryBudget_NFR_RES_01"}, {"internal/audit", "TestAuditMemoryBudgetUsesEngineMemory"},
 		{"deploy", "TestMemoryBudget"}, {"internal/verify", "TestMemoryEngineStatsPass"},
+		{"internal/guard", "TestIdleRelease"},
 	},
 	// Running containers, Swarm services and API requests on the real engine
 	// (hyhome audit, hyhome guard).
 	"NFR-SEC-01": {
 		{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"},
-		{"internal/guard", "TestAdversarial"}, {"internal/guard", "TestDockerCLIAdmission"}, {"deploy", "TestExemptionsBackedByADRs"},
+		{"internal/guard", "TestAdversarial"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestRouteMatchEqualsMuxRegexp"},
+		{"deploy", "TestExemptionsBackedByADRs"},
 	},
 	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}},
 	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
@@ -32,7 +34,8 @@ var RequirementTests = map[string][]TestRef{
 	// Logs and events to Loki (hyhome ship), measured by hyhome verify.
 	"NFR-OBS-01": {
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
-		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/verify", "TestObservabilityTrialsPass"},
+		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/ship", "TestEncodeProtobufMatchesLokiTypes"},
+		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
 	},
 	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}},

@@ -12,7 +12,7 @@ import (
 
 // TestEncodeProtobufMatchesLokiTypes holds the hand-appended wire encoding
 // byte for byte equal to Loki's own generated types (pkg/push), which the
-// binary does not link (FR-OBS-03: what Loki receives is Loki's format).
+// binary does not link (NFR-OBS-01: what Loki receives is its own format).
 func TestEncodeProtobufMatchesLokiTypes(t *testing.T) {
 	a := Labels{{"job", "docker"}, {"service", "api"}}
 	b := Labels{{"job", "docker"}, {"source", "events"}}
