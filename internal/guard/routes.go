@@ -111,19 +111,6 @@ type segment struct {
 	kind varKind
 }
 
-// accepts reports whether v is a value the variable's pattern matches
-// whole. "." in Go's regexp syntax does not match "\n".
-func (k varKind) accepts(v string) bool {
-	switch k {
-	case varNoSlash:
-		return v != "" && !strings.Contains(v, "/")
-	case varSome:
-		return v != "" && !strings.Contains(v, "\n")
-	default:
-		return !strings.Contains(v, "\n")
-	}
-}
-
 // Vars are the route variables of a matched path, by name.
 type Vars map[string]string
 
@@ -156,6 +143,13 @@ func (r *Route) match(path string) (Vars, bool) {
 // found trying longer values first is the one reported (leftmost-first
 // semantics), so a variable followed by literal text takes the longest value
 // after which the rest still matches.
+//
+// It runs in time linear in len(s), as the regexp does (a path can be as
+// long as the server's header limit, 1 MB): every value a variable is tried
+// with is a prefix of the text before the first byte its pattern excludes,
+// so no value is scanned again, and parseTemplate admits a variable before
+// the last only as {name} followed by "/", which leaves one candidate value
+// that the next literal can follow.
 func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
 	if len(segs) == 0 {
 		return vals, s == ""
@@ -167,23 +161,21 @@ func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
 		}
 		return matchSegs(segs[1:], s[len(sg.lit):], vals)
 	}
-	// The longest value the pattern can take: up to the first byte it
-	// cannot match.
-	limit := len(s)
+	// The longest value the pattern can take ends at the first byte it
+	// excludes; every shorter prefix is a value too, down to the shortest
+	// the pattern allows.
+	limit, shortest := len(s), 1
+	excluded := byte('\n') // "." in Go's regexp syntax does not match "\n"
 	switch sg.kind {
 	case varNoSlash:
-		if i := strings.IndexByte(s, '/'); i >= 0 {
-			limit = i
-		}
-	default:
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			limit = i
-		}
+		excluded = '/'
+	case varAny:
+		shortest = 0
 	}
-	for n := limit; n >= 0; n-- {
-		if !sg.kind.accepts(s[:n]) {
-			continue
-		}
+	if i := strings.IndexByte(s, excluded); i >= 0 {
+		limit = i
+	}
+	for n := limit; n >= shortest; n-- {
 		if out, ok := matchSegs(segs[1:], s[n:], append(vals, s[:n])); ok {
 			return out, true
 		}
@@ -229,6 +221,16 @@ func parseTemplate(tpl string) ([]segment, []string, error) {
 			if rest != "" {
 				segs = append(segs, segment{lit: rest})
 			}
+			// A variable before the last must be {name} followed by "/":
+			// matchSegs is linear in the path's length only then.
+			for i, sg := range segs {
+				if sg.lit != "" || i == len(segs)-1 || len(vars) < 2 || i == lastVar(segs) {
+					continue
+				}
+				if sg.kind != varNoSlash || !strings.HasPrefix(segs[i+1].lit, "/") {
+					return nil, nil, fmt.Errorf("template %q: a variable before the last must be {name} followed by \"/\"", tpl)
+				}
+			}
 			return segs, vars, nil
 		}
 		j := strings.IndexByte(rest[i:], '}')
@@ -261,6 +263,16 @@ func parseTemplate(tpl string) ([]segment, []string, error) {
 		vars = append(vars, name)
 		rest = rest[j+1:]
 	}
+}
+
+// lastVar is the index of the last variable segment.
+func lastVar(segs []segment) int {
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].lit == "" {
+			return i
+		}
+	}
+	return -1
 }
 
 // routeName drops the patterns from a template's variables.

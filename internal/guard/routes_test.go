@@ -178,9 +178,68 @@ func TestParseTemplateRefuses(t *testing.T) {
 	for _, tpl := range []string{
 		"/a/{name:[a-z]+}", "/a/{name:(x)}", "/a/{}", "/a/{:.*}", "/a/{name", "/a/name}", "/a/}{name}",
 		"/a/{x}/{x}",
+		// a variable before the last: only {name} followed by "/"
+		"/a/{x:.*}/{y}", "/a/{x}{y}", "/a/{x}-{y}", "/a/{x:.+}/b/{y:.*}",
 	} {
 		if _, _, err := parseTemplate(tpl); err == nil {
 			t.Errorf("parseTemplate(%q) accepted", tpl)
 		}
 	}
+}
+
+// longPaths are long paths (the HTTP server lets request lines through up to
+// its 1 MB header limit), shaped to make a backtracking matcher retry: long
+// segments before a literal that does not follow, newlines, many slashes.
+func longPaths() []string {
+	const n = 1 << 18
+	return []string{
+		"/containers/" + strings.Repeat("a", n) + "/checkpointsX/x",
+		"/containers/" + strings.Repeat("a", n) + "/checkpoints/" + strings.Repeat("b", n),
+		"/containers/" + strings.Repeat("a/", n/2) + "jsonX",
+		"/containers/" + strings.Repeat("\n", n) + "/json",
+		"/containers/x\n" + strings.Repeat("/json", n/5) + "/json",
+		"/networks/" + strings.Repeat("x", n),
+	}
+}
+
+// TestRouteMatchLongPaths holds the matcher equal to mux's regexp on the
+// long paths. The regexp runs in linear time; a matcher that backtracked
+// quadratically would take seconds per path here (and an attacker could
+// stall the guard with one request line): BenchmarkRouteMatchLongPaths
+// measures the two side by side.
+func TestRouteMatchLongPaths(t *testing.T) {
+	for _, r := range routes.all {
+		re := templateRegexp(r.Template)
+		for _, p := range longPaths() {
+			checkRouteMatch(t, r, re, p)
+		}
+	}
+}
+
+// BenchmarkRouteMatchLongPaths: the matcher against the regexp mux
+// compiles, on the same long paths, over the whole table.
+func BenchmarkRouteMatchLongPaths(b *testing.B) {
+	paths := longPaths()
+	res := make([]*regexp.Regexp, len(routes.all))
+	for i, r := range routes.all {
+		res[i] = templateRegexp(r.Template)
+	}
+	b.Run("guard", func(b *testing.B) {
+		for b.Loop() {
+			for _, p := range paths {
+				for _, r := range routes.all {
+					r.match(p)
+				}
+			}
+		}
+	})
+	b.Run("mux-regexp", func(b *testing.B) {
+		for b.Loop() {
+			for _, p := range paths {
+				for _, re := range res {
+					re.FindStringSubmatch(p)
+				}
+			}
+		}
+	})
 }
