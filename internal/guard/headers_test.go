@@ -1,7 +1,9 @@
 package guard
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"reflect"
 	"testing"
 )
@@ -42,6 +44,24 @@ func TestOutboundHeader(t *testing.T) {
 	got["Accept"][0] = "changed"
 	if in["Accept"][0] != "a" {
 		t.Fatal("outboundHeader shares value slices with the client's request")
+	}
+	// Many named tokens and many headers: each named one goes, the rest
+	// stay.
+	many := http.Header{"Connection": {""}}
+	var toks []string
+	for i := range 5000 {
+		name := fmt.Sprintf("X-Hop-%d", i)
+		many[name] = []string{"v"}
+		many[fmt.Sprintf("X-Keep-%d", i)] = []string{"v"}
+		toks = append(toks, strings.ToLower(name))
+	}
+	many["Connection"] = []string{strings.Join(toks, ",")}
+	got = outboundHeader(many)
+	if len(got) != 5000+1 { // the X-Keep-* headers and an empty User-Agent
+		t.Fatalf("outboundHeader kept %d headers, want 5001", len(got))
+	}
+	if got.Get("X-Hop-4999") != "" || got.Get("X-Keep-4999") != "v" {
+		t.Fatal("outboundHeader did not drop exactly the headers Connection names")
 	}
 	if got := outboundHeader(http.Header{}); !reflect.DeepEqual(got, http.Header{"User-Agent": {""}}) {
 		t.Fatalf("without a User-Agent: %v, want an empty one (so Go adds none)", got)

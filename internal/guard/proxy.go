@@ -248,13 +248,16 @@ func connectionTokens(h http.Header) []string {
 
 // outboundHeader copies the client's end-to-end headers, in one pass.
 func outboundHeader(in http.Header) http.Header {
-	named := connectionTokens(in)
 	out := make(http.Header, len(in)+1)
 	for k, vs := range in {
-		if dropHeader(k) || slices.Contains(named, k) {
-			continue
+		if !dropHeader(k) {
+			out[k] = slices.Clone(vs)
 		}
-		out[k] = slices.Clone(vs)
+	}
+	// Deleted after the copy, one map delete per token: a client can name
+	// many thousands in one header.
+	for _, tok := range connectionTokens(in) {
+		delete(out, tok)
 	}
 	if len(out["User-Agent"]) == 0 || out["User-Agent"][0] == "" {
 		// Keep Go's transport from adding its own.
@@ -402,16 +405,15 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 // copyResponseHeader copies the engine's end-to-end response headers; the
 // client's server sets the framing and connection ones itself.
 func copyResponseHeader(dst, src http.Header) {
-	named := connectionTokens(src)
 	for k, vs := range src {
 		switch k {
 		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
 			continue
 		}
-		if slices.Contains(named, k) {
-			continue
-		}
 		dst[k] = slices.Clone(vs)
+	}
+	for _, tok := range connectionTokens(src) {
+		delete(dst, tok)
 	}
 }
 
