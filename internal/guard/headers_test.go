@@ -3,8 +3,8 @@ package guard
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 )
 
