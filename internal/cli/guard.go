@@ -123,7 +123,7 @@ Example:
 	f.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that justify exemptions, repeatable (default: docs/adr near the working directory)")
 	f.StringVar(&configFile, "config", "", "guard configuration file (YAML: max_body, admission, custom profiles)")
 	f.StringVar(&maxBody, "max-body", "4MiB", "largest request body the guard buffers and judges; larger ones are refused with 413")
-	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a proxied request, close idle engine connections and return free memory to the OS (0: never)")
+	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a request, close idle engine connections and return free memory to the OS (0: never)")
 	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish (streams end at once)")
 	cmd.AddCommand(newGuardRoutesCmd(a))
 	return cmd

@@ -123,8 +123,8 @@ type Config struct {
 	SocketMode os.FileMode
 	// Logger receives one line per verdict (discarded when nil).
 	Logger *slog.Logger
-	// IdleRelease is how long the guard waits after its last proxied
-	// request before it closes its kept-alive connections to the engine and
+	// IdleRelease is how long the guard waits after its last request
+	// before it closes its kept-alive connections to the engine and
 	// returns freed memory to the operating system (DefaultIdleRelease when
 	// 0, never when negative). Idle infrastructure's memory is a target of
 	// the spec (NFR-RES-01); a burst of requests grows buffers and heap that
@@ -162,10 +162,14 @@ type Guard struct {
 	metricsLn net.Listener
 	metricsSv *http.Server
 	hijacked  map[*hijackedPair]struct{}
-	// lastActive is when a proxied request last started or ended, in Unix
-	// nanoseconds; the idle releaser reads it.
+	// lastActive is when a request last started or ended, as time since
+	// base (a duration, so that the real clock's monotonic reading is kept
+	// and a step of the wall clock does not move it); the idle releaser
+	// reads it.
+	base       time.Time
 	lastActive atomic.Int64
-	// inFlight counts proxied requests being served (streams included).
+	// inFlight counts requests being served (refused ones until their
+	// answer, streams until they end).
 	inFlight *atomic.Int64
 	started  bool
 	stopped  bool
@@ -246,6 +250,7 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{
 		cfg:      cfg,
 		clock:    cfg.Clock,
+		base:     cfg.Clock.Now(),
 		inFlight: inFlight,
 		log:      logger,
 		upstream: up,
@@ -330,17 +335,17 @@ func (g *Guard) Start() error {
 	return nil
 }
 
-// active records that a proxied request started or ended.
-func (g *Guard) active() { g.lastActive.Store(g.clock.Now().UnixNano()) }
+// active records that a request started or ended.
+func (g *Guard) active() { g.lastActive.Store(int64(g.clock.Now().Sub(g.base))) }
 
-// releaseWhenIdle waits for quiet periods of at least idle without a proxied
-// request starting or ending, and at the start of each one closes the
+// releaseWhenIdle waits for quiet periods of at least idle without a request
+// starting or ending (allowed or refused), and at the start of each one closes the
 // kept-alive engine connections and returns the heap's free pages to the
 // operating system: a full collection, once per quiet period, never while
 // requests keep coming. Long-lived streams (events for Traefik) do not count
 // as activity; their buffers are in use and stay.
 func (g *Guard) releaseWhenIdle(idle time.Duration) {
-	var released int64
+	released := int64(-1) // lastActive at the last release; none yet
 	wait := idle
 	for {
 		t := g.clock.NewTimer(wait)
@@ -351,7 +356,7 @@ func (g *Guard) releaseWhenIdle(idle time.Duration) {
 		case <-t.C():
 		}
 		last := g.lastActive.Load()
-		quiet := g.clock.Now().Sub(time.Unix(0, last))
+		quiet := max(g.clock.Now().Sub(g.base)-time.Duration(last), 0)
 		switch {
 		case last == released:
 			wait = idle // still the quiet period already released

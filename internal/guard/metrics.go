@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, inFlight *atomic.Int64) (*metrics, er
 	}
 	inFlightGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hyhome_guard_requests_in_flight",
-		Help: "Proxied requests being served, long-lived streams included.",
+		Help: "Requests being served: refused ones until their answer, long-lived streams until they end.",
 	}, func() float64 { return float64(inFlight.Load()) })
 	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.upstreamErrors, m.hijacked, m.idleReleases, inFlightGauge} {
 		if err := reg.Register(c); err != nil {

@@ -1,11 +1,15 @@
 package guard
 
 import (
+	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/mux"
 )
 
 func TestRouteTable(t *testing.T) {
@@ -127,30 +131,35 @@ var routeMatchSeeds = []string{
 }
 
 // TestRouteMatchEqualsMuxRegexp holds the guard's template matcher equal,
-// variables included, to the regexp the engine's router compiles, for every
-// route and a table of awkward paths (NFR-SEC-01 at the door: the guard must
-// judge the route and object the engine will act on).
+// variables included, to the engine's router (gorilla/mux) and to the regexp
+// it compiles, for every route and a table of awkward paths (NFR-SEC-01 at
+// the door: the guard must judge the route and object the engine will act
+// on).
 func TestRouteMatchEqualsMuxRegexp(t *testing.T) {
 	for _, r := range routes.all {
-		re := templateRegexp(r.Template)
+		re, mr := templateRegexp(r.Template), muxRoute(r.Template)
 		for _, p := range routeMatchSeeds {
 			checkRouteMatch(t, r, re, p)
+			checkMuxMatch(t, r, mr, p)
 		}
 	}
 }
 
-// FuzzRouteMatch compares the matcher with mux's regexp on arbitrary paths.
+// FuzzRouteMatch compares the matcher with mux and its regexp on arbitrary
+// paths.
 func FuzzRouteMatch(f *testing.F) {
 	for _, p := range routeMatchSeeds {
 		f.Add(p)
 	}
 	res := make([]*regexp.Regexp, len(routes.all))
+	mrs := make([]*mux.Route, len(routes.all))
 	for i, r := range routes.all {
-		res[i] = templateRegexp(r.Template)
+		res[i], mrs[i] = templateRegexp(r.Template), muxRoute(r.Template)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		for i, r := range routes.all {
 			checkRouteMatch(t, r, res[i], p)
+			checkMuxMatch(t, r, mrs[i], p)
 		}
 	})
 }
@@ -169,6 +178,22 @@ func checkRouteMatch(t testing.TB, r *Route, re *regexp.Regexp, p string) {
 		if vars[name] != m[i+1] {
 			t.Fatalf("%s on %q: {%s} = %q, mux regexp reads %q", r.Name, p, name, vars[name], m[i+1])
 		}
+	}
+}
+
+// muxRoute is the template registered the way the engine registers it.
+func muxRoute(tpl string) *mux.Route { return mux.NewRouter().NewRoute().Path(tpl) }
+
+func checkMuxMatch(t testing.TB, r *Route, mr *mux.Route, p string) {
+	t.Helper()
+	vars, ok := r.match(p)
+	var m mux.RouteMatch
+	muxOK := mr.Match(&http.Request{Method: r.Method, URL: &url.URL{Path: p}}, &m)
+	if ok != muxOK {
+		t.Fatalf("%s on %q: guard matches %v, gorilla/mux %v", r.Name, p, ok, muxOK)
+	}
+	if ok && !maps.Equal(map[string]string(vars), m.Vars) {
+		t.Fatalf("%s on %q: guard reads %v, gorilla/mux %v", r.Name, p, vars, m.Vars)
 	}
 }
 
@@ -193,6 +218,10 @@ func TestParseTemplateRefuses(t *testing.T) {
 func longPaths() []string {
 	const n = 1 << 18
 	return []string{
+		// the shapes that cost a rescanning matcher most
+		"/containers/" + strings.Repeat("a", n) + "\n/json",
+		"/containers/" + strings.Repeat("a", n) + "/checkpoints/" + strings.Repeat("b/", n/2),
+		"/containers/a/checkpoints/" + strings.Repeat("b", n) + "/",
 		"/containers/" + strings.Repeat("a", n) + "/checkpointsX/x",
 		"/containers/" + strings.Repeat("a", n) + "/checkpoints/" + strings.Repeat("b", n),
 		"/containers/" + strings.Repeat("a/", n/2) + "jsonX",
