@@ -162,7 +162,7 @@ func (c *lokiClient) push(ctx context.Context, entries []pushEntry) error {
 	if c.encoding == EncodingJSON {
 		body, err = encodeJSON(entries)
 	} else {
-		body, err = encodeProtobuf(entries)
+		body = encodeProtobuf(entries)
 	}
 	if err != nil {
 		return &pushError{err: err}
@@ -232,7 +232,7 @@ func group(entries []pushEntry) ([]string, map[string][]*pushEntry) {
 //	                   repeated LabelPairAdapter structuredMetadata = 3; }
 //	LabelPairAdapter { string name = 1; string value = 2; }
 //	Timestamp        { int64 seconds = 1; int32 nanos = 2; }
-func encodeProtobuf(entries []pushEntry) ([]byte, error) {
+func encodeProtobuf(entries []pushEntry) []byte {
 	order, by := group(entries)
 	var req, st, ent, sub []byte
 	for _, k := range order {
@@ -271,7 +271,7 @@ func encodeProtobuf(entries []pushEntry) ([]byte, error) {
 		req = protowire.AppendTag(req, 1, protowire.BytesType)
 		req = protowire.AppendBytes(req, st)
 	}
-	return snappy.Encode(nil, req), nil
+	return snappy.Encode(nil, req)
 }
 
 // appendTimestamp appends a google.protobuf.Timestamp's fields for a Unix

@@ -31,21 +31,7 @@ func TestEncodeProtobufMatchesLokiTypes(t *testing.T) {
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := encodeProtobuf(entries)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := snappy.Decode(nil, got)
-			if err != nil {
-				t.Fatalf("snappy: %v", err)
-			}
-			want, err := lokiMarshal(entries)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(raw, want) {
-				t.Fatalf("wire bytes differ from pkg/push's Marshal:\n got %x\nwant %x", head(raw), head(want))
-			}
+			raw := checkLokiEncoding(t, entries)
 			var back push.PushRequest
 			if err := back.Unmarshal(raw); err != nil {
 				t.Fatalf("pkg/push cannot decode it: %v", err)
@@ -73,6 +59,24 @@ func TestEncodeProtobufMatchesLokiTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkLokiEncoding encodes entries and fails unless the snappy-decoded
+// bytes equal Loki's own Marshal of them; it returns those bytes.
+func checkLokiEncoding(t testing.TB, entries []pushEntry) []byte {
+	t.Helper()
+	raw, err := snappy.Decode(nil, encodeProtobuf(entries))
+	if err != nil {
+		t.Fatalf("snappy: %v", err)
+	}
+	want, err := lokiMarshal(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, want) {
+		t.Fatalf("wire bytes differ from pkg/push's Marshal:\n got %x\nwant %x", head(raw), head(want))
+	}
+	return raw
 }
 
 // lokiMarshal is the reference: the request built from Loki's types.
@@ -111,20 +115,6 @@ func FuzzEncodeProtobuf(f *testing.F) {
 			{key: key1, ts: ts1, line: line1, metadata: Labels{{metaName, metaValue}}},
 			{key: key2, ts: ts2, line: line2},
 		}
-		got, err := encodeProtobuf(entries)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := snappy.Decode(nil, got)
-		if err != nil {
-			t.Fatalf("snappy: %v", err)
-		}
-		want, err := lokiMarshal(entries)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(raw, want) {
-			t.Fatalf("wire bytes differ from pkg/push's Marshal:\n got %x\nwant %x", head(raw), head(want))
-		}
+		checkLokiEncoding(t, entries)
 	})
 }
