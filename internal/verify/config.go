@@ -339,16 +339,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if u := cfg.CanaryUser; u == "0" || u == "root" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
 		errs = append(errs, fmt.Errorf("canary user %q is root: canaries must run as a non-root user", u))
 	}
-	num := func(n *int64, def int64, name string) {
-		switch {
-		case *n == 0:
-			*n = def
-		case *n < 0:
-			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, *n))
-		}
-	}
-	num(&cfg.CanaryMemory, DefaultCanaryMemory, "canary memory limit")
-	num(&cfg.CanaryPids, DefaultCanaryPids, "canary pids limit")
+	errs = positiveOrDefault(errs, &cfg.CanaryMemory, DefaultCanaryMemory, "canary memory limit")
+	errs = positiveOrDefault(errs, &cfg.CanaryPids, DefaultCanaryPids, "canary pids limit")
 	if cfg.CanaryMemory > 0 && cfg.CanaryMemory < 6<<20 {
 		errs = append(errs, fmt.Errorf("canary memory limit %d bytes is below the engine's 6 MiB minimum", cfg.CanaryMemory))
 	}
@@ -363,21 +355,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	intv(&cfg.CanaryPort, DefaultCanaryPort, "canary port", 65535)
 	intv(&cfg.Trials, DefaultTrials, "trials", 1000)
 	intv(&cfg.IdleSamples, DefaultIdleSamples, "idle samples", 1000)
-	dur := func(d *time.Duration, def time.Duration, name string) {
-		switch {
-		case *d == 0:
-			*d = def
-		case *d < 0:
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, *d))
-		}
-	}
-	dur(&cfg.TrialTimeout, DefaultTrialTimeout, "trial timeout")
-	dur(&cfg.PollInterval, DefaultPollInterval, "poll interval")
-	dur(&cfg.LoadDuration, DefaultLoadDuration, "load duration")
-	dur(&cfg.SampleInterval, DefaultSampleInterval, "sample interval")
-	dur(&cfg.IdleLookback, DefaultIdleLookback, "idle lookback")
-	dur(&cfg.AlertTimeout, DefaultAlertTimeout, "alert timeout")
-	dur(&cfg.AlertPoll, DefaultAlertPoll, "alert poll interval")
+	errs = positiveOrDefault(errs, &cfg.TrialTimeout, DefaultTrialTimeout, "trial timeout")
+	errs = positiveOrDefault(errs, &cfg.PollInterval, DefaultPollInterval, "poll interval")
+	errs = positiveOrDefault(errs, &cfg.LoadDuration, DefaultLoadDuration, "load duration")
+	errs = positiveOrDefault(errs, &cfg.SampleInterval, DefaultSampleInterval, "sample interval")
+	errs = positiveOrDefault(errs, &cfg.IdleLookback, DefaultIdleLookback, "idle lookback")
+	errs = positiveOrDefault(errs, &cfg.AlertTimeout, DefaultAlertTimeout, "alert timeout")
+	errs = positiveOrDefault(errs, &cfg.AlertPoll, DefaultAlertPoll, "alert poll interval")
 	if cfg.Silence == 0 {
 		cfg.Silence = DefaultSilence
 	}
@@ -431,4 +415,16 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// positiveOrDefault sets an unset (zero) setting to its default and adds an
+// error for a negative one.
+func positiveOrDefault[T int64 | time.Duration](errs []error, v *T, def T, name string) []error {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, *v))
+	}
+	return errs
 }

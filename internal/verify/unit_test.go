@@ -50,6 +50,8 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no engine", func(c *Config) { c.Engine = nil }, "no engine client"},
 		{"root canary", func(c *Config) { c.CanaryUser = "0:0" }, "canary user \"0:0\" is root"},
+		{"negative canary memory", func(c *Config) { c.CanaryMemory = -1 }, "canary memory limit must be positive, got -1"},
+		{"negative poll interval", func(c *Config) { c.PollInterval = -time.Second }, "poll interval must be positive, got -1s"},
 		{"bad loki url", func(c *Config) { c.LokiURL = "loki:3100" }, "the Loki URL \"loki:3100\" must be an http:// or https:// URL"},
 		{"password redacted", func(c *Config) { c.PrometheusURL = "ftp://u:secret@p" }, "ftp://u:xxxxx@p"},
 		{"short trial timeout", func(c *Config) { c.TrialTimeout = 3 * time.Second }, "shorter than AC-SPEC-02's 5s bound"},
