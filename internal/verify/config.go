@@ -336,7 +336,7 @@ func (cfg Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("canary label %q is one the canaries set themselves", k))
 		}
 	}
-	if u := cfg.CanaryUser; u == "0" || u == "root" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
+	if u := cfg.CanaryUser; workload.RootUser(u) {
 		errs = append(errs, fmt.Errorf("canary user %q is root: canaries must run as a non-root user", u))
 	}
 	errs = positiveOrDefault(errs, &cfg.CanaryMemory, DefaultCanaryMemory, "canary memory limit")

@@ -50,6 +50,9 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no engine", func(c *Config) { c.Engine = nil }, "no engine client"},
 		{"root canary", func(c *Config) { c.CanaryUser = "0:0" }, "canary user \"0:0\" is root"},
+		// the root check is the one the non-root rule uses (runc's reading)
+		{"root canary by name", func(c *Config) { c.CanaryUser = "root:staff" }, "canary user \"root:staff\" is root"},
+		{"root canary as 000", func(c *Config) { c.CanaryUser = "000" }, "canary user \"000\" is root"},
 		{"negative canary memory", func(c *Config) { c.CanaryMemory = -1 }, "canary memory limit must be positive, got -1"},
 		{"negative poll interval", func(c *Config) { c.PollInterval = -time.Second }, "poll interval must be positive, got -1s"},
 		{"bad loki url", func(c *Config) { c.LokiURL = "loki:3100" }, "the Loki URL \"loki:3100\" must be an http:// or https:// URL"},
