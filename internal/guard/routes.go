@@ -223,11 +223,8 @@ func parseTemplate(tpl string) ([]segment, []string, error) {
 			}
 			// A variable before the last must be {name} followed by "/":
 			// matchSegs is linear in the path's length only then.
-			for i, sg := range segs {
-				if sg.lit != "" || i == len(segs)-1 || len(vars) < 2 || i == lastVar(segs) {
-					continue
-				}
-				if sg.kind != varNoSlash || !strings.HasPrefix(segs[i+1].lit, "/") {
+			for i, sg := range segs[:max(lastVar(segs), 0)] {
+				if sg.lit == "" && (sg.kind != varNoSlash || !strings.HasPrefix(segs[i+1].lit, "/")) {
 					return nil, nil, fmt.Errorf("template %q: a variable before the last must be {name} followed by \"/\"", tpl)
 				}
 			}
