@@ -48,12 +48,17 @@ func TestIdleRelease(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	idleConns := func() int {
+	// state checks the releases so far and the engine connections the
+	// pool keeps.
+	state := func(when string, wantReleases, wantConns int) {
+		t.Helper()
 		g.upstream.pool.mu.Lock()
-		defer g.upstream.pool.mu.Unlock()
-		return len(g.upstream.pool.idle)
+		conns := len(g.upstream.pool.idle)
+		g.upstream.pool.mu.Unlock()
+		if n := int(testutil.ToFloat64(g.metrics.idleReleases)); n != wantReleases || conns != wantConns {
+			t.Fatalf("%s: %d releases and %d kept engine connections, want %d and %d", when, n, conns, wantReleases, wantConns)
+		}
 	}
-	releases := func() int { return int(testutil.ToFloat64(g.metrics.idleReleases)) }
 	// armed waits until the releaser is waiting on its next timer, which
 	// it makes only after it has acted on the one that fired.
 	armed := func() {
@@ -65,28 +70,19 @@ func TestIdleRelease(t *testing.T) {
 
 	armed()
 	ping()
-	if n := idleConns(); n != 1 {
-		t.Fatalf("after a request the pool keeps %d engine connections, want 1", n)
-	}
+	state("after a request", 0, 1)
 
 	// A quiet period: one release, and the kept-alive connection is closed.
 	fake.Advance(idle)
 	armed()
-	if n := releases(); n != 1 {
-		t.Fatalf("after %v quiet: %d releases, want 1", idle, n)
-	}
-	if n := idleConns(); n != 0 {
-		t.Fatalf("after the release the pool keeps %d engine connections, want 0", n)
-	}
+	state("after a quiet period", 1, 0)
 
 	// Staying quiet does not release again.
 	fake.Advance(idle)
 	armed()
 	fake.Advance(idle)
 	armed()
-	if n := releases(); n != 1 {
-		t.Fatalf("a longer quiet period released %d times, want once", n)
-	}
+	state("after a longer quiet period", 1, 0)
 
 	// Requests every half period put the next release off; it comes one
 	// full period after the last of them.
@@ -95,20 +91,10 @@ func TestIdleRelease(t *testing.T) {
 		fake.Advance(idle / 2)
 		armed()
 	}
-	if n := releases(); n != 1 {
-		t.Fatalf("while requests kept coming: %d releases, want still 1", n)
-	}
-	if n := idleConns(); n != 1 {
-		t.Fatalf("while requests kept coming the pool keeps %d engine connections, want 1", n)
-	}
+	state("while requests kept coming", 1, 1)
 	fake.Advance(idle / 2)
 	armed()
-	if n := releases(); n != 2 {
-		t.Fatalf("a full period after the last request: %d releases, want 2", n)
-	}
-	if n := idleConns(); n != 0 {
-		t.Fatalf("after the second release the pool keeps %d engine connections, want 0", n)
-	}
+	state("a full period after the last request", 2, 0)
 	// The guard still serves after a release, on a new engine connection.
 	ping()
 }
