@@ -95,8 +95,8 @@ verify-config:
 	$(AMTOOL) check-config $(DEPLOY_DIR)/alertmanager/alertmanager.yml
 	@set -euo pipefail; \
 	if $(GO) run ./cmd/hyhome lint --help 2>/dev/null | grep -q 'hyhome lint'; then \
-	  echo "hyhome lint --host-memory $(HYHOME_HOST_MEMORY) $(DEPLOY_DIR)/"; \
-	  $(GO) run ./cmd/hyhome lint --host-memory $(HYHOME_HOST_MEMORY) $(DEPLOY_DIR)/; \
+	  echo "hyhome lint -p $(HYHOME_PROJECT) --host-memory $(HYHOME_HOST_MEMORY) $(DEPLOY_DIR)/"; \
+	  $(GO) run ./cmd/hyhome lint -p $(HYHOME_PROJECT) --host-memory $(HYHOME_HOST_MEMORY) $(DEPLOY_DIR)/; \
 	else echo "hyhome lint: not built yet, skipped"; fi
 	$(GO) test -count=1 -run 'TestComposeConfig|TestSwarmStackConfig|TestBaseline|TestMemoryBudget|TestExemptionsBackedByADRs|TestHyhomeLint' ./$(DEPLOY_DIR)/
 

@@ -1,7 +1,8 @@
 // Package adr finds and reads Architecture Decision Records, the only thing
 // that can justify an exemption from a rule (NFR-SEC-01: "unless explicitly
-// justified in an ADR"). An ADR is a Markdown file named NNNN-title.md; it
-// counts when its status is Accepted and it names the rule it exempts.
+// justified in an ADR"). An ADR is a Markdown file named NNNN-title.md whose
+// front matter says, in fields a program reads, its status, the rules it
+// exempts and the workloads it exempts them for (see parse.go).
 //
 // It reads files and answers questions about them; it must not decide which
 // findings are exempted (package policy does).
@@ -27,47 +28,56 @@ type Record struct {
 	Path   string
 	Title  string
 	Status string // as written, e.g. "Accepted", "Proposed", "Superseded by ADR-0007"
-	text   string
-	lower  string
-
-	mu    sync.Mutex
-	names map[string]bool // rule ID → named, for every ID asked so far
+	Date   string // YYYY-MM-DD, when given
+	// Exempts are the rules the decision exempts, in the order written.
+	Exempts []Rule
+	// AppliesTo are the workloads the exemptions hold for.
+	AppliesTo []Selector
 }
 
 // Accepted reports whether the decision is in force.
-func (r *Record) Accepted() bool {
-	s := strings.ToLower(strings.TrimSpace(r.Status))
-	return s == "accepted" || strings.HasPrefix(s, "accepted ") || strings.HasPrefix(s, "accepted,") || strings.HasPrefix(s, "accepted (")
-}
+func (r *Record) Accepted() bool { return strings.EqualFold(r.Status, "accepted") }
 
-// Names reports whether the ADR mentions the rule ID as a whole word, so
-// that "cap-add" is not found inside "cap-add-extra".
-func (r *Record) Names(ruleID string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if named, ok := r.names[ruleID]; ok {
-		return named
-	}
-	id := strings.ToLower(ruleID)
-	named := false
-	for i := 0; !named && id != ""; {
-		j := strings.Index(r.lower[i:], id)
-		if j < 0 {
-			break
+// ExemptsRule reports whether the ADR's exempts field names the rule.
+func (r *Record) ExemptsRule(id string) bool {
+	for _, e := range r.Exempts {
+		if e.ID == id {
+			return true
 		}
-		start, end := i+j, i+j+len(id)
-		named = (start == 0 || !wordByte(r.lower[start-1])) && (end == len(r.lower) || !wordByte(r.lower[end]))
-		i = start + 1
 	}
-	if r.names == nil {
-		r.names = map[string]bool{}
-	}
-	r.names[ruleID] = named
-	return named
+	return false
 }
 
-// wordByte reports whether c can be part of a rule ID.
-func wordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
+// ExemptIDs returns the exempted rule IDs in the order written.
+func (r *Record) ExemptIDs() []string {
+	ids := make([]string, len(r.Exempts))
+	for i, e := range r.Exempts {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// Validate checks the exempted rule IDs against a catalogue: an ID the
+// catalogue does not know is an error at its line (a typo would otherwise
+// exempt nothing, silently).
+func (r *Record) Validate(known func(id string) bool) error {
+	for _, e := range r.Exempts {
+		if !known(e.ID) {
+			return &Error{r.Path, e.Line, fmt.Sprintf("exempts names unknown rule %q (`hyhome rules` lists them)", e.ID)}
+		}
+	}
+	return nil
+}
+
+// Covering returns the first applies_to entry that matches the subject.
+func (r *Record) Covering(s Subject) *Selector {
+	for i := range r.AppliesTo {
+		if r.AppliesTo[i].Matches(s) {
+			return &r.AppliesTo[i]
+		}
+	}
+	return nil
+}
 
 // maxADRSize bounds an ADR file; decision records are prose, not data.
 const maxADRSize = 1 << 20
@@ -90,37 +100,17 @@ func ParseRef(ref string) (int, error) {
 // FormatID renders an ADR number as ADR-NNNN.
 func FormatID(n int) string { return fmt.Sprintf("ADR-%04d", n) }
 
-var (
-	fileName  = regexp.MustCompile(`^(?i:adr[-_]?)?([0-9]{1,6})[-_].*\.md$`)
-	statusKV  = regexp.MustCompile(`(?im)^[\s>*_-]*status[\s*_]*:[\s*_]*(.+?)[\s*_]*$`)
-	statusHdr = regexp.MustCompile(`(?im)^#{1,6}\s*status\s*$`)
-	titleLine = regexp.MustCompile(`(?m)^#\s+(.+)$`)
-)
+var fileName = regexp.MustCompile(`^(?i:adr[-_]?)?([0-9]{1,6})[-_].*\.md$`)
 
-// Parse reads an ADR from its text.
+// Parse reads an ADR from its text; its number comes from the file name.
+// Every problem is an *Error naming the file and line.
 func Parse(path string, text []byte) (*Record, error) {
-	base := filepath.Base(path)
-	m := fileName.FindStringSubmatch(base)
+	m := fileName.FindStringSubmatch(filepath.Base(path))
 	if m == nil {
-		return nil, fmt.Errorf("%s: ADR file names must look like NNNN-title.md", path)
+		return nil, &Error{path, 1, "ADR file names must look like NNNN-title.md"}
 	}
 	n, _ := strconv.Atoi(m[1])
-	r := &Record{ID: FormatID(n), Number: n, Path: path, text: string(text), lower: strings.ToLower(string(text))}
-	if t := titleLine.FindStringSubmatch(r.text); t != nil {
-		r.Title = strings.TrimSpace(t[1])
-	}
-	if s := statusKV.FindStringSubmatch(r.text); s != nil {
-		r.Status = strings.TrimSpace(s[1])
-	} else if loc := statusHdr.FindStringIndex(r.text); loc != nil {
-		// "## Status" followed by the status on the next non-empty line.
-		for _, line := range strings.Split(r.text[loc[1]:], "\n") {
-			if line = strings.Trim(strings.TrimSpace(line), "*_"); line != "" {
-				r.Status = line
-				break
-			}
-		}
-	}
-	return r, nil
+	return parse(path, n, text)
 }
 
 // Resolver finds ADRs. With explicit directories it looks only there;
@@ -131,9 +121,19 @@ type Resolver struct {
 	Dirs []string
 
 	mu    sync.Mutex
-	cache map[string]map[int]*Record // dir → number → record
-	errs  map[string]error
+	cache map[string]*index   // dir → what it holds
 	dirs  map[string][]string // directory of a judged file → search dirs
+}
+
+// index is one directory's ADRs by number.
+type index struct {
+	recs map[int]*Record
+	// bad holds, by number, a file that could not be read or parsed, or
+	// the clash of two files with one number: citing that number is an
+	// error, citing another is not.
+	bad map[int]error
+	// err is set when the directory itself could not be read.
+	err error
 }
 
 // NewResolver returns a resolver searching dirs, or the default locations
@@ -192,7 +192,9 @@ func repoRoot(dir string) string {
 	}
 }
 
-// Lookup finds the ADR named by ref for a workload defined in near.
+// Lookup finds the ADR named by ref for a workload defined in near. A file
+// with that number that cannot be read or parsed is an error, not a miss:
+// the first directory holding the number decides.
 func (r *Resolver) Lookup(ref, near string) (*Record, error) {
 	n, err := ParseRef(ref)
 	if err != nil {
@@ -200,53 +202,60 @@ func (r *Resolver) Lookup(ref, near string) (*Record, error) {
 	}
 	dirs := r.SearchDirs(near)
 	for _, d := range dirs {
-		recs, err := r.load(d)
-		if err != nil {
-			return nil, err
-		}
-		if rec, ok := recs[n]; ok {
-			return rec, nil
+		idx := r.load(d)
+		switch {
+		case idx.err != nil:
+			return nil, idx.err
+		case idx.bad[n] != nil:
+			return nil, idx.bad[n]
+		case idx.recs[n] != nil:
+			return idx.recs[n], nil
 		}
 	}
 	return nil, fmt.Errorf("%w: no %s file (NNNN-*.md) in %s", ErrNotFound, FormatID(n), strings.Join(dirs, ", "))
 }
 
-func (r *Resolver) load(dir string) (map[int]*Record, error) {
+func (r *Resolver) load(dir string) *index {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if recs, ok := r.cache[dir]; ok {
-		return recs, r.errs[dir]
+	if idx, ok := r.cache[dir]; ok {
+		return idx
 	}
 	if r.cache == nil {
-		r.cache, r.errs = map[string]map[int]*Record{}, map[string]error{}
+		r.cache = map[string]*index{}
 	}
-	recs := map[int]*Record{}
+	idx := &index{recs: map[int]*Record{}, bad: map[int]error{}}
+	r.cache[dir] = idx
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		err = fmt.Errorf("reading ADR directory %s: %w", dir, err)
-		r.cache[dir], r.errs[dir] = recs, err
-		return recs, err
+		idx.err = fmt.Errorf("reading ADR directory %s: %w", dir, err)
+		return idx
 	}
+	paths := map[int]string{}
 	for _, e := range entries {
-		if e.IsDir() || !fileName.MatchString(e.Name()) {
+		m := fileName.FindStringSubmatch(e.Name())
+		if e.IsDir() || m == nil {
 			continue
 		}
+		n, _ := strconv.Atoi(m[1])
 		p := filepath.Join(dir, e.Name())
+		if prev, dup := paths[n]; dup {
+			idx.bad[n] = fmt.Errorf("two ADR files share number %04d: %s and %s", n, prev, p)
+			delete(idx.recs, n)
+			continue
+		}
+		paths[n] = p
 		b, err := safefile.ReadFile(p, maxADRSize)
 		if err != nil {
-			r.errs[dir] = fmt.Errorf("reading ADR %s: %w", p, err)
+			idx.bad[n] = fmt.Errorf("reading ADR %s: %w", p, err)
 			continue
 		}
-		rec, err := Parse(p, b)
+		rec, err := parse(p, n, b)
 		if err != nil {
+			idx.bad[n] = err
 			continue
 		}
-		if prev, dup := recs[rec.Number]; dup {
-			r.errs[dir] = fmt.Errorf("two ADR files share number %04d: %s and %s", rec.Number, prev.Path, p)
-			continue
-		}
-		recs[rec.Number] = rec
+		idx.recs[n] = rec
 	}
-	r.cache[dir] = recs
-	return recs, r.errs[dir]
+	return idx
 }

@@ -189,33 +189,50 @@ func others(paths []string) []string {
 	return out
 }
 
-// TestAuditExemptions proves audit honours hy-home.adr/hy-home.exempt exactly
-// as lint does: an Accepted ADR naming the rule exempts it, a Proposed one
-// does not (adr-exemption reports why), and --strict ignores them all.
+// TestAuditExemptions proves audit honours hy-home.adr/hy-home.exempt only
+// for the containers an ADR names: an Accepted ADR exempting the rule for
+// the container's compose project, service and image exempts it; a
+// Proposed one does not, nor does the same ADR claimed by a container of
+// another project or image, or one without compose labels (adr-exemption
+// reports why); --strict ignores them all.
 func TestAuditExemptions(t *testing.T) {
 	f := newFixture(t)
 	dir := filepath.Join(t.TempDir(), "docs", "adr")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, body string) {
+	project := "hyhome-test-" + f.scope
+	write := func(name, status string) {
+		body := "---\nstatus: " + status + "\nexempts: [host-namespaces]\napplies_to:\n  - project: " + project +
+			"\n    service: node-exporter\n    image: hyhome-test/testprog:nonroot-" + dockertest.RunID + "\n---\n\n# " + name + "\n"
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("0001-node-exporter-host-pid.md", "# ADR-0001: node-exporter reads host processes\n\nStatus: Accepted\n\nnode-exporter needs the host pid namespace; exempt host-namespaces.\n")
-	write("0002-proposed.md", "# ADR-0002: maybe\n\nStatus: Proposed\n\nWould exempt host-namespaces.\n")
+	write("0001-node-exporter-host-pid.md", "Accepted")
+	write("0002-proposed.md", "Proposed")
 
-	exemptLabels := func(ref string) func(*dockertest.Spec) {
+	exempt := func(ref, project string, image string) func(*dockertest.Spec) {
 		return func(s *dockertest.Spec) {
 			s.Host.PidMode = "host"
+			s.Image = image
+			if project != "" {
+				s.Labels["com.docker.compose.project"] = project
+				s.Labels["com.docker.compose.service"] = "node-exporter"
+			}
 			s.Labels["hy-home.adr"] = ref
 			s.Labels["hy-home.exempt"] = "host-namespaces"
 		}
 	}
-	accID, accName := f.run("exempt-accepted", exemptLabels("ADR-0001"))
-	propID, propName := f.run("exempt-proposed", exemptLabels("ADR-0002"))
-	acc, prop := display(accName, accID), display(propName, propID)
+	run := func(name string, mut func(*dockertest.Spec)) string {
+		id, full := f.run(name, mut)
+		return display(full, id)
+	}
+	acc := run("exempt-accepted", exempt("ADR-0001", project, f.img.NonRoot))
+	prop := run("exempt-proposed", exempt("ADR-0002", project, f.img.NonRoot))
+	otherProject := run("exempt-other-project", exempt("ADR-0001", "shop", f.img.NonRoot))
+	otherImage := run("exempt-other-image", exempt("ADR-0001", project, f.img.Root))
+	unlabelled := run("exempt-no-compose-labels", exempt("ADR-0001", "", f.img.NonRoot))
 
 	res := f.audit(Selection{}, &policy.Env{ADRs: adr.NewResolver(dir)})
 	got := rulesBySource(res.Findings)
@@ -225,16 +242,82 @@ func TestAuditExemptions(t *testing.T) {
 	if fd := findingOf(res.Findings, acc, "host-namespaces"); fd == nil || !fd.Exempted || fd.ADR != "ADR-0001" {
 		t.Errorf("accepted exemption: finding %+v, want host-namespaces exempted by ADR-0001", fd)
 	}
-	if want := []string{"adr-exemption", "host-namespaces"}; !reflect.DeepEqual(got[prop], want) {
-		t.Errorf("proposed ADR: rules %v, want %v", got[prop], want)
-	}
-	if fd := findingOf(res.Findings, prop, "adr-exemption"); fd == nil || !strings.Contains(fd.Message, `whose status is "Proposed", not Accepted`) {
-		t.Errorf("proposed ADR: adr-exemption message %q", msgOf(fd))
+	for _, c := range []struct{ source, why string }{
+		{prop, `whose status is "Proposed", not Accepted`},
+		{otherProject, `not to this container (project "shop", service "node-exporter"`},
+		{otherImage, `not to this container (project "` + project + `", service "node-exporter", image "` + f.img.Root + `")`},
+		{unlabelled, `not to this container (project "", service ""`},
+	} {
+		if fd := findingOf(res.Findings, c.source, "host-namespaces"); fd == nil || fd.Exempted {
+			t.Errorf("%s: host-namespaces %+v, want an unexempted finding", c.source, fd)
+		}
+		if fd := findingOf(res.Findings, c.source, "adr-exemption"); fd == nil || !strings.Contains(fd.Message, c.why) {
+			t.Errorf("%s: adr-exemption message %q, want …%s…", c.source, msgOf(fd), c.why)
+		}
 	}
 
 	strict := f.audit(Selection{}, &policy.Env{ADRs: adr.NewResolver(dir), Strict: true})
 	if got := rulesBySource(strict.Findings)[acc]; !reflect.DeepEqual(got, []string{"host-namespaces"}) {
 		t.Errorf("--strict: rules %v, want [host-namespaces]", got)
+	}
+}
+
+// TestAuditStackExemptions: with the repository's own ADRs, a container
+// that is the stack's guard (compose project hyhome, service guard, image
+// repository hyhome) keeps ADR-0001's docker-socket exemption; the same
+// labels on a container of another image or another project exempt
+// nothing and are reported. The containers are created, not started, so
+// that nothing watching project hyhome on the shared engine sees them run.
+func TestAuditStackExemptions(t *testing.T) {
+	f := newFixture(t)
+	repoADRs, err := filepath.Abs(filepath.Join("..", "..", "docs", "adr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackImage := "hyhome:hyhome-test-" + dockertest.RunID
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := f.c.ImageTag(ctx, client.ImageTagOptions{Source: f.img.NonRoot, Target: stackImage}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = f.c.ImageRemove(ctx, stackImage, client.ImageRemoveOptions{})
+	})
+	guardLike := func(project, image string) func(*dockertest.Spec) {
+		return func(s *dockertest.Spec) {
+			s.NoStart = true
+			s.Image = image
+			s.Host.Binds = []string{"/var/run/docker.sock:/var/run/docker.sock:ro"}
+			s.Labels["com.docker.compose.project"] = project
+			s.Labels["com.docker.compose.service"] = "guard"
+			s.Labels["hy-home.adr"] = "ADR-0001"
+			s.Labels["hy-home.exempt"] = "docker-socket"
+		}
+	}
+	run := func(name string, mut func(*dockertest.Spec)) string {
+		id, full := f.run(name, mut)
+		return display(full, id)
+	}
+	stack := run("stack-guard", guardLike("hyhome", stackImage))
+	otherImage := run("guard-other-image", guardLike("hyhome", f.img.NonRoot))
+	otherProject := run("guard-other-project", guardLike("shop", stackImage))
+
+	res := f.audit(Selection{All: true}, &policy.Env{ADRs: adr.NewResolver(repoADRs)})
+	if fd := findingOf(res.Findings, stack, "docker-socket"); fd == nil || !fd.Exempted || fd.ADR != "ADR-0001" {
+		t.Errorf("the stack's guard: docker-socket %+v, want exempted by ADR-0001", fd)
+	}
+	if fd := findingOf(res.Findings, stack, "adr-exemption"); fd != nil {
+		t.Errorf("the stack's guard: unexpected adr-exemption: %s", fd.Message)
+	}
+	for _, src := range []string{otherImage, otherProject} {
+		if fd := findingOf(res.Findings, src, "docker-socket"); fd == nil || fd.Exempted {
+			t.Errorf("%s: docker-socket %+v, want an unexempted finding", src, fd)
+		}
+		if fd := findingOf(res.Findings, src, "adr-exemption"); fd == nil || !strings.Contains(fd.Message, `ADR-0001 (`+filepath.Join(repoADRs, "0001-guard-holds-the-docker-socket.md")+`) applies to {project "hyhome", service "guard", image "hyhome"}, not to this container`) {
+			t.Errorf("%s: adr-exemption %q", src, msgOf(fd))
+		}
 	}
 }
 

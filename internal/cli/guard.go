@@ -48,7 +48,10 @@ Built-in profiles:
   shipper    readonly plus container logs
   admission  the whole API; container, service, volume, plugin, exec and build
              writes are judged by the rule catalogue (hyhome rules), and a
-             denial names the rules and requirements it breaks
+             denial names the rules and requirements it breaks; ADR
+             exemptions (hy-home.adr labels) count only in a custom profile
+             with "exemptions: true" (--config), and only for the project,
+             service and image the ADR names
 
 Every request is canonicalised the way the engine routes it; anything the
 guard cannot read exactly as the engine would is refused. A TCP address
@@ -120,7 +123,7 @@ Example:
 	f.StringArrayVar(&listens, "listen", nil, "ADDRESS=PROFILE to serve, repeatable; ADDRESS is unix:///path or tcp://[host]:port")
 	f.StringVar(&upstream, "upstream", guard.DefaultUpstream, "the Docker Engine to forward to (unix:///path or tcp://host:port)")
 	f.StringVar(&metricsListen, "metrics-listen", "127.0.0.1:9326", "host:port for /metrics, /healthz and /readyz (\":9326\" is every interface; empty disables)")
-	f.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that justify exemptions, repeatable (default: docs/adr near the working directory)")
+	f.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that justify exemptions in profiles with exemptions: true, repeatable (default: docs/adr near the working directory)")
 	f.StringVar(&configFile, "config", "", "guard configuration file (YAML: max_body, admission, custom profiles)")
 	f.StringVar(&maxBody, "max-body", "4MiB", "largest request body the guard buffers and judges; larger ones are refused with 413")
 	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a request, close idle engine connections and return free memory to the OS (0: never)")

@@ -143,10 +143,14 @@ gives no ID are named by the short IDs in the requirements table below.
 	fmt.Fprint(w, `
 ## Exemptions
 
-A service is exempted from a rule only when it carries both labels
+A workload is exempted from a rule only when it carries both labels
 `+"`hy-home.adr: ADR-NNNN`"+` and `+"`hy-home.exempt: rule-id,rule-id`"+`, and the ADR file
 (`+"`docs/adr/NNNN-*.md`"+`, found via `+"`--adr-dir`"+`, else next to the compose file, else at
-the repository root) exists, says `+"`Status: Accepted`"+` and names each exempted rule.
+the repository root) says in its front matter `+"`status: Accepted`"+`, lists each rule in
+`+"`exempts`"+` and names the workload in `+"`applies_to`"+` (project and/or service, and image).
+Compose services match by project and service (and image when the entry names one); live
+containers, Swarm services and API requests write their own labels, so they must match the
+entry's image too. The guard honours exemptions only in a profile with `+"`exemptions: true`"+`.
 Exempted findings are still reported (as exempted); `+"`--strict`"+` ignores every
 exemption; an exemption that does not hold is itself a finding of `+"`adr-exemption`"+`.
 

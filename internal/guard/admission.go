@@ -40,6 +40,9 @@ type admission struct {
 	failOn   policy.Severity
 	engine   lookups
 
+	// exemptions is the listener's profile setting (see forProfile).
+	exemptions bool
+
 	// Rule sets, by what a request can change.
 	create    map[string]bool // a new container or service: every per-workload rule
 	isolation map[string]bool // a process handed out in an existing container
@@ -140,14 +143,37 @@ func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, f
 		// no rule of this registry judges nothing.
 		return nil, nil
 	}
-	env := &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, Only: only}
-	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, env)
+	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, a.policyEnv(only))
 	for _, f := range all {
 		if !f.Exempted && f.Severity >= a.failOn {
 			failing = append(failing, f)
 		}
 	}
 	return all, failing
+}
+
+// forProfile returns the admission a listener with profile p judges with:
+// the same judges and rule sets, with exemptions honoured only when the
+// profile says so.
+func (a *admission) forProfile(p *Profile) *admission {
+	if p.HonoursExemptions() == a.exemptions {
+		return a
+	}
+	c := *a
+	c.exemptions = p.HonoursExemptions()
+	return &c
+}
+
+// policyEnv is the one place admission decides what a request's
+// hy-home.adr / hy-home.exempt labels count for. Whoever sends the request
+// wrote them, so on a profile that does not honour exemptions (every
+// built-in one) they are labels like any other: nothing is exempted and
+// they are not judged. Where a profile honours them, an exemption holds
+// only when the ADR is Accepted, exempts the rule and names the request's
+// compose project or service and its image (package policy checks that for
+// every request); admission.strict still ignores them all.
+func (a *admission) policyEnv(only map[string]bool) *policy.Env {
+	return &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, NoExemptions: !a.exemptions, Only: only}
 }
 
 // conclude turns an evaluation into a verdict.

@@ -104,7 +104,7 @@ type attack struct {
 // TestAdversarial sends one raw request per known way around a Docker API
 // AuthZ plugin or socket proxy, against the real engine.
 func TestAdversarial(t *testing.T) {
-	tg := startGuard(t)
+	tg := startGuard(t, withExemptions(t))
 	f := newFixture(t)
 	c := func(edit ...func(*container.CreateRequest)) string {
 		return mustJSON(t, compliant(f.img.NonRoot, edit...))
@@ -201,12 +201,28 @@ func TestAdversarial(t *testing.T) {
 		{"no user and the image's USER is non-root", "admission", create(c(func(r *container.CreateRequest) { r.Config.User = "" })), 201, nil, removeCreated},
 		{"no user and the image is missing", "admission", create(mustJSON(t, compliant("hyhome-test/absent:"+dockertest.RunID, func(r *container.CreateRequest) { r.Config.User = "" }))), 404, []string{"No such image"}, nil},
 		{"no memory limit", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.Memory = 0 })), 403, []string{"memory-limit [NFR-RES-01, AC-SPEC-03]"}, nil},
-		{"exempted by an Accepted ADR", "admission", create(c(func(r *container.CreateRequest) {
+		// Exemption labels are the requester's own claim: on a profile that
+		// does not honour exemptions they grant nothing; where a profile
+		// does, the ADR must exempt the rule for the request's project and
+		// image (exemption_test.go has the repository's own ADRs).
+		{"exemption labels where exemptions are not honoured", "admission", create(c(func(r *container.CreateRequest) {
 			r.HostConfig.Privileged = true
+			r.Config.Labels["com.docker.compose.project"] = testProject
+			r.Config.Labels["hy-home.adr"], r.Config.Labels["hy-home.exempt"] = "ADR-0001", "privileged"
+		})), 403, []string{"denied by privileged"}, nil},
+		{"exempted by an Accepted ADR that covers the request", profileExempting, create(c(func(r *container.CreateRequest) {
+			r.HostConfig.Privileged = true
+			r.Config.Labels["com.docker.compose.project"] = testProject
 			r.Config.Labels["hy-home.adr"], r.Config.Labels["hy-home.exempt"] = "ADR-0001", "privileged"
 		})), 201, nil, removeCreated},
-		{"exemption citing a Proposed ADR", "admission", create(c(func(r *container.CreateRequest) {
+		{"exemption citing an ADR written for another project", profileExempting, create(c(func(r *container.CreateRequest) {
 			r.HostConfig.Privileged = true
+			r.Config.Labels["com.docker.compose.project"] = "shop"
+			r.Config.Labels["hy-home.adr"], r.Config.Labels["hy-home.exempt"] = "ADR-0001", "privileged"
+		})), 403, []string{"privileged", "adr-exemption", `not to this request (project "shop"`}, nil},
+		{"exemption citing a Proposed ADR", profileExempting, create(c(func(r *container.CreateRequest) {
+			r.HostConfig.Privileged = true
+			r.Config.Labels["com.docker.compose.project"] = testProject
 			r.Config.Labels["hy-home.adr"], r.Config.Labels["hy-home.exempt"] = "ADR-0002", "privileged"
 		})), 403, []string{"privileged", "adr-exemption", "not Accepted"}, nil},
 
@@ -270,10 +286,12 @@ func TestAdversarial(t *testing.T) {
 		// Swarm before API 1.46 ignores Privileges.NoNewPrivileges: the
 		// guard judges what the engine will run, and says why.
 		compliantService(t, f, serviceSpec),
-		{"service whose no-new-privileges gap is exempted reaches the engine", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+		{"service whose no-new-privileges gap is exempted reaches the engine", profileExempting, request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+			s.Labels["com.docker.stack.namespace"] = testProject
 			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"
 		})), 503, []string{"swarm"}, nil},
-		{"service spec at API 1.40 loses its cap_drop", "admission", request("POST", "/v1.40/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+		{"service spec at API 1.40 loses its cap_drop", profileExempting, request("POST", "/v1.40/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+			s.Labels["com.docker.stack.namespace"] = testProject
 			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"
 		})), 403, []string{"cap-drop-all", "ignores CapabilityAdd and CapabilityDrop"}, nil},
 

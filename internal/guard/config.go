@@ -26,6 +26,9 @@ import (
 //	    include: [readonly]
 //	    allow:
 //	      - GET /containers/{name}/logs
+//	  deployer:
+//	    include: [admission]
+//	    exemptions: true  # honour ADR exemptions here (never inherited)
 type FileConfig struct {
 	// MaxBody is the cap on buffered request bodies, in bytes (0: default).
 	MaxBody int64
@@ -47,8 +50,9 @@ type fileDoc struct {
 }
 
 type fileProfile struct {
-	Include []yaml.Node `yaml:"include"`
-	Allow   []yaml.Node `yaml:"allow"`
+	Include    []yaml.Node `yaml:"include"`
+	Allow      []yaml.Node `yaml:"allow"`
+	Exemptions bool        `yaml:"exemptions"`
 }
 
 var profileNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
@@ -140,7 +144,9 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 			return cfg.Profiles[name], nil
 		}
 		state[name] = 1
-		p := &Profile{Name: name, allow: map[*Route]bool{}}
+		// exemptions is the profile's own word, not included: a profile
+		// built on one that honours exemptions does not, unless it says so.
+		p := &Profile{Name: name, allow: map[*Route]bool{}, exemptions: fp.Exemptions}
 		for _, inc := range fp.Include {
 			if inc.Kind != yaml.ScalarNode {
 				return nil, at(inc.Line, "profile %q: include entries are profile names", name)

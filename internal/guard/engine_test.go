@@ -91,6 +91,11 @@ func startGuard(t testing.TB, opts ...guardOption) *testGuard {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	for _, l := range cfg.Listeners {
+		if l.Network == "unix" {
+			tg.sockets[l.Profile] = l.Address
+		}
+	}
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -113,22 +118,32 @@ func startGuard(t testing.TB, opts ...guardOption) *testGuard {
 	return tg
 }
 
-// adrDir writes the ADRs the tests cite: ADR-0001 is Accepted and names
-// privileged and docker-socket; ADR-0002 is only Proposed; ADR-0003 is
-// Accepted and names no-new-privileges.
+// adrDir writes the ADRs the tests cite, each for the workloads of compose
+// project (or stack) hyhome-test running the test image: ADR-0001 is
+// Accepted and exempts privileged and docker-socket; ADR-0002 is only
+// Proposed; ADR-0003 is Accepted and exempts no-new-privileges. They count
+// only on a listener whose profile honours exemptions (withExemptions).
 func adrDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name, text string) {
+	write := func(name, status, title string, exempts ...string) {
+		text := fmt.Sprintf("---\nstatus: %s\nexempts: [%s]\napplies_to:\n  - project: %s\n    image: %s\n---\n\n# %s\n",
+			status, strings.Join(exempts, ", "), testProject, testImageRepo, title)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("0001-test-exemption.md", "# ADR-0001: a test container may run privileged\n\nStatus: Accepted\n\nThe guard test exempts it from privileged and docker-socket.\n")
-	write("0003-swarm-nnp.md", "# ADR-0003: Swarm services on engines before API 1.46\n\nStatus: Accepted\n\nSwarm cannot set no-new-privileges there; exempts no-new-privileges.\n")
-	write("0002-proposed.md", "# ADR-0002: not yet\n\nStatus: Proposed\n\nWould exempt privileged.\n")
+	write("0001-test-exemption.md", "Accepted", "ADR-0001: a test container may run privileged", "privileged", "docker-socket")
+	write("0002-proposed.md", "Proposed", "ADR-0002: not yet", "privileged")
+	write("0003-swarm-nnp.md", "Accepted", "ADR-0003: Swarm services on engines before API 1.46", "no-new-privileges")
 	return dir
 }
+
+// The compose project and image repository the test ADRs cover.
+const (
+	testProject   = "hyhome-test"
+	testImageRepo = "hyhome-test/testprog" // dockertest's images, any tag
+)
 
 // client returns an engine Go client talking to the guard's socket for a
 // profile, with version negotiation as every real client does.

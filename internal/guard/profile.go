@@ -18,7 +18,15 @@ const (
 type Profile struct {
 	Name  string
 	allow map[*Route]bool
+	// exemptions: the judges honour hy-home.adr / hy-home.exempt labels
+	// on this listener. Off in every built-in profile: whoever sends a
+	// request writes its labels.
+	exemptions bool
 }
+
+// HonoursExemptions reports whether admission on this profile lets an ADR
+// exempt a request from a rule.
+func (p *Profile) HonoursExemptions() bool { return p.exemptions }
 
 // Allows reports whether the profile lets a route through to judgement.
 func (p *Profile) Allows(r *Route) bool { return p.allow[r] }

@@ -25,9 +25,10 @@ import (
 
 // handler serves one listener with its profile.
 type handler struct {
-	g        *Guard
-	listener string
-	profile  *Profile
+	g         *Guard
+	listener  string
+	profile   *Profile
+	admission *admission // the guard's, as the profile sets exemptions
 	// The series every allowed request updates, resolved once.
 	allowed       prometheus.Counter
 	allowDuration prometheus.Observer
@@ -35,7 +36,7 @@ type handler struct {
 
 func newHandler(g *Guard, listener string, p *Profile) *handler {
 	return &handler{
-		g: g, listener: listener, profile: p,
+		g: g, listener: listener, profile: p, admission: g.admission.forProfile(p),
 		allowed:       g.metrics.requests.WithLabelValues(p.Name, "allow"),
 		allowDuration: g.metrics.duration.WithLabelValues(p.Name, "allow"),
 	}
@@ -96,7 +97,7 @@ func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 		d.body = body
 	}
 	if t.route.judge != judgeNone {
-		v := h.g.admission.judge(r.Context(), t, r, d.body)
+		v := h.admission.judge(r.Context(), t, r, d.body)
 		d.findings = v.findings
 		if v.deny != nil {
 			return nil, t, v.deny

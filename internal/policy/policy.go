@@ -181,8 +181,14 @@ type Env struct {
 	Registry *Registry
 	// ADRs resolves exemption references; nil means the default locations.
 	ADRs *adr.Resolver
-	// Strict ignores every exemption.
+	// Strict ignores every exemption; claims that do not hold are still
+	// reported (adr-exemption).
 	Strict bool
+	// NoExemptions ignores exemption labels altogether: nothing is
+	// exempted and claims are not judged. The guard sets it on listeners
+	// whose profile does not honour exemptions, where the labels are just
+	// labels.
+	NoExemptions bool
 	// HostMemory in bytes, for the memory budget; 0 means unknown.
 	HostMemory int64
 	// Only, when set, restricts evaluation to these rule IDs.

@@ -376,8 +376,8 @@ func catalogue() []*Rule {
 			ID:           RuleADRExemption,
 			Requirements: []string{"NFR-SEC-01"},
 			Severity:     Error,
-			Description:  "Exemptions must cite an existing, Accepted ADR that names each exempted rule.",
-			Remediation:  "Point `hy-home.adr` at an Accepted ADR in docs/adr that names every rule listed in `hy-home.exempt`, or remove the exemption.",
+			Description:  "Exemptions must cite an existing, Accepted ADR whose front matter exempts each rule for this workload.",
+			Remediation:  "Point `hy-home.adr` at an Accepted ADR in docs/adr whose `exempts` lists every rule in `hy-home.exempt` and whose `applies_to` names this workload (project or service, and its image for containers, services and API requests), or remove the exemption.",
 			Check: func(w *workload.Workload, env *Env) []Violation {
 				if ex, ok := env.exemptions[w]; ok {
 					return ex.problems

@@ -26,6 +26,9 @@ var RequirementTests = map[string][]TestRef{
 		{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"},
 		{"internal/guard", "TestAdversarial"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestRouteMatchEqualsMuxRegexp"},
 		{"deploy", "TestExemptionsBackedByADRs"},
+		// Exemptions hold only for the workloads their ADR names (issue 17).
+		{"internal/policy", "TestExemptionMatchesTheWorkload_NFR_SEC_01"}, {"internal/lint", "TestStackExemptions_NFR_SEC_01"},
+		{"internal/audit", "TestAuditStackExemptions"}, {"internal/guard", "TestExemptionClaims_NFR_SEC_01"},
 	},
 	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}},
 	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
