@@ -3,10 +3,12 @@ package dockertest
 import (
 	"context"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 )
 
@@ -15,7 +17,7 @@ func TestMain(m *testing.M) { os.Exit(Main(m)) }
 func TestImagesRunAndCleanUp(t *testing.T) {
 	img := Build(t)
 	c := Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
 
 	for _, tc := range []struct {
@@ -39,5 +41,123 @@ func TestImagesRunAndCleanUp(t *testing.T) {
 		}
 	case err := <-wait.Error:
 		t.Fatalf("waiting: %v", err)
+	}
+}
+
+// tryLock attempts the Swarm lock without waiting.
+func tryLock(t *testing.T, how int) bool {
+	t.Helper()
+	f, err := os.OpenFile(SwarmLockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+	if err == nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return true
+	}
+	if err != syscall.EWOULDBLOCK {
+		t.Fatalf("flock: %v", err)
+	}
+	return false
+}
+
+// TestSwarmStateHoldsTheLockShared: while a test holds the membership it
+// read, nobody can take the lock to change it (init or leave take it
+// exclusively), and other readers still can; when the test ends the lock
+// is released.
+func TestSwarmStateHoldsTheLockShared(t *testing.T) {
+	c := Client(t)
+	var st SwarmInfo
+	t.Run("holder", func(t *testing.T) {
+		st = SwarmState(t, c)
+		if tryLock(t, syscall.LOCK_EX) {
+			t.Error("the Swarm lock could be taken exclusively while SwarmState holds it")
+		}
+		if !tryLock(t, syscall.LOCK_SH) {
+			t.Error("another reader could not share the Swarm lock")
+		}
+	})
+	t.Logf("node Swarm membership: %q", st.LocalNodeState)
+	// Released: an exclusive taker gets it once other processes' readers
+	// (engineers' tests on the same machine) are done. It waits, not polls.
+	unlock, err := lockSwarm(syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+}
+
+// TestNoSwarm: on a node outside any Swarm the test goes on, holding the
+// lock shared; on a member it is skipped (failed under CI).
+func TestNoSwarm(t *testing.T) {
+	c := Client(t)
+	st := SwarmState(t, c) // the membership cannot change until this test ends
+	returned := false
+	sub := t.Run("needs-no-swarm", func(t *testing.T) {
+		NoSwarm(t, c)
+		returned = true
+		if tryLock(t, syscall.LOCK_EX) {
+			t.Error("NoSwarm does not hold the Swarm lock")
+		}
+	})
+	inactive := st.LocalNodeState == swarm.LocalNodeStateInactive
+	if returned != inactive || !sub {
+		t.Errorf("node %q: NoSwarm returned %v, subtest passed %v; want it to go on exactly when the node is inactive", st.LocalNodeState, returned, sub)
+	}
+}
+
+// TestSweepSwarmKinds: services, secrets and configs labelled with a run ID
+// are found and removed by the sweep, in an order that lets a secret go
+// once its service is gone.
+func TestSweepSwarmKinds(t *testing.T) {
+	c := Client(t)
+	img := Build(t)
+	Swarm(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	owner, _ := CurrentOwner()
+	owner.Session = "sweepswarm"
+	id := owner.String()
+	labels := map[string]string{LabelKey: id}
+	sec, err := c.SecretCreate(ctx, client.SecretCreateOptions{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "hyhome-test-s-" + id, Labels: labels}, Data: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "hyhome-test-c-" + id, Labels: labels}, Data: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := uint64(0)
+	svc, err := c.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "hyhome-test-svc-" + strings.ReplaceAll(id, ".", "-"), Labels: labels},
+		Mode:        swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
+			Image:   img.NonRoot,
+			Secrets: []*swarm.SecretReference{{SecretID: sec.ID, SecretName: "hyhome-test-s-" + id, File: &swarm.SecretReferenceFileTarget{Name: "s", UID: "0", GID: "0", Mode: 0o400}}},
+			Configs: []*swarm.ConfigReference{{ConfigID: cfg.ID, ConfigName: "hyhome-test-c-" + id, File: &swarm.ConfigReferenceFileTarget{Name: "/c", UID: "0", GID: "0", Mode: 0o400}}},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := ListObjects(ctx, c, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Kind+" "+o.ID)
+	}
+	want := []string{"service " + svc.ID, "secret " + sec.ID, "config " + cfg.ID}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	if err := RemoveObjects(ctx, c, objs); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := ListObjects(ctx, c, id); err != nil || len(left) != 0 {
+		t.Fatalf("left after the sweep: %v (%v)", left, err)
 	}
 }
