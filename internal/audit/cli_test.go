@@ -70,12 +70,7 @@ func TestCLIEngineUnreachable(t *testing.T) {
 // buildHyhome builds the real binary once for the tests that need a process.
 func buildHyhome(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin, err := dockertest.BuildBinary("./cmd/hyhome", dir, "hyhome")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return dockertest.ProcessBinary(t, "./cmd/hyhome", "hyhome")
 }
 
 // TestCLIPermissionDenied runs the binary as an unprivileged user against the

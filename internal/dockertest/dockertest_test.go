@@ -131,7 +131,7 @@ func TestSweepSwarmKinds(t *testing.T) {
 	}
 	zero := uint64(0)
 	svc, err := c.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: "hyhome-test-svc-" + strings.ReplaceAll(id, ".", "-"), Labels: labels},
+		Annotations: swarm.Annotations{Name: "hyhome-test-svc-" + id, Labels: labels},
 		Mode:        swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
 			Image:   img.NonRoot,

@@ -25,10 +25,12 @@ type Owner struct {
 	Session string
 }
 
-// String is the owner as a run ID: "<pid>.<start>.<session>". It is valid
-// in a label value, a container, volume, network, service or secret name
-// and an image tag, and holds no '-' so that it can be cut out of a name.
-func (o Owner) String() string { return fmt.Sprintf("%d.%d.%s", o.PID, o.Start, o.Session) }
+// String is the owner as a run ID: "<pid>-<start>-<session>". It is valid
+// in a label value, an image tag and a container, volume, network, secret
+// or service name (Swarm wants a DNS name component there: no dots), and it
+// has exactly three '-'-separated fields, so that it can be cut out of a
+// name that goes on after it.
+func (o Owner) String() string { return fmt.Sprintf("%d-%d-%s", o.PID, o.Start, o.Session) }
 
 var sessionRE = regexp.MustCompile(`^[0-9a-z]{1,16}$`)
 
@@ -36,7 +38,7 @@ var sessionRE = regexp.MustCompile(`^[0-9a-z]{1,16}$`)
 // test code labelled with a random ID) do not parse: their owner cannot be
 // told, so the sweep leaves them.
 func ParseRunID(s string) (Owner, bool) {
-	parts := strings.Split(s, ".")
+	parts := strings.Split(s, "-")
 	if len(parts) != 3 || !sessionRE.MatchString(parts[2]) {
 		return Owner{}, false
 	}

@@ -12,17 +12,17 @@ func TestParseRunID(t *testing.T) {
 		want Owner
 		ok   bool
 	}{
-		{"123.456.local", Owner{123, 456, "local"}, true},
-		{"1.0.a1b2c3d4e5f6", Owner{1, 0, "a1b2c3d4e5f6"}, true},
+		{"123-456-local", Owner{123, 456, "local"}, true},
+		{"1-0-a1b2c3d4e5f6", Owner{1, 0, "a1b2c3d4e5f6"}, true},
 		{"3f2a9c01b2de", Owner{}, false}, // a random ID of older test code
-		{"0.1.x", Owner{}, false},
-		{"-1.1.x", Owner{}, false},
-		{"01.1.x", Owner{}, false},
-		{"1.+1.x", Owner{}, false},
-		{"1.1.", Owner{}, false},
-		{"1.1.UPPER", Owner{}, false},
-		{"1.1.x.y", Owner{}, false},
-		{"1.1.x-y", Owner{}, false},
+		{"0-1-x", Owner{}, false},
+		{"-1-1-x", Owner{}, false},
+		{"01-1-x", Owner{}, false},
+		{"1-+1-x", Owner{}, false},
+		{"1-1-", Owner{}, false},
+		{"1-1-UPPER", Owner{}, false},
+		{"1-1-x-y", Owner{}, false},
+		{"1-1-x.y", Owner{}, false},
 	} {
 		got, ok := ParseRunID(tc.in)
 		if ok != tc.ok || got != tc.want {
@@ -88,10 +88,11 @@ func TestOwnerAlive(t *testing.T) {
 
 func TestPluginRunID(t *testing.T) {
 	for name, want := range map[string]string{
-		"hyhome-test-12.34.local-authz:latest": "12.34.local",
-		"hyhome-test-12.34.local":              "12.34.local",
-		"hyhome-test-12.34.local:1":            "12.34.local",
+		"hyhome-test-12-34-local-authz:latest": "12-34-local",
+		"hyhome-test-12-34-local":              "12-34-local",
+		"hyhome-test-12-34-local:1":            "12-34-local",
 		"hyhome-test-random-authz":             "",
+		"hyhome-test-12-34":                    "",
 		"vieux/sshfs:latest":                   "",
 	} {
 		got, ok := pluginRunID(name)

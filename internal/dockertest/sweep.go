@@ -128,14 +128,18 @@ func ListObjects(ctx context.Context, c *client.Client, runID string) ([]Object,
 }
 
 // pluginRunID cuts the run ID out of a test plugin's name
-// (PluginPrefix + RunID + "-" ... , with an optional ":tag").
+// (PluginPrefix + RunID, then optionally "-" and more, and a ":tag").
 func pluginRunID(name string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, PluginPrefix)
 	if !ok {
 		return "", false
 	}
-	id, _, _ := strings.Cut(rest, "-")
-	id, _, _ = strings.Cut(id, ":")
+	rest, _, _ = strings.Cut(rest, ":")
+	parts := strings.SplitN(rest, "-", 4)
+	if len(parts) < 3 {
+		return "", false
+	}
+	id := strings.Join(parts[:3], "-")
 	if _, ok := ParseRunID(id); !ok {
 		return "", false
 	}

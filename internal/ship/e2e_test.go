@@ -23,26 +23,11 @@ import (
 // These tests run the built hyhome binary, as the deploy stack does: a
 // SIGKILL can only be tested on a real process, and so can its memory.
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
+// hyhomeBinary is built once per test process in dockertest.TempDir, which
+// dockertest.Main removes (and testsweep, if the process was killed).
 func hyhomeBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hyhome-ship-e2e-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath, binErr = dockertest.BuildBinary("./cmd/hyhome", dir, "hyhome")
-	})
-	if binErr != nil {
-		t.Fatalf("building hyhome: %v", binErr)
-	}
-	return binPath
+	return dockertest.ProcessBinary(t, "./cmd/hyhome", "hyhome")
 }
 
 // shipProc is a running `hyhome ship`.

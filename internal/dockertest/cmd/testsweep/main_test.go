@@ -62,7 +62,9 @@ func TestSweepRemovesOnlyFinishedOwners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _, _ = c.VolumeRemove(context.Background(), v.Volume.Name, client.VolumeRemoveOptions{Force: true}) })
+		t.Cleanup(func() {
+			_, _ = c.VolumeRemove(context.Background(), v.Volume.Name, client.VolumeRemoveOptions{Force: true})
+		})
 		objs = append(objs, made{"volume", v.Volume.Name, owner})
 		n, err := c.NetworkCreate(ctx, "hyhome-test-sweep-"+owner, client.NetworkCreateOptions{Labels: labels})
 		if err != nil {
@@ -139,4 +141,3 @@ func TestID(t *testing.T) {
 		}
 	}
 }
-
