@@ -21,6 +21,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/cli"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // hyhome runs the command in-process and returns its exit code and output.
@@ -77,16 +78,13 @@ func buildHyhome(t *testing.T) string {
 // root-owned engine socket: one line naming the cause, exit 2.
 func TestCLIPermissionDenied(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to another user")
+		testenv.Missing(t, "needs root to drop to another user (CI runs as root)")
 	}
 	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	testenv.Require(t, err, "setpriv (Debian package util-linux)")
 	const sock = "/var/run/docker.sock"
-	if _, err := os.Stat(sock); err != nil {
-		t.Skipf("no local engine socket: %v", err)
-	}
+	_, err = os.Stat(sock)
+	testenv.Require(t, err, "the local engine socket")
 	bin := buildHyhome(t)
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
@@ -248,12 +246,12 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 	select {
 	case a := <-addr:
 		base = "http://" + a
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.Hang):
 		t.Fatalf("exporter did not start:\n%s", logs.String())
 	}
 
 	want := fmt.Sprintf(`hyhome_findings{container=%q,rule="host-namespaces",service="",severity="error",tier="app"} 1`, name)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.Hang)
 	var body string
 	for {
 		resp, err := http.Get(base + "/metrics")
@@ -279,7 +277,7 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	select {
 	case err := <-exited:
@@ -287,7 +285,7 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
 		}
 	case <-ctx.Done():
-		t.Fatalf("no exit within 15s of SIGTERM:\n%s", logs.String())
+		t.Fatalf("no exit within %v of SIGTERM:\n%s", testenv.Hang, logs.String())
 	}
 	if !strings.Contains(logs.String(), `msg="audit exporter stopped"`) {
 		t.Errorf("no stop log:\n%s", logs.String())

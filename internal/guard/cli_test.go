@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // dockerCLI runs the docker CLI against a guard socket, with a config
@@ -21,9 +22,9 @@ import (
 func dockerCLI(t *testing.T, socket, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	if _, lerr := exec.LookPath("docker"); lerr != nil {
-		t.Skip("docker CLI not installed")
+		testenv.Missing(t, "the docker CLI is not installed (Debian package docker.io)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + socket}, args...)...)
 	cmd.Env = append([]string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=" + t.TempDir(), "PATH=/usr/local/bin:/usr/bin:/bin"}, extraEnv...)

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run under CI (CI=true), where a missing
@@ -98,3 +99,10 @@ func FindCorpus() (string, error) {
 	}
 	return "", fmt.Errorf("the real compose corpus is not at %v; set %s to its directory", tried, CorpusEnv)
 }
+
+// Hang bounds a wait for something that happens unless the code under test
+// is broken: an event to arrive, a process to exit, a server to answer. It
+// is no measurement. On this project's machines (two cores shared with
+// other engineers' builds and tests) a healthy wait can take tens of
+// seconds, so only a hang trips it; speed is measured by the benchmarks.
+const Hang = 3 * time.Minute
