@@ -17,6 +17,7 @@ import (
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/lokitest"
 	"github.com/hy-home/hyhome/internal/ship"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
@@ -93,7 +94,7 @@ func run(t *testing.T, cfg Config) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	rep, err := v.Run(ctx)
 	if err != nil {
