@@ -189,11 +189,13 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 	}
 	dups, extra := after.duplicates()
 	st := loki.Stats()
-	if extra != st.Duplicates {
-		t.Errorf("the ledger counts %d extra pushes of the writer's lines, Loki %d duplicates", extra, st.Duplicates)
+	// Loki's count also holds the event entries (start, die...) pushed
+	// again; the writer's lines are a part of it.
+	if extra > st.Duplicates {
+		t.Errorf("the ledger counts %d extra pushes of the writer's lines, more than Loki's %d duplicates", extra, st.Duplicates)
 	}
-	t.Logf("SIGKILL mid-stream: %d lines written, all %d stored once; %d received before the kill; %d pushed twice (stored once) %s",
-		n, n, atKill.received(), len(dups), seqRanges(dups))
+	t.Logf("SIGKILL mid-stream: %d lines written, all %d stored once; %d received before the kill; %d pushed twice (stored once) %s; %d duplicates in all, events included",
+		n, n, atKill.received(), len(dups), seqRanges(dups), st.Duplicates)
 
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
