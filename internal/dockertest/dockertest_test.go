@@ -3,6 +3,7 @@ package dockertest
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,6 +73,9 @@ func TestSwarmStateHoldsTheLockShared(t *testing.T) {
 	var st SwarmInfo
 	t.Run("holder", func(t *testing.T) {
 		st = SwarmState(t, c)
+		if held := locksHeldBy(t, os.Getpid()); held != 1 {
+			t.Errorf("this process holds %d locks on %s, want 1", held, SwarmLockPath)
+		}
 		if tryLock(t, syscall.LOCK_EX) {
 			t.Error("the Swarm lock could be taken exclusively while SwarmState holds it")
 		}
@@ -80,13 +84,39 @@ func TestSwarmStateHoldsTheLockShared(t *testing.T) {
 		}
 	})
 	t.Logf("node Swarm membership: %q", st.LocalNodeState)
-	// Released: an exclusive taker gets it once other processes' readers
-	// (engineers' tests on the same machine) are done. It waits, not polls.
-	unlock, err := lockSwarm(syscall.LOCK_EX)
+	// Released when the holder ended: this process holds no lock on the
+	// file any more. (Taking it exclusively here would wait for every other
+	// holder on the machine, such as a script that holds it shared for a
+	// whole run with a Swarm of its own.)
+	if held := locksHeldBy(t, os.Getpid()); held != 0 {
+		t.Errorf("%d lock(s) on %s still held by this process after the test that took it ended", held, SwarmLockPath)
+	}
+}
+
+// locksHeldBy counts the flock locks pid holds on SwarmLockPath, from
+// /proc/locks ("1: FLOCK ADVISORY READ 1234 08:01:5678 0 EOF").
+func locksHeldBy(t *testing.T, pid int) int {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(SwarmLockPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/locks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[4] != strconv.Itoa(pid) {
+			continue
+		}
+		dev := strings.Split(f[5], ":")
+		if len(dev) == 3 && dev[2] == strconv.FormatUint(st.Ino, 10) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestNoSwarm: on a node outside any Swarm the test goes on, holding the
