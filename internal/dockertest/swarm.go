@@ -64,9 +64,18 @@ func SwarmState(t testing.TB, c *client.Client) SwarmInfo {
 // init, which takes the lock exclusively.
 func NoSwarm(t testing.TB, c *client.Client) {
 	t.Helper()
-	if st := SwarmState(t, c); st.LocalNodeState != swarm.LocalNodeStateInactive {
-		testenv.Missing(t, "this test needs the node outside any Swarm; it is %q (node %s): run it where no Swarm is active", st.LocalNodeState, st.NodeID)
+	if problem := notOutsideSwarm(SwarmState(t, c)); problem != "" {
+		testenv.Missing(t, "%s", problem)
 	}
+}
+
+// notOutsideSwarm says why a node with this membership is not outside any
+// Swarm, or "" when it is.
+func notOutsideSwarm(st SwarmInfo) string {
+	if st.LocalNodeState == swarm.LocalNodeStateInactive {
+		return ""
+	}
+	return fmt.Sprintf("this test needs the node outside any Swarm; it is %q (node %s): run it where no Swarm is active", st.LocalNodeState, st.NodeID)
 }
 
 // Swarm makes this node a single-node Swarm manager for the test and leaves
