@@ -225,7 +225,9 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	}
 	df, _ := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), df, 0o644)
-	out, err := exec.Command("docker", "build", "-q", "--label", dockertest.LabelKey+"="+dockertest.RunID, "-t", tag, ctxDir).CombinedOutput()
+	// --no-cache: a concurrent test process's identical build must not hand
+	// this one a cached layer that it is removing.
+	out, err := exec.Command("docker", "build", "-q", "--no-cache", "--label", dockertest.LabelKey+"="+dockertest.RunID, "-t", tag, ctxDir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}

@@ -237,7 +237,11 @@ func BuildScratchImage(ctx context.Context, c *client.Client, tag, bin, dest, us
 		return err
 	}
 	res, err := c.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags:        []string{tag},
+		Tags: []string{tag},
+		// Test processes on the machine build identical contexts at the
+		// same time and remove their images when they end: a cache hit
+		// could hand this build a layer another process is removing.
+		NoCache:     true,
 		Remove:      true,
 		ForceRemove: true,
 		Labels:      map[string]string{LabelKey: RunID},

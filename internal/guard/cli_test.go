@@ -168,7 +168,9 @@ func TestDockerCLIStreams(t *testing.T) {
 	}
 	tag := "hyhome-test/built:" + dockertest.RunID
 	label := dockertest.LabelKey + "=" + dockertest.RunID
-	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--label", label, "-t", tag, ctxDir); err != nil {
+	// --no-cache: another test process building the same context at the same
+	// time must not hand this build a cached layer it is removing.
+	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err != nil {
 		t.Fatalf("docker build through admission: %v\n%s", err, stderr)
 	}
 	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--network", "host", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "host-namespaces") {
