@@ -20,8 +20,16 @@ test: vet unit docs-check fuzz-smoke
 vet:
 	$(GO) vet $(PKGS)
 
+# The tests share the engine with whatever else runs on the machine.
+# testsweep removes what finished test processes left (never a running
+# one's), before and after; afterwards it fails the run when this run's tests
+# (its HYHOME_TEST_SESSION) left anything. See internal/dockertest.
 unit:
-	$(GO) test -count=1 -timeout 12m $(PKGS)
+	@export HYHOME_TEST_SESSION=$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
+	sweep=$$(mktemp -d)/testsweep; \
+	$(GO) build -o $$sweep ./internal/dockertest/cmd/testsweep && $$sweep before || exit 1; \
+	$(GO) test -count=1 -timeout 12m $(PKGS); rc=$$?; \
+	$$sweep after || rc=1; rm -rf $$(dirname $$sweep); exit $$rc
 
 # Run each fuzz target briefly; crashers found land in testdata/fuzz and stay
 # as regression cases. The budget is a count of executions, not a duration:

@@ -19,7 +19,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$OUT/hyhome" ./cmd/hyhome
 go build -o "$OUT/shipbench" ./bench/shipbench
 exec "$OUT/shipbench" -hyhome "$OUT/hyhome" -out "$OUT" \
   -events "${EVENTS:-60}" -lines "${LINES:-150000}" -rate "${RATE:-25000}" \
-  -catch-up-lines "${CATCH_UP_LINES:-120000}" \
+  -catch-up-lines "${CATCH_UP_LINES:-120000}" -unthrottled-lines "${UNTHROTTLED_LINES:-100000}" \
   -containers "${CONTAINERS:-50}" -per-container-lines "${PER_CONTAINER_LINES:-3000}" \
   -per-container-rate "${PER_CONTAINER_RATE:-500}" \
   -idle "${IDLE:-10s}"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // The alert path, for real: Debian's Prometheus and Alertmanager run on
@@ -43,9 +44,7 @@ const (
 )
 
 func TestAlertPath(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Prometheus and Alertmanager; skipped with -short")
-	}
+	testenv.Short(t, "it starts Prometheus and Alertmanager")
 	dir := t.TempDir()
 	slack := newSlackReceiver(t)
 	down := newCanary(t, "canary-down") // stops answering: HyHomeServiceDown

@@ -52,10 +52,15 @@ func waitReady(t *testing.T, u string) { t.Helper(); promtest.WaitReady(t, u) }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// runTool runs a command with a deadline and returns its combined output.
+// runTool runs a command with a deadline (none when timeout is 0: builds
+// are bounded by the test binary's -timeout only) and returns its combined
+// output.
 func runTool(t testing.TB, dir string, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	}
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir

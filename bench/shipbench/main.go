@@ -6,7 +6,10 @@
 //     engine's own event delivery to a bare subscriber;
 //   - sustained log throughput from one container and from many, against the
 //     rate at which the engine itself logged the lines, plus the agent's
-//     catch-up rate on an already-written log (its own ceiling);
+//     catch-up rate on an already-written log (its own ceiling); the single
+//     container once at a throttled rate (-rate) and once unthrottled, as
+//     fast as the engine takes its lines, so that the live figure is a
+//     maximum rather than the writer's own pace;
 //   - RSS idle and under load, against a minimal static Go process.
 //
 // It cleans up every container and image it made, also on failure. Run it
@@ -47,16 +50,17 @@ import (
 func main() { os.Exit(run()) }
 
 type options struct {
-	hyhome     string
-	out        string
-	events     int
-	lines      int
-	rate       int
-	catchUp    int
-	containers int
-	perLines   int
-	perRate    int
-	idle       time.Duration
+	hyhome      string
+	out         string
+	events      int
+	lines       int
+	rate        int
+	catchUp     int
+	unthrottled int
+	containers  int
+	perLines    int
+	perRate     int
+	idle        time.Duration
 }
 
 type result struct {
@@ -64,6 +68,8 @@ type result struct {
 	BaselineEventP50Ms, BaselineEventP99Ms                  float64
 	SingleLines                                             int
 	SingleProducedPerS, SingleShippedPerS, SingleEndLagMs   float64
+	FastLines                                               int
+	FastProducedPerS, FastShippedPerS, FastEndLagMs         float64
 	CatchUpLines                                            int
 	CatchUpPerS, BareReadPerS                               float64
 	ManyContainers, ManyLines                               int
@@ -80,6 +86,7 @@ func run() int {
 	flag.IntVar(&o.events, "events", 60, "single events to time")
 	flag.IntVar(&o.lines, "lines", 150000, "lines from the single busy container")
 	flag.IntVar(&o.rate, "rate", 25000, "lines/s the single busy container writes")
+	flag.IntVar(&o.unthrottled, "unthrottled-lines", 100000, "lines the unthrottled single container writes (keep it within the engine's json-file retention)")
 	flag.IntVar(&o.catchUp, "catch-up-lines", 120000, "lines of the finished log read back by a fresh agent (keep it within the engine's json-file retention)")
 	flag.IntVar(&o.containers, "containers", 50, "containers logging at once")
 	flag.IntVar(&o.perLines, "per-container-lines", 3000, "lines from each of the many containers")
@@ -442,6 +449,23 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 	res.SingleShippedPerS = float64(st.n) / st.lastAccept.Sub(st.firstTS).Seconds()
 	res.SingleEndLagMs = ms(st.lastAccept.Sub(st.lastTS))
 
+	// The same, unthrottled: the writer logs as fast as the engine takes
+	// its lines, so the shipped rate is the agent's maximum on a live log,
+	// not the throttled writer's pace.
+	fmt.Fprintf(os.Stderr, "one container, %d lines unthrottled...\n", b.o.unthrottled)
+	tokF := "tok-" + randomID()
+	if _, err := b.run(ctx, tokF, "log", "-lines", strconv.Itoa(b.o.unthrottled), "-size", "100", "-token", tokF); err != nil {
+		return res, err
+	}
+	if err := waitUntil(ctx, 5*time.Minute, func() bool { return b.stats(tokF).n >= b.o.unthrottled }); err != nil {
+		return res, fmt.Errorf("unthrottled container: %w (got %d of %d; lower -unthrottled-lines if the engine's json-file rotation dropped some)", err, b.stats(tokF).n, b.o.unthrottled)
+	}
+	st = b.stats(tokF)
+	res.FastLines = st.n
+	res.FastProducedPerS = float64(st.n) / st.lastTS.Sub(st.firstTS).Seconds()
+	res.FastShippedPerS = float64(st.n) / st.lastAccept.Sub(st.firstTS).Seconds()
+	res.FastEndLagMs = ms(st.lastAccept.Sub(st.lastTS))
+
 	// Many containers at once.
 	fmt.Fprintf(os.Stderr, "%d containers, %d lines each at %d/s...\n", b.o.containers, b.o.perLines, b.o.perRate)
 	// Creating and starting 50 containers takes seconds: create them all,
@@ -615,6 +639,8 @@ func report(o options, r result) {
 	fmt.Printf("%-44s %9.1f ms %12s %10s\n", "single event → accepted, max", r.EventLatencyMaxMs, "", "")
 	fmt.Printf("%-44s %9.0f /s %9.0f /s %10s %s\n", fmt.Sprintf("1 container, %d lines: shipped", r.SingleLines), r.SingleShippedPerS, r.SingleProducedPerS, ratio(r.SingleShippedPerS, r.SingleProducedPerS), ">= 20000 /s (baseline: engine's logging rate)")
 	fmt.Printf("%-44s %9.0f ms\n", "1 container: last line logged → accepted", r.SingleEndLagMs)
+	fmt.Printf("%-44s %9.0f /s %9.0f /s %10s %s\n", fmt.Sprintf("1 container unthrottled, %d lines: shipped", r.FastLines), r.FastShippedPerS, r.FastProducedPerS, ratio(r.FastShippedPerS, r.FastProducedPerS), "(baseline: engine's logging rate, unthrottled)")
+	fmt.Printf("%-44s %9.0f ms\n", "1 container unthrottled: last line → accepted", r.FastEndLagMs)
 	fmt.Printf("%-44s %9.0f /s %9.0f /s %10s %s\n", fmt.Sprintf("catch-up of a finished %d-line log", r.CatchUpLines), r.CatchUpPerS, r.BareReadPerS, ratio(r.CatchUpPerS, r.BareReadPerS), ">= 20000 /s (baseline: bare read through the engine API)")
 	fmt.Printf("%-44s %9.0f /s %9.0f /s %10s %s\n", fmt.Sprintf("%d containers, %d lines: shipped", r.ManyContainers, r.ManyLines), r.ManyShippedPerS, r.ManyProducedPerS, ratio(r.ManyShippedPerS, r.ManyProducedPerS), "(baseline: engine's logging rate)")
 	fmt.Printf("%-44s %9.0f ms\n", fmt.Sprintf("%d containers: last line logged → accepted", r.ManyContainers), r.ManyEndLagMs)

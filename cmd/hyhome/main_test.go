@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -24,22 +23,9 @@ import (
 	"github.com/hy-home/hyhome/internal/dockertest"
 )
 
-var bin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hyhome-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "hyhome")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		panic("building hyhome: " + err.Error() + "\n" + string(out))
-	}
-	code := m.Run()
-	dockertest.Sweep(false)
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// TestMain removes what the tests left on the engine and the binary built
+// for them (in dockertest.TempDir).
+func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
 
 type result struct {
 	stdout, stderr string
@@ -48,7 +34,8 @@ type result struct {
 
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	// Built once per process, with no deadline of its own.
+	cmd := exec.Command(dockertest.ProcessBinary(t, "./cmd/hyhome", "hyhome"), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	var out, errb bytes.Buffer
@@ -225,8 +212,6 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	c := dockertest.Client(t)
 	root := repo(t)
 	tag := "hyhome-test/hyhome:" + dockertest.RunID
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	// The Dockerfile copies bin/hyhome; build that context in a temp dir so
 	// the test never touches the working tree's bin/.
 	ctxDir := t.TempDir()
@@ -240,13 +225,19 @@ func TestDockerfileBuildsScratchImage(t *testing.T) {
 	}
 	df, _ := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), df, 0o644)
-	out, err := exec.Command("docker", "build", "-q", "--label", dockertest.LabelKey+"="+dockertest.RunID, "-t", tag, ctxDir).CombinedOutput()
+	// --no-cache: a concurrent test process's identical build must not hand
+	// this one a cached layer that it is removing.
+	out, err := exec.Command("docker", "build", "-q", "--no-cache", "--label", dockertest.LabelKey+"="+dockertest.RunID, "-t", tag, ctxDir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
 		c.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
+	// The builds above have no deadline but the test binary's; the engine
+	// calls below get one each that only a hang trips.
+	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
+	defer cancel()
 	ins, err := c.ImageInspect(ctx, tag)
 	if err != nil {
 		t.Fatal(err)

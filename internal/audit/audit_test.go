@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -138,7 +137,7 @@ func TestAuditRuntimeViolations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 		defer cancel()
 		if _, err := cc.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 			t.Fatal(err)
@@ -397,7 +396,7 @@ func TestAuditContainerGone(t *testing.T) {
 	_, keep := f.run("keep", nil)
 	goneID, gone := f.run("gone", func(s *dockertest.Spec) { s.Host.Privileged = true })
 	src := f.source(&goneEngine{Engine: f.c, remove: func() { dockertest.RemoveContainer(f.c, goneID) }})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 	defer cancel()
 	res, err := Run(ctx, src, Selection{Filters: []string{f.filter()}}, nil)
 	if err != nil {

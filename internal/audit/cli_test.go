@@ -21,6 +21,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/cli"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // hyhome runs the command in-process and returns its exit code and output.
@@ -70,28 +71,20 @@ func TestCLIEngineUnreachable(t *testing.T) {
 // buildHyhome builds the real binary once for the tests that need a process.
 func buildHyhome(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin, err := dockertest.BuildBinary("./cmd/hyhome", dir, "hyhome")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return dockertest.ProcessBinary(t, "./cmd/hyhome", "hyhome")
 }
 
 // TestCLIPermissionDenied runs the binary as an unprivileged user against the
 // root-owned engine socket: one line naming the cause, exit 2.
 func TestCLIPermissionDenied(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to another user")
+		testenv.Missing(t, "needs root to drop to another user (CI runs as root)")
 	}
 	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	testenv.Require(t, err, "setpriv (Debian package util-linux)")
 	const sock = "/var/run/docker.sock"
-	if _, err := os.Stat(sock); err != nil {
-		t.Skipf("no local engine socket: %v", err)
-	}
+	_, err = os.Stat(sock)
+	testenv.Require(t, err, "the local engine socket")
 	bin := buildHyhome(t)
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
@@ -135,9 +128,16 @@ func baseline(img dockertest.Images, name, label string) dockertest.Spec {
 // report names the container, JSON carries the runtime source and compose
 // labels, --fail-on decides the exit code, and --check AC-SPEC-01 passes and
 // fails on real containers.
+//
+// The closing line counts Swarm services on a manager only, so the test
+// holds the Swarm lock and expects the line for the membership it holds.
 func TestCLIAuditReportsAndExitCodes(t *testing.T) {
 	label, img := cliScope(t)
 	filter := "--filter=label=" + label
+	scope := "1 container"
+	if dockertest.SwarmState(t, dockertest.Client(t)).ControlAvailable {
+		scope += ", 0 Swarm services"
+	}
 
 	// Only a warning (no health check): exit 0 by default, 1 at --fail-on warning.
 	warn := baseline(img, "cli-warn", label)
@@ -149,7 +149,7 @@ func TestCLIAuditReportsAndExitCodes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("container %s (%s)\n  web\n", warnName, warnID[:12])) || !strings.Contains(out, "healthcheck") {
 		t.Errorf("warning only: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
-	if !strings.HasSuffix(out, "audit: 1 container: 0 errors, 1 warning, 0 exempted\n") {
+	if !strings.HasSuffix(out, "audit: "+scope+": 0 errors, 1 warning, 0 exempted\n") {
 		t.Errorf("summary line:\n%s", out)
 	}
 	if code, _, _ := hyhome("audit", filter, "--fail-on", "warning"); code != 1 {
@@ -253,12 +253,12 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 	select {
 	case a := <-addr:
 		base = "http://" + a
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.Hang):
 		t.Fatalf("exporter did not start:\n%s", logs.String())
 	}
 
 	want := fmt.Sprintf(`hyhome_findings{container=%q,rule="host-namespaces",service="",severity="error",tier="app"} 1`, name)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.Hang)
 	var body string
 	for {
 		resp, err := http.Get(base + "/metrics")
@@ -284,7 +284,7 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	select {
 	case err := <-exited:
@@ -292,7 +292,7 @@ func TestCLIServeGracefulShutdown(t *testing.T) {
 			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
 		}
 	case <-ctx.Done():
-		t.Fatalf("no exit within 15s of SIGTERM:\n%s", logs.String())
+		t.Fatalf("no exit within %v of SIGTERM:\n%s", testenv.Hang, logs.String())
 	}
 	if !strings.Contains(logs.String(), `msg="audit exporter stopped"`) {
 		t.Errorf("no stop log:\n%s", logs.String())

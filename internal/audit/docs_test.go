@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // TestDocsAlertRules checks the alert rules README.md offers with the
@@ -13,12 +15,7 @@ import (
 // exporter would serve while HyhomeACSpec01Failing stays silent on a pass.
 func TestDocsAlertRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is required under CI (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	testenv.Require(t, err, "promtool (Debian package prometheus)")
 	doc, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)

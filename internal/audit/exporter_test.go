@@ -25,6 +25,7 @@ import (
 	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
@@ -32,7 +33,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(10 * time.Second):
+	case <-time.After(testenv.Hang):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
@@ -215,8 +216,8 @@ func startExporter(t *testing.T, cfg ExporterConfig) (base string, reg *promethe
 			cancel()
 			select {
 			case serveErr = <-done:
-			case <-time.After(15 * time.Second):
-				serveErr = fmt.Errorf("exporter did not stop within 15s")
+			case <-time.After(testenv.Hang):
+				serveErr = fmt.Errorf("exporter did not stop within %v", testenv.Hang)
 			}
 		})
 		return serveErr
@@ -237,7 +238,7 @@ func TestExporterEndToEnd(t *testing.T) {
 		Interval:  time.Hour,
 		Debounce:  200 * time.Millisecond,
 	})
-	eventually(t, base, "the first audit and an open event stream", 30*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	eventually(t, base, "the first audit and an open event stream", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		ok, _ := value(m, MetricLastSuccess, nil)
 		up, _ := value(m, MetricEventsConnected, nil)
 		return ok > 0 && up == 1
@@ -245,7 +246,7 @@ func TestExporterEndToEnd(t *testing.T) {
 
 	id, name := f.run("exporter-privileged", func(s *dockertest.Spec) { s.Host.Privileged = true })
 	series := map[string]string{"rule": "privileged", "severity": "error", "tier": "app", "service": "", "container": name}
-	mfs := eventually(t, base, "hyhome_findings for "+name, 60*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	mfs := eventually(t, base, "hyhome_findings for "+name, testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		v, ok := value(m, MetricFindings, series)
 		return ok && v == 1
 	})
@@ -287,7 +288,7 @@ func TestExporterEndToEnd(t *testing.T) {
 	}
 
 	dockertest.RemoveContainer(f.c, id)
-	eventually(t, base, "the series to go with the container", 60*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	eventually(t, base, "the series to go with the container", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		_, ok := value(m, MetricFindings, series)
 		return !ok
 	})
@@ -359,7 +360,7 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 	f := newFixture(t)
 	sock, ok := strings.CutPrefix(f.host, "unix://")
 	if !ok {
-		t.Skipf("engine at %s is not a unix socket; the restart is simulated with a unix-socket proxy", f.host)
+		testenv.Missing(t, "engine at %s is not a unix socket; the restart is simulated with a unix-socket proxy", f.host)
 	}
 	proxy := newEngineProxy(t, sock)
 	c, err := client.New(client.WithHost("unix://" + proxy.path))
@@ -382,13 +383,13 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 		BackoffMax: 200 * time.Millisecond,
 		Env:        func() *policy.Env { return &policy.Env{} },
 	})
-	eventually(t, base, "an open event stream", 30*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	eventually(t, base, "an open event stream", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		up, _ := value(m, MetricEventsConnected, nil)
 		return up == 1
 	})
 
 	proxy.stop()
-	mfs := eventually(t, base, "the outage to show", 30*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	mfs := eventually(t, base, "the outage to show", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		conn, _ := value(m, MetricEventsConnected, nil)
 		evErr, _ := value(m, MetricErrors, map[string]string{"stage": stageEvents})
 		auErr, _ := value(m, MetricErrors, map[string]string{"stage": stageAudit})
@@ -401,7 +402,7 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 	}
 
 	proxy.start()
-	mfs = eventually(t, base, "recovery", 30*time.Second, func(m map[string]*dto.MetricFamily) bool {
+	mfs = eventually(t, base, "recovery", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
 		conn, _ := value(m, MetricEventsConnected, nil)
 		gap, _ := value(m, MetricEventsGap, nil)
 		re, _ := value(m, MetricRuns, map[string]string{"trigger": triggerReconnect})

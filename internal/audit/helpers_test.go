@@ -115,7 +115,7 @@ func (f *fixture) source(e Engine) *Source {
 func (f *fixture) audit(sel Selection, env *policy.Env) *Result {
 	f.t.Helper()
 	sel.Filters = append(sel.Filters, f.filter())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 	defer cancel()
 	res, err := Run(ctx, f.source(nil), sel, env)
 	if err != nil {
@@ -231,7 +231,7 @@ func (f *fixture) startMany(specs []dockertest.Spec) []started {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 			defer cancel()
 			hc := s.Host
 			res, err := f.c.ContainerCreate(ctx, client.ContainerCreateOptions{

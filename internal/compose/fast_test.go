@@ -3,49 +3,63 @@ package compose
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hy-home/hyhome/internal/testenv"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// TestFastPathMatchesComposeGo loads every fixture and every project of the
-// real corpus twice, through the fast path and through compose-go's full
-// pipeline, and requires identical workloads (values and positions). It is
-// what keeps the fast path honest.
+// fastJob is one project loaded through both paths.
+type fastJob struct {
+	name string
+	opts Options
+}
+
+// TestFastPathMatchesComposeGo loads every fixture, and in a subtest every
+// project of the real corpus, twice: through the fast path and through
+// compose-go's full pipeline, and requires identical workloads (values and
+// positions). It is what keeps the fast path honest. Without the corpus the
+// RealCorpus subtest skips, visibly (or fails under CI): it is never
+// silently left out.
 func TestFastPathMatchesComposeGo(t *testing.T) {
-	var projects [][]string
+	var jobs []fastJob
 	for _, pattern := range []string{"testdata/*/*.yaml", "../policy/testdata/*/*.yaml", "../../examples/*/compose.yaml"} {
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
-			projects = append(projects, []string{f})
+			jobs = append(jobs, fastJob{f, Options{Files: []string{f}, Environ: []string{"SHELL_ONLY=x"}}})
 		}
 	}
-	corpus, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "real"))
-	var set *Set
-	if _, err := os.Stat(corpus); err == nil {
-		var err error
-		if set, err = FindProjects(corpus); err != nil {
+	if len(jobs) < 50 {
+		t.Fatalf("only %d fixture projects found: the globs no longer match the fixtures", len(jobs))
+	}
+	t.Run("Fixtures", func(t *testing.T) { compareFastAndFull(t, jobs) })
+	t.Run("RealCorpus", func(t *testing.T) {
+		corpus := testenv.CorpusDir(t)
+		set, err := FindProjects(corpus)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	type job struct {
-		name string
-		opts Options
-	}
-	var jobs []job
-	for _, p := range projects {
-		jobs = append(jobs, job{p[0], Options{Files: p, Environ: []string{"SHELL_ONLY=x"}}})
-	}
-	if set != nil {
+		var jobs []fastJob
 		for _, ps := range set.Projects {
 			rel, _ := filepath.Rel(corpus, ps.Files[0])
-			jobs = append(jobs, job{rel, set.Options(ps, Options{})})
+			jobs = append(jobs, fastJob{rel, set.Options(ps, Options{})})
 		}
-	}
+		if len(jobs) < minCorpusProjects {
+			t.Fatalf("%d projects in %s, want at least %d: the corpus is incomplete", len(jobs), corpus, minCorpusProjects)
+		}
+		compareFastAndFull(t, jobs)
+	})
+}
+
+// minCorpusProjects is a floor under the real corpus's size (274 projects
+// when this was written), so that a truncated copy is noticed.
+const minCorpusProjects = 250
+
+func compareFastAndFull(t *testing.T, jobs []fastJob) {
+	t.Helper()
 	fastCount := 0
 	for _, j := range jobs {
 		fastRes, fastErr := Load(context.Background(), j.opts)

@@ -3,13 +3,14 @@ package compose
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/hy-home/hyhome/internal/workload"
+
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func mustLoad(t *testing.T, o Options) *workload.Project {
@@ -227,15 +228,12 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestRealCorpusLoads lints every file of ../shared/corpus/real that docker
+// TestRealCorpusLoads lints every file of shared/corpus/real that docker
 // compose itself accepts; the ones it rejects must fail with a clear error,
 // never a panic. The list of rejected files is pinned so that a regression
 // that starts rejecting good files is caught.
 func TestRealCorpusLoads(t *testing.T) {
-	root, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "real"))
-	if _, err := os.Stat(root); err != nil {
-		t.Skipf("corpus not present at %s", root)
-	}
+	root := testenv.CorpusDir(t)
 	set, err := FindProjects(root)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,16 @@
 // Package dockertest gives tests the real Docker Engine of the machine they
 // run on: a client, the project's FROM-scratch test images built from
 // ./testprog, and containers that are removed when the test ends, pass or
-// fail. Everything it creates carries the label LabelKey=<run ID> so that a
-// crashed run's leftovers can be found and removed (see Sweep).
+// fail. Everything it creates carries the label LabelKey=<run ID>, and every
+// object a test creates by other means must carry it too.
+//
+// The run ID names the owning test process (its PID and start time, see
+// Owner), so that a sweep can tell a live test's objects from a dead one's:
+// Main removes this process's objects when its tests end, and
+// cmd/testsweep, run by `make test` before and after the tests, removes the
+// objects of processes that are gone (killed, timed out) and fails the run
+// when the run's own tests left any. Other engineers' tests share the engine
+// at the same time; nothing here removes an object whose owner still runs.
 //
 // No image can be pulled on this project's machines, so nothing here asks for
 // one; the images are built from the project's own static binary.
@@ -12,15 +20,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -31,19 +37,25 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/docker"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // LabelKey marks every object this package creates; its value is the run ID.
 const LabelKey = "hy-home.test.run"
 
-// RunID identifies this test process's objects.
-var RunID = randomID()
+// RunID identifies this test process's objects: Owner.String() of this
+// process.
+var RunID = currentRunID()
 
-func randomID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// Deadlines for engine calls. They are not measurements: only a hang (an
+// engine that stopped answering) trips them, on a loaded two-core machine
+// where one call can wait tens of seconds behind other engineers' builds.
+// Builds (go build, docker build) get no deadline of their own: the test
+// binary's -timeout bounds them.
+const (
+	ConnectTimeout = 2 * time.Minute // first ping of the engine
+	CallTimeout    = 5 * time.Minute // one create, start, remove or inspect
+)
 
 // Images are the test image references built for this process.
 type Images struct {
@@ -71,15 +83,12 @@ var (
 func Client(t testing.TB) *client.Client {
 	t.Helper()
 	clientOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), ConnectTimeout)
 		defer cancel()
 		cli, _, cliErr = docker.Connect(ctx, "")
 	})
 	if cliErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("a Docker Engine is required under CI: %v", cliErr)
-		}
-		t.Skipf("no Docker Engine reachable: %v", cliErr)
+		testenv.Missing(t, "no Docker Engine reachable: %v", cliErr)
 	}
 	return cli
 }
@@ -95,18 +104,34 @@ func Build(t testing.TB) Images {
 	return images
 }
 
-// moduleRoot finds the directory holding go.mod, from this source file.
-func moduleRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+// tempPrefix starts the name of a test process's temporary directory; the
+// run ID follows, so that a sweep can remove a dead process's.
+const tempPrefix = "hyhome-test-"
+
+var (
+	tempOnce sync.Once
+	tempDir  string
+	tempErr  error
+)
+
+// TempDir is this process's temporary directory (os.TempDir()/hyhome-test-
+// <RunID>), for what outlives one test, such as built binaries. Main
+// removes it; cmd/testsweep removes a killed process's.
+func TempDir() (string, error) {
+	tempOnce.Do(func() {
+		tempDir = filepath.Join(os.TempDir(), tempPrefix+RunID)
+		tempErr = os.MkdirAll(tempDir, 0o755)
+	})
+	return tempDir, tempErr
 }
 
 // BuildBinary compiles a static linux binary of the main package at pkg
-// (relative to the module root) into dir and returns its path.
+// (relative to the module root) into dir and returns its path. It has no
+// deadline of its own: a cold build on a loaded machine takes minutes.
 func BuildBinary(pkg, dir, name string) (string, error) {
 	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Dir = moduleRoot()
+	cmd.Dir = testenv.ModuleRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
@@ -114,8 +139,44 @@ func BuildBinary(pkg, dir, name string) (string, error) {
 	return out, nil
 }
 
+// ProcessBinary builds the main package at pkg once per process into
+// TempDir and returns its path.
+func ProcessBinary(t testing.TB, pkg, name string) string {
+	t.Helper()
+	binMu.Lock()
+	b, ok := bins[pkg]
+	if !ok {
+		b = &builtBinary{}
+		bins[pkg] = b
+	}
+	binMu.Unlock()
+	b.once.Do(func() {
+		dir, err := TempDir()
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path, b.err = BuildBinary(pkg, dir, name)
+	})
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
+	}
+	return b.path
+}
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	binMu sync.Mutex
+	bins  = map[string]*builtBinary{}
+)
+
 func build(c *client.Client) (Images, error) {
-	dir, err := os.MkdirTemp("", "hyhome-testprog-")
+	dir, err := TempDir()
 	if err != nil {
 		return Images{}, err
 	}
@@ -128,8 +189,9 @@ func build(c *client.Client) (Images, error) {
 		NonRoot: "hyhome-test/testprog:nonroot-" + RunID,
 		Binary:  bin,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	// No deadline of its own: the engine builds while other engineers' tests
+	// and builds load the machine; the test binary's -timeout bounds it.
+	ctx := context.Background()
 	if err := BuildScratchImage(ctx, c, img.Root, bin, "/testprog", "", nil); err != nil {
 		return Images{}, err
 	}
@@ -175,7 +237,11 @@ func BuildScratchImage(ctx context.Context, c *client.Client, tag, bin, dest, us
 		return err
 	}
 	res, err := c.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags:        []string{tag},
+		Tags: []string{tag},
+		// Test processes on the machine build identical contexts at the
+		// same time and remove their images when they end: a cache hit
+		// could hand this build a layer another process is removing.
+		NoCache:     true,
 		Remove:      true,
 		ForceRemove: true,
 		Labels:      map[string]string{LabelKey: RunID},
@@ -232,7 +298,7 @@ func Run(t testing.TB, s Spec) (id, name string) {
 		labels[k] = v
 	}
 	name = "hyhome-test-" + s.Name + "-" + randomID()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
 	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
@@ -263,49 +329,49 @@ func Run(t testing.TB, s Spec) (id, name string) {
 // RemoveContainer force-removes a container and its anonymous volumes,
 // ignoring "not found".
 func RemoveContainer(c *client.Client, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
 	_, _ = c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 }
 
-// Sweep removes every container and image labelled with this run's ID, and
-// with -all any run's. Call it from TestMain after m.Run so that nothing is
-// left behind when a test failed half-way.
-func Sweep(all bool) {
-	if cli == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	f := client.Filters{}
-	if all {
-		f = f.Add("label", LabelKey)
-	} else {
-		f = f.Add("label", LabelKey+"="+RunID)
-	}
-	if res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
-		for _, ct := range res.Items {
-			RemoveContainer(cli, ct.ID)
+// Sweep removes every object of every kind labelled with this process's
+// run ID, and this process's TempDir. It returns what it could not remove.
+func Sweep() error {
+	var errs []error
+	if cli != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+		defer cancel()
+		objs, err := ListObjects(ctx, cli, RunID)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if err := RemoveObjects(ctx, cli, objs); err != nil {
+			errs = append(errs, err)
+		}
+		if left, err := ListObjects(ctx, cli, RunID); err == nil && len(left) > 0 {
+			for _, o := range left {
+				errs = append(errs, fmt.Errorf("%s is still there after the sweep", o))
+			}
 		}
 	}
-	if res, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
-		for _, n := range res.Items {
-			_, _ = cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+	if tempDir != "" {
+		if err := os.RemoveAll(tempDir); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: f}); err == nil {
-		for _, im := range res.Items {
-			_, _ = cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		}
-	}
-	if images.Binary != "" {
-		os.RemoveAll(filepath.Dir(images.Binary))
-	}
+	return errors.Join(errs...)
 }
 
-// Main is a TestMain body: run the tests, then sweep this run's objects.
+// Main is a TestMain body: run the tests, then sweep this process's
+// objects. A sweep that cannot remove something fails the package, naming
+// it.
 func Main(m *testing.M) int {
 	code := m.Run()
-	Sweep(false)
+	if err := Sweep(); err != nil {
+		fmt.Fprintf(os.Stderr, "dockertest: objects of run %s left on the engine:\n%v\n", RunID, err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	return code
 }

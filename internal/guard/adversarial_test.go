@@ -1,11 +1,11 @@
 package guard
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -34,7 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	img := dockertest.Build(t)
 	c := dockertest.Client(t)
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, dockertest.CallTimeout)
 	f := &fixture{img: img}
 	f.privileged, _ = dockertest.Run(t, dockertest.Spec{Name: "priv", Image: img.NonRoot, Host: container.HostConfig{Privileged: true}, NoStart: true})
 	f.hostNet, _ = dockertest.Run(t, dockertest.Spec{Name: "hostnet", Image: img.NonRoot, Host: container.HostConfig{NetworkMode: "host"}, NoStart: true})
@@ -69,24 +69,52 @@ func newFixture(t *testing.T) *fixture {
 
 // compliantService is the row for a service spec with every hardening
 // field set: on an engine whose API is 1.46 or later it reaches the engine
-// (which, not being a Swarm manager here, answers 503); before that Swarm
-// drops Privileges.NoNewPrivileges and the guard refuses it.
-func compliantService(t *testing.T, f *fixture, spec func(func(*swarm.ServiceSpec)) string) attack {
+// (see serviceReachesEngine); before that Swarm drops
+// Privileges.NoNewPrivileges and the guard refuses it.
+func compliantService(t *testing.T, sw dockertest.SwarmInfo, spec func(func(*swarm.ServiceSpec)) string) attack {
 	row := attack{name: "compliant service", profile: "admission", request: request("POST", "/v1.41/services/create", spec(func(*swarm.ServiceSpec) {}))}
-	v, err := dockertest.Client(t).ServerVersion(ctxT(t, 10*time.Second), client.ServerVersionOptions{})
+	v, err := dockertest.Client(t).ServerVersion(ctxT(t, dockertest.CallTimeout), client.ServerVersionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if compareVersions(v.APIVersion, "1.46") < 0 {
 		row.status, row.want = 403, []string{"no-new-privileges", "Swarm ignores Privileges.NoNewPrivileges"}
+		return row
+	}
+	return serviceReachesEngine(sw, row)
+}
+
+// serviceReachesEngine sets what the engine answers a service create the
+// guard admitted, which depends on the node's Swarm membership: the test
+// holds the Swarm lock (dockertest.SwarmState), so it cannot change while
+// the test runs. A manager creates the service (201; the row removes it), a
+// node outside a Swarm or a worker answers 503 "not a swarm manager". Either
+// way the request reached the engine, which is what the row proves.
+func serviceReachesEngine(sw dockertest.SwarmInfo, row attack) attack {
+	if sw.ControlAvailable {
+		row.status, row.want, row.cleanup = 201, nil, removeCreatedService
 	} else {
-		row.status, row.want = 503, []string{"swarm"}
+		row.status, row.want, row.cleanup = 503, []string{"swarm"}, nil
 	}
 	return row
 }
 
+// removeCreatedService removes a service a test created through the guard.
+func removeCreatedService(t testing.TB, resp response) {
+	t.Helper()
+	var cr struct{ ID string }
+	if resp.status == http.StatusCreated && json.Unmarshal([]byte(resp.body), &cr) == nil && cr.ID != "" {
+		t.Cleanup(func() {
+			_, err := dockertest.Client(t).ServiceRemove(ctxT(t, dockertest.CallTimeout), cr.ID, client.ServiceRemoveOptions{})
+			if err != nil {
+				t.Errorf("removing service %s: %v", cr.ID, err)
+			}
+		})
+	}
+}
+
 func removeVolume(t testing.TB, name string) {
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, dockertest.CallTimeout)
 	_, _ = dockertest.Client(t).VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true})
 }
 
@@ -103,9 +131,14 @@ type attack struct {
 
 // TestAdversarial sends one raw request per known way around a Docker API
 // AuthZ plugin or socket proxy, against the real engine.
+//
+// Rows that create a Swarm service get the engine's answer, which depends on
+// the node's Swarm membership: the test holds the Swarm lock shared, so no
+// other test can init or leave a Swarm until it ends.
 func TestAdversarial(t *testing.T) {
 	tg := startGuard(t, withExemptions(t))
 	f := newFixture(t)
+	sw := dockertest.SwarmState(t, dockertest.Client(t))
 	c := func(edit ...func(*container.CreateRequest)) string {
 		return mustJSON(t, compliant(f.img.NonRoot, edit...))
 	}
@@ -116,7 +149,7 @@ func TestAdversarial(t *testing.T) {
 	serviceSpec := func(edit func(*swarm.ServiceSpec)) string {
 		pids := int64(64)
 		s := swarm.ServiceSpec{
-			Annotations: swarm.Annotations{Name: "hyhome-test-svc-" + dockertest.RunID, Labels: map[string]string{"hy-home.tier": "app", "hy-home.metrics.port": "9100"}},
+			Annotations: swarm.Annotations{Name: "hyhome-test-svc-" + dockertest.RunID, Labels: map[string]string{"hy-home.tier": "app", "hy-home.metrics.port": "9100", dockertest.LabelKey: dockertest.RunID}},
 			TaskTemplate: swarm.TaskSpec{
 				ContainerSpec: &swarm.ContainerSpec{
 					Image: f.img.NonRoot, User: "65534:65534", ReadOnly: true,
@@ -285,11 +318,11 @@ func TestAdversarial(t *testing.T) {
 		})), 403, []string{"host-namespaces"}, nil},
 		// Swarm before API 1.46 ignores Privileges.NoNewPrivileges: the
 		// guard judges what the engine will run, and says why.
-		compliantService(t, f, serviceSpec),
-		{"service whose no-new-privileges gap is exempted reaches the engine", profileExempting, request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
+		compliantService(t, sw, serviceSpec),
+		serviceReachesEngine(sw, attack{name: "service whose no-new-privileges gap is exempted reaches the engine", profile: profileExempting, request: request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
 			s.Labels["com.docker.stack.namespace"] = testProject
 			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"
-		})), 503, []string{"swarm"}, nil},
+		}))}),
 		{"service spec at API 1.40 loses its cap_drop", profileExempting, request("POST", "/v1.40/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
 			s.Labels["com.docker.stack.namespace"] = testProject
 			s.Labels["hy-home.adr"], s.Labels["hy-home.exempt"] = "ADR-0003", "no-new-privileges"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // dockerCLI runs the docker CLI against a guard socket, with a config
@@ -21,9 +22,9 @@ import (
 func dockerCLI(t *testing.T, socket, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	if _, lerr := exec.LookPath("docker"); lerr != nil {
-		t.Skip("docker CLI not installed")
+		testenv.Missing(t, "the docker CLI is not installed (Debian package docker.io)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + socket}, args...)...)
 	cmd.Env = append([]string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=" + t.TempDir(), "PATH=/usr/local/bin:/usr/bin:/bin"}, extraEnv...)
@@ -167,7 +168,9 @@ func TestDockerCLIStreams(t *testing.T) {
 	}
 	tag := "hyhome-test/built:" + dockertest.RunID
 	label := dockertest.LabelKey + "=" + dockertest.RunID
-	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--label", label, "-t", tag, ctxDir); err != nil {
+	// --no-cache: another test process building the same context at the same
+	// time must not hand this build a cached layer it is removing.
+	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err != nil {
 		t.Fatalf("docker build through admission: %v\n%s", err, stderr)
 	}
 	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--network", "host", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "host-namespaces") {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // TestMain removes everything labelled with this run's ID when the tests
@@ -106,7 +107,7 @@ func startGuard(t testing.TB, opts ...guardOption) *testGuard {
 	tg.g = g
 	tg.metrics = g.MetricsAddr().String()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 		defer cancel()
 		if err := g.Stop(ctx); err != nil {
 			t.Errorf("stopping the guard: %v", err)
@@ -176,12 +177,12 @@ func (r response) message() string {
 // raw writes request bytes to a socket as they are and reads one response.
 func raw(t testing.TB, socket, request string) response {
 	t.Helper()
-	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	conn, err := net.DialTimeout("unix", socket, testenv.Hang)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	_ = conn.SetDeadline(time.Now().Add(testenv.Hang))
 	// Write concurrently: the guard may answer (413) without reading a
 	// large body, and then closes the connection under the writer.
 	go func() { _, _ = io.WriteString(conn, request) }()

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hy-home/hyhome/internal/clock"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // TestIdleRelease (NFR-RES-01): once no request has started or ended for the
@@ -40,7 +41,7 @@ func TestIdleRelease(t *testing.T) {
 		}
 		// The handler records its end after the client has the answer;
 		// wait for it, so that it is not taken for later activity.
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testenv.Hang)
 		for g.inFlight.Load() != 0 {
 			if time.Now().After(deadline) {
 				t.Fatal("the guard still counts a request in flight")
@@ -63,7 +64,7 @@ func TestIdleRelease(t *testing.T) {
 	// it makes only after it has acted on the one that fired.
 	armed := func() {
 		t.Helper()
-		if !fake.WaitPending(1, 10*time.Second) {
+		if !fake.WaitPending(1, testenv.Hang) {
 			t.Fatal("the idle releaser is not waiting on the clock")
 		}
 	}

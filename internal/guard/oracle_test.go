@@ -10,11 +10,13 @@ import (
 	"github.com/gorilla/mux"
 )
 
-// The oracle is the engine's router: gorilla/mux with every route of the
-// table registered the way the engine's api/server registers it (the
-// /v{version:[0-9.]+} form, then the plain one, route by route), and the
-// engine's catch-all for unknown versioned paths. Tests ask it where the
-// engine would dispatch a request and compare with the guard's reading.
+// The oracle is the engine's router: gorilla/mux with every route the
+// engine defines (testdata/engine-routes.txt, transcribed from moby's router
+// sources, not from the guard's table) registered the way the engine's
+// api/server registers it (the /v{version:[0-9.]+} form, then the plain one,
+// route by route, in the engine's order), and the engine's catch-all for
+// unknown versioned paths. Tests ask it where the engine would dispatch a
+// request and compare with the guard's reading.
 
 const (
 	oracleRedirect = "redirect"
@@ -22,9 +24,13 @@ const (
 )
 
 var oracle = func() *mux.Router {
+	defs, err := loadEngineRoutes()
+	if err != nil {
+		panic(err) // TestRouteTableMatchesEngineDefinitions reports it too
+	}
 	m := mux.NewRouter()
-	for _, r := range engineRoutes {
-		name := r.Name
+	for _, r := range defs {
+		name := routeName(r.Method, r.Template)
 		h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Route", name) })
 		m.Path("/v{version:[0-9.]+}" + r.Template).Methods(r.Method).Handler(h)
 		m.Path(r.Template).Methods(r.Method).Handler(h)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // The engine's Go client works through the guard unchanged: version
@@ -25,7 +27,7 @@ import (
 func TestGoClient(t *testing.T) {
 	tg := startGuard(t)
 	img := dockertest.Build(t)
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, dockertest.CallTimeout)
 
 	ro := tg.client(t, ProfileReadonly)
 	if _, err := ro.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
@@ -101,20 +103,27 @@ func TestGoClient(t *testing.T) {
 }
 
 // Events flow through the guard as they happen: the stream is not
-// buffered, and the head arrives before any event.
+// buffered, and the head arrives before any event. The filter matches
+// exactly one event, the create of the test's own container, and nothing
+// follows it on the stream: a guard that buffered the stream (until a
+// buffer filled or the stream ended) would never deliver it, so its arrival
+// is the proof. How soon after the engine's it arrives is logged, not
+// judged: guardbench measures the guard's added latency.
 func TestEventsStreamUnbuffered(t *testing.T) {
 	tg := startGuard(t)
 	img := dockertest.Build(t)
-	ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+	ctx, cancel := context.WithCancel(ctxT(t, testenv.Hang))
 	defer cancel()
 	ro := tg.client(t, ProfileReadonly)
 	direct := dockertest.Client(t)
-	f := client.Filters{}.Add("label", dockertest.LabelKey+"="+dockertest.RunID).Add("type", "container").Add("event", "create")
-	viaGuard := ro.Events(ctx, client.EventsListOptions{Filters: f})
-	viaEngine := direct.Events(ctx, client.EventsListOptions{Filters: f})
-	time.Sleep(200 * time.Millisecond) // both subscriptions registered
+	f := client.Filters{}.Add("label", dockertest.LabelKey+"="+dockertest.RunID).Add("type", "container").Add("event", "create").Add("label", "hyhome.guard.test=events-"+dockertest.RunID)
+	// since: the engine replays what happened after it, so the event is
+	// delivered however late either subscription reaches the engine.
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	viaGuard := ro.Events(ctx, client.EventsListOptions{Filters: f, Since: since})
+	viaEngine := direct.Events(ctx, client.EventsListOptions{Filters: f, Since: since})
 
-	id, _ := dockertest.Run(t, dockertest.Spec{Name: "ev", Image: img.NonRoot, NoStart: true})
+	id, _ := dockertest.Run(t, dockertest.Spec{Name: "ev", Image: img.NonRoot, NoStart: true, Labels: map[string]string{"hyhome.guard.test": "events-" + dockertest.RunID}})
 	var tGuard, tEngine time.Time
 	for tGuard.IsZero() || tEngine.IsZero() {
 		select {
@@ -127,17 +136,12 @@ func TestEventsStreamUnbuffered(t *testing.T) {
 				tEngine = time.Now()
 			}
 		case err := <-viaGuard.Err:
-			t.Fatalf("events through the guard: %v", err)
+			t.Fatalf("events through the guard: %v (engine's copy at %v)", err, tEngine)
 		case err := <-viaEngine.Err:
 			t.Fatalf("events from the engine: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the create event did not arrive (guard %v, engine %v)", tGuard, tEngine)
 		}
 	}
-	// Generous here (the machine is shared); the benchmark measures it.
-	if d := tGuard.Sub(tEngine); d > 250*time.Millisecond {
-		t.Errorf("the event reached the guard's client %v after the engine's", d)
-	}
+	t.Logf("the event reached the guard's client %v after the engine's", tGuard.Sub(tEngine))
 }
 
 // HEAD and keep-alive: several requests, HEAD included, on one connection.
@@ -233,25 +237,27 @@ func TestUpstreamDown(t *testing.T) {
 	}
 }
 
-// Stop ends streams at once, lets the socket go, and returns promptly.
+// Stop ends streams at once and lets the socket go. The events stream's
+// filter matches nothing, so the stream never ends by itself: a Stop that
+// waited for it would wait until its context expired and return that error.
+// Stop returning nil is the proof that it ended the stream itself; the
+// context only bounds a hang.
 func TestGracefulStop(t *testing.T) {
 	engineHost(t)
 	tg := startGuard(t)
-	ctx := ctxT(t, time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	// A filter no event matches: the client stops reading its stream while
 	// an event waits to be received, and this engine is busy.
-	ev := tg.client(t, ProfileReadonly).Events(ctx, client.EventsListOptions{Filters: client.Filters{}.Add("label", "hyhome-guard-test-nothing="+dockertest.RunID)})
-	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ro := tg.client(t, ProfileReadonly)
+	ev := ro.Events(ctx, client.EventsListOptions{Filters: client.Filters{}.Add("label", "hyhome-guard-test-nothing="+dockertest.RunID)})
+	waitInFlight(t, tg, 1)
+	sctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
+	start := time.Now()
 	if err := tg.g.Stop(sctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("Stop with an open events stream: %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Stop took %v with an open events stream", d)
-	}
-	deadline := time.After(5 * time.Second)
+	t.Logf("Stop returned after %v with an open events stream", time.Since(start))
 	for done := false; !done; {
 		select {
 		case <-ev.Messages:
@@ -260,9 +266,8 @@ func TestGracefulStop(t *testing.T) {
 				t.Error("the events stream ended without an error")
 			}
 			done = true
-		case <-deadline:
-			t.Error("the events stream is still open after Stop")
-			done = true
+		case <-ctx.Done():
+			t.Fatal("the events stream is still open after Stop")
 		}
 	}
 	if _, err := net.Dial("unix", tg.sockets[ProfileReadonly]); err == nil {
@@ -276,8 +281,8 @@ func TestGracefulStop(t *testing.T) {
 func TestPluginEnableIsJudged(t *testing.T) {
 	tg := startGuard(t)
 	c := dockertest.Client(t)
-	ctx := ctxT(t, time.Minute)
-	name := "hyhome-test-plugin-" + dockertest.RunID + ":1"
+	ctx := ctxT(t, dockertest.CallTimeout)
+	name := dockertest.PluginPrefix + dockertest.RunID + "-plugin:1" // so that a sweep finds it
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	config := `{"Description":"hyhome guard test plugin","Documentation":"https://example.invalid","Interface":{"Types":["docker.volumedriver/1.0"],"Socket":"p.sock"},"Entrypoint":["/testprog","sleep"],"WorkDir":"","Network":{"Type":"host"},"Linux":{"Capabilities":["CAP_SYS_ADMIN"],"AllowAllDevices":false,"Devices":null},"Mounts":[{"Name":"root","Description":"","Settable":["source"],"Source":"/","Destination":"/host","Type":"bind","Options":["rbind"]}],"Env":[],"Args":{"Name":"","Description":"","Settable":null,"Value":null}}`
@@ -315,3 +320,29 @@ func TestPluginEnableIsJudged(t *testing.T) {
 
 // containerCreateRequest shortens compliant()'s edit functions.
 type containerCreateRequest = container.CreateRequest
+
+// waitInFlight waits until the guard is serving at least n requests, as its
+// own metrics say, bounded by testenv.Hang.
+func waitInFlight(t *testing.T, tg *testGuard, n int) {
+	t.Helper()
+	want := "hyhome_guard_requests_in_flight "
+	deadline := time.Now().Add(testenv.Hang)
+	for {
+		resp, err := http.Get("http://" + tg.metrics + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, want); ok {
+					if f, err := strconv.ParseFloat(v, 64); err == nil && f >= float64(n) {
+						return
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guard never served %d requests at once", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

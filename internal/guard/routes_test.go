@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -215,8 +216,10 @@ func TestParseTemplateRefuses(t *testing.T) {
 // longPaths are long paths (the HTTP server lets request lines through up to
 // its 1 MB header limit), shaped to make a backtracking matcher retry: long
 // segments before a literal that does not follow, newlines, many slashes.
-func longPaths() []string {
-	const n = 1 << 18
+func longPaths() []string { return longPathsOf(1 << 18) }
+
+// longPathsOf builds the long path shapes with runs of n bytes.
+func longPathsOf(n int) []string {
 	return []string{
 		// the shapes that cost a rescanning matcher most
 		"/containers/" + strings.Repeat("a", n) + "\n/json",
@@ -235,13 +238,49 @@ func longPaths() []string {
 // long paths. The regexp runs in linear time; a matcher that backtracked
 // quadratically would take seconds per path here (and an attacker could
 // stall the guard with one request line): BenchmarkRouteMatchLongPaths
-// measures the two side by side.
+// measures the two side by side, and at two lengths, without a timing
+// assertion here. What a test can bound exactly is memory:
+// TestRouteMatchLongPathsAllocs.
 func TestRouteMatchLongPaths(t *testing.T) {
 	for _, r := range routes.all {
 		re := templateRegexp(r.Template)
 		for _, p := range longPaths() {
 			checkRouteMatch(t, r, re, p)
 		}
+	}
+}
+
+// TestRouteMatchLongPathsAllocs: matching allocates the same at every path
+// length (the variables are substrings of the path, the map is per match),
+// so a request line cannot make the guard allocate in proportion to it.
+func TestRouteMatchLongPathsAllocs(t *testing.T) {
+	short, long := longPathsOf(1<<10), longPathsOf(1<<16)
+	for _, r := range routes.all {
+		for i := range short {
+			a := testing.AllocsPerRun(5, func() { r.match(short[i]) })
+			b := testing.AllocsPerRun(5, func() { r.match(long[i]) })
+			if b != a || b > float64(len(r.vars)+1) {
+				t.Errorf("%s, long path shape %d: %.0f allocations at 1 KiB runs, %.0f at 64 KiB runs; want the same, at most one per variable and the map", r.Name, i, a, b)
+			}
+		}
+	}
+}
+
+// BenchmarkRouteMatchLongPathsScaling: the matcher over the whole table at
+// runs of 64 KiB and 256 KiB; linear matching takes about 4x as long for
+// the longer paths, quadratic about 16x.
+func BenchmarkRouteMatchLongPathsScaling(b *testing.B) {
+	for _, n := range []int{1 << 16, 1 << 18} {
+		paths := longPathsOf(n)
+		b.Run(fmt.Sprintf("runs-%dKiB", n>>10), func(b *testing.B) {
+			for b.Loop() {
+				for _, p := range paths {
+					for _, r := range routes.all {
+						r.match(p)
+					}
+				}
+			}
+		})
 	}
 }
 

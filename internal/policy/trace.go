@@ -41,7 +41,7 @@ var RequirementTests = map[string][]TestRef{
 		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
 	},
-	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}},
+	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}, {"internal/verify", "TestObservabilityVerySlowLokiFailsACSpec02"}},
 	"AC-SPEC-03":    {{"internal/verify", "TestMemoryEngineStatsFailures"}, {"internal/verify", "TestMemoryPrometheus"}},
 	"OPS-ALERTING":  {{"deploy", "TestAlertPath"}, {"deploy", "TestPromtoolTestRules"}, {"internal/verify", "TestAlertingEndToEnd"}},
 	"OPS-TELEMETRY": {{"deploy", "TestComposeConfig"}, {"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}},

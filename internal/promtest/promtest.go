@@ -28,11 +28,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // InCI reports whether missing tools must fail the test instead of skipping
 // it: CI installs them (.ci/run), a laptop may not have them.
-func InCI() bool { return os.Getenv("CI") == "true" }
+func InCI() bool { return testenv.InCI() }
 
 // Tool returns the path of the first of names found on PATH. Without it the
 // test is skipped, except under CI=true where that is a failure.
@@ -43,11 +45,7 @@ func Tool(t testing.TB, why string, names ...string) string {
 			return p
 		}
 	}
-	msg := strings.Join(names, " or ") + " not found on PATH (" + why + "); install Debian's prometheus and prometheus-alertmanager packages"
-	if InCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "%s not found on PATH (%s); install Debian's prometheus and prometheus-alertmanager packages", strings.Join(names, " or "), why)
 	return ""
 }
 

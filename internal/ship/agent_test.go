@@ -23,6 +23,7 @@ import (
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/guard"
 	"github.com/hy-home/hyhome/internal/lokitest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
@@ -241,14 +242,16 @@ func TestCrashLoopEveryRunShipped(t *testing.T) {
 func TestLokiDownThenUpLosesNothing(t *testing.T) {
 	t.Parallel()
 	img := dockertest.Build(t)
-	loki := startLoki(t, lokitest.Config{})
+	tok := token()
+	const n = 3000
+	lcfg := lokitest.Config{}
+	ledger := newSeqLedger(&lcfg, tok, n)
+	loki := startLoki(t, lcfg)
 	sel, selLabels := testSelector(t)
 	run := startAgent(t, Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel})
 	if err := loki.Down(); err != nil {
 		t.Fatal(err)
 	}
-	tok := token()
-	const n = 3000
 	id, name := dockertest.Run(t, dockertest.Spec{
 		Name: "outage", Image: img.NonRoot, Cmd: []string{"log", "-lines", fmt.Sprint(n), "-rate", "3000", "-token", tok, "-both", "-exit", "2"},
 		Labels: labels(selLabels, "hy-home.tier", "app"),
@@ -262,13 +265,18 @@ func TestLokiDownThenUpLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "every line and the die event after Loki came back", func() bool {
-		return len(queryLines(t, loki, `{tier="app", source="logs"} |= "`+tok+`"`)) == n &&
+		return ledger.received() == n &&
 			len(queryLines(t, loki, `{source="events"} |= "action=die" |= "`+name+`"`)) == 1
 	})
+	if err := storedOnce(queryLines(t, loki, `{tier="app", source="logs"} |= "`+tok+`"`), tok, n); err != nil {
+		t.Errorf("Loki down then up: %v", err)
+	}
+	ledger.checkNoForeign(t)
+	dups, _ := ledger.snapshot().duplicates()
 	st := loki.Stats()
-	t.Logf("Loki down then up: %d lines written, %d received, %d duplicates", n, len(queryLines(t, loki, `{tier="app"} |= "`+tok+`"`)), st.Duplicates)
-	if st.Duplicates != 0 {
-		t.Errorf("%d duplicates without any crash, want exactly once", st.Duplicates)
+	t.Logf("Loki down then up: %d lines written, all stored once, %d pushed twice, %d duplicates in all", n, len(dups), st.Duplicates)
+	if len(dups) != 0 || st.Duplicates != 0 {
+		t.Errorf("without any crash, lines %s were pushed twice (%d duplicates in all); want exactly once", seqRanges(dups), st.Duplicates)
 	}
 }
 
@@ -277,20 +285,25 @@ func TestLokiDownThenUpLosesNothing(t *testing.T) {
 func TestRestartResumesExactlyOnce(t *testing.T) {
 	t.Parallel()
 	img := dockertest.Build(t)
-	loki := startLoki(t, lokitest.Config{})
+	tok := token()
+	const n = 4000
+	lcfg := lokitest.Config{}
+	ledger := newSeqLedger(&lcfg, tok, n)
+	loki := startLoki(t, lcfg)
 	sel, selLabels := testSelector(t)
 	dir := t.TempDir()
 	cfg := Config{LokiURL: loki.URL(), StateDir: dir, Select: sel}
 	first := startAgent(t, cfg)
-	tok := token()
-	const n = 4000
 	id, _ := dockertest.Run(t, dockertest.Spec{
 		Name: "stream", Image: img.NonRoot, Cmd: []string{"log", "-lines", fmt.Sprint(n), "-rate", "2000", "-token", tok, "-both"},
 		Labels: labels(selLabels, "hy-home.tier", "app"),
 	})
 	q := `{tier="app", source="logs"} |= "` + tok + `"`
-	waitFor(t, "some lines before the restart", func() bool { return len(queryLines(t, loki, q)) >= n/4 })
+	waitFor(t, "some lines before the restart", func() bool { return ledger.received() >= n/4 })
 	first.stop()
+	if got := ledger.received(); got >= n {
+		t.Fatalf("the restart was not mid-stream: Loki had all %d lines when the agent stopped", n)
+	}
 	// While the agent is down: a container starts, logs and dies.
 	downTok := token()
 	did, dname := dockertest.Run(t, dockertest.Spec{
@@ -301,14 +314,22 @@ func TestRestartResumesExactlyOnce(t *testing.T) {
 	startAgent(t, cfg)
 	waitContainerExit(t, id)
 	waitFor(t, "every line after the restart", func() bool {
-		return len(queryLines(t, loki, q)) == n &&
+		return ledger.received() == n &&
 			len(queryLines(t, loki, `{tier="app"} |= "`+downTok+`"`)) == 3 &&
 			len(queryLines(t, loki, `{source="events"} |= "action=die" |= "`+dname+`"`)) == 1
 	})
+	if err := storedOnce(queryLines(t, loki, q), tok, n); err != nil {
+		t.Errorf("graceful restart: %v", err)
+	}
+	if err := storedOnce(queryLines(t, loki, `{tier="app"} |= "`+downTok+`"`), downTok, 3); err != nil {
+		t.Errorf("the container that ran while the agent was down: %v", err)
+	}
+	ledger.checkNoForeign(t)
+	dups, _ := ledger.snapshot().duplicates()
 	st := loki.Stats()
-	t.Logf("graceful restart: %d lines written, %d received, %d duplicates", n, len(queryLines(t, loki, q)), st.Duplicates)
-	if st.Duplicates != 0 {
-		t.Errorf("%d duplicates after a graceful restart, want exactly once", st.Duplicates)
+	t.Logf("graceful restart: %d lines written, all stored once, %d pushed twice, %d duplicates in all", n, len(dups), st.Duplicates)
+	if len(dups) != 0 || st.Duplicates != 0 {
+		t.Errorf("after a graceful restart, lines %s were pushed twice (%d duplicates in all); want exactly once", seqRanges(dups), st.Duplicates)
 	}
 }
 
@@ -406,7 +427,7 @@ func TestAgentThroughTheGuardShipperProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 		defer cancel()
 		_ = g.Stop(ctx)
 	})

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,12 +13,13 @@ import (
 
 	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/lokitest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // waitTimers blocks until the code under test waits on at least n timers.
 func (r *pusherRig) waitTimers(n int) {
 	r.t.Helper()
-	if !r.clock.WaitPending(n, 30*time.Second) { // a hang guard, not a timed assertion
+	if !r.clock.WaitPending(n, testenv.Hang) { // a hang guard, not a timed assertion
 		r.t.Fatalf("nothing started waiting on the clock")
 	}
 }
@@ -94,35 +94,12 @@ func (r *pusherRig) enqueue(lines ...string) {
 // waitFor polls cond (a hang guard bounds it; it is not a timed assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testenv.Hang) // only a hang trips it
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// countLines counts entries containing tok as the server accepts them,
-// without querying (a query scans the store under its lock).
-func countLines(cfg *lokitest.Config, tok string) func() int {
-	var mu sync.Mutex
-	n := 0
-	prev := cfg.OnAccept
-	cfg.OnAccept = func(tenant string, st lokitest.Labels, e lokitest.Entry) {
-		if prev != nil {
-			prev(tenant, st, e)
-		}
-		if strings.Contains(e.Line, tok) {
-			mu.Lock()
-			n++
-			mu.Unlock()
-		}
-	}
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return n
 	}
 }
 

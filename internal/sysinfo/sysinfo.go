@@ -4,6 +4,7 @@ package sysinfo
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -16,11 +17,20 @@ func MemTotal() (int64, error) {
 		return 0, fmt.Errorf("reading host memory: %w", err)
 	}
 	defer f.Close()
-	s := bufio.NewScanner(f)
+	return memTotal(f)
+}
+
+// memTotal reads MemTotal (in kB, as the kernel reports it) from
+// meminfo-formatted text.
+func memTotal(r io.Reader) (int64, error) {
+	s := bufio.NewScanner(r)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
 		if len(fields) >= 2 && fields[0] == "MemTotal:" {
 			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err == nil && kb <= 0 {
+				err = fmt.Errorf("not a positive size")
+			}
 			if err != nil {
 				return 0, fmt.Errorf("reading host memory: MemTotal %q: %w", fields[1], err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // The built binary, as an operator or CI runs it: flags, the JSON report
@@ -32,7 +33,7 @@ func TestBinaryVerifyJSONReport(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "verify.json")
 	cmd := exec.Command(bin, "verify", "--check", "AC-SPEC-01,AC-SPEC-02,NFR-OBS-01",
-		"--loki-url", loki.URL(), "--canary-image", img, "--canary-label", scopeLabel+"="+scope,
+		"--loki-url", loki.URL(), "--canary-image", img, "--canary-label", scopeLabel+"="+scope, "--canary-label", dockertest.LabelKey+"="+dockertest.RunID,
 		"--filter", "label="+scopeLabel+"="+scope, "--trials", "2", "--format", "json", "-o", out)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -73,7 +74,7 @@ func TestBinaryVerifyInterruptedRemovesCanaries(t *testing.T) {
 	scope := newToken()
 	startInfra(t, scope, "sigint", 32<<20)
 	cmd := exec.Command(bin, "verify", "--check", "AC-SPEC-03", "--load-duration", "2m",
-		"--canary-image", img, "--canary-label", scopeLabel+"="+scope, "--filter", "label="+scopeLabel+"="+scope)
+		"--canary-image", img, "--canary-label", scopeLabel+"="+scope, "--canary-label", dockertest.LabelKey+"="+dockertest.RunID, "--filter", "label="+scopeLabel+"="+scope)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -96,7 +97,7 @@ func TestBinaryVerifyInterruptedRemovesCanaries(t *testing.T) {
 		}
 		return len(list.Items)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.Hang)
 	for running() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no load canary appeared:\n%s", stderr.String())
@@ -112,7 +113,7 @@ func TestBinaryVerifyInterruptedRemovesCanaries(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("exit %v, want 2\n%s", err, stderr.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.Hang):
 		t.Fatalf("verify did not stop on SIGINT:\n%s", stderr.String())
 	}
 	if n := running(); n != 0 {

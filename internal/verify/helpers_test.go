@@ -17,6 +17,7 @@ import (
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/lokitest"
 	"github.com/hy-home/hyhome/internal/ship"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
@@ -39,19 +40,12 @@ var (
 func hyhomeCanaryImage(t *testing.T) (bin, image string) {
 	t.Helper()
 	c := dockertest.Client(t)
+	bin = dockertest.ProcessBinary(t, "./cmd/hyhome", "hyhome")
 	hyhomeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hyhome-verify-test-")
-		if err != nil {
-			hyhomeErr = err
-			return
-		}
-		if hyhomeBin, hyhomeErr = dockertest.BuildBinary("./cmd/hyhome", dir, "hyhome"); hyhomeErr != nil {
-			return
-		}
+		hyhomeBin = bin
 		hyhomeImage = "hyhome-test/hyhome:verify-" + dockertest.RunID
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		hyhomeErr = dockertest.BuildScratchImage(ctx, c, hyhomeImage, hyhomeBin, "/hyhome", "65532:65532", nil)
+		// No deadline of its own: the test binary's -timeout bounds it.
+		hyhomeErr = dockertest.BuildScratchImage(context.Background(), c, hyhomeImage, hyhomeBin, "/hyhome", "65532:65532", nil)
 	})
 	if hyhomeErr != nil {
 		t.Fatalf("building the hyhome canary image: %v", hyhomeErr)
@@ -100,7 +94,7 @@ func run(t *testing.T, cfg Config) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Hang)
 	defer cancel()
 	rep, err := v.Run(ctx)
 	if err != nil {

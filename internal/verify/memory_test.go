@@ -12,6 +12,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // memoryConfig keeps AC-SPEC-03's load window short.
@@ -138,7 +139,7 @@ func TestMemoryPrometheus(t *testing.T) {
 	}
 	promtest.StartProcess(t, dir, "prometheus", prom, nil, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	promtest.WaitReady(t, "http://"+addr+"/-/ready")
-	promtest.WaitFor(t, 30*time.Second, "two scrapes of the exporter", func() error {
+	promtest.WaitFor(t, testenv.Hang, "two scrapes of the exporter", func() error {
 		v, err := promtest.Value(addr, `count_over_time(container_memory_usage_bytes{name="`+a+`"}[1m]) >= 2`)
 		if err != nil {
 			return fmt.Errorf("%q %v", v, err)

@@ -54,31 +54,61 @@ func TestObservabilityTrialsPass(t *testing.T) {
 	}
 }
 
-// A slow Loki: every push takes 2.1 s, so nothing is found within 2 s and
-// NFR-OBS-01 fails, while AC-SPEC-02 judges the same figures against 5 s.
+// A slow Loki: every push takes 2.1 s, so nothing can be found within 2 s
+// and NFR-OBS-01 fails on any machine, however fast. The expectation comes
+// from the delay the test sets, not from the figures the check measured:
+// each trial's measured latency must be at least the delay (a measurement
+// that missed it would be wrong). AC-SPEC-02's verdict on these figures
+// (about 4 s, two pushes) would depend on the machine's speed, so it is
+// judged where the delay alone decides it (TestObservabilityVerySlowLoki),
+// and on fixed figures by TestLatencyVerdicts.
 func TestObservabilitySlowLokiFailsNFR(t *testing.T) {
+	const delay = 2100 * time.Millisecond
+	nfr := slowLokiTrials(t, delay, CheckNFRObs01)[CheckNFRObs01]
+	wantStatus(t, nfr, StatusFail)
+}
+
+// A Loki slower than AC-SPEC-02's bound: every push takes 5.1 s, so both
+// checks fail on any machine.
+func TestObservabilityVerySlowLokiFailsACSpec02(t *testing.T) {
+	const delay = ACSpec02Bound + 100*time.Millisecond
+	rs := slowLokiTrials(t, delay, CheckACSpec02, CheckNFRObs01)
+	wantStatus(t, rs[CheckACSpec02], StatusFail)
+	wantStatus(t, rs[CheckNFRObs01], StatusFail)
+}
+
+// slowLokiTrials runs the latency checks against a Loki whose every push
+// takes delay, and requires every trial to be found (late, not lost) with a
+// measured latency of at least delay.
+func slowLokiTrials(t *testing.T, delay time.Duration, checks ...string) map[string]*Result {
+	t.Helper()
 	scope := newToken()
 	loki := startLoki(t)
-	loki.SetDelay(2100 * time.Millisecond)
+	loki.SetDelay(delay)
 	startShip(t, loki, scope)
 	cfg := testConfig(t, scope)
-	cfg.Checks = []string{CheckACSpec02, CheckNFRObs01}
+	cfg.Checks = checks
 	cfg.LokiURL = loki.URL()
 	cfg.Trials = 2
-
+	cfg.TrialTimeout = 4 * delay // the line and the die event may take a push each
 	rep := run(t, cfg)
-	ac, nfr := check(t, rep, CheckACSpec02), check(t, rep, CheckNFRObs01)
-	wantStatus(t, nfr, StatusFail)
-	l := nfr.Latency
-	if len(l.Trials) != 2 || l.Worst.N != 2 {
-		t.Fatalf("every trial must still be found (late, not lost): %+v", l.Trials)
+	out := map[string]*Result{}
+	for _, id := range checks {
+		out[id] = check(t, rep, id)
 	}
-	// AC-SPEC-02's verdict follows its own bound on the same figures.
-	want := StatusPass
-	if l.Worst.Max >= ACSpec02Bound.Seconds() {
-		want = StatusFail
+	l := out[checks[0]].Latency
+	if l == nil || len(l.Trials) != 2 || l.Worst.N != 2 {
+		t.Fatalf("every trial must still be found (late, not lost): %+v", l)
 	}
-	wantStatus(t, ac, want)
+	for _, tr := range l.Trials {
+		if tr.LogSeconds == nil || tr.DieSeconds == nil {
+			t.Fatalf("trial %d lacks a figure: %+v", tr.N, tr)
+		}
+		if worst := max(*tr.LogSeconds, *tr.DieSeconds); worst < delay.Seconds() {
+			t.Errorf("trial %d measured %.3f s through a Loki that takes %v per push", tr.N, worst, delay)
+		}
+	}
+	return out
 }
 
 // Loki not answering is a failure of the check with one clear reason, not a

@@ -20,6 +20,7 @@ import (
 	"github.com/hy-home/hyhome/internal/engine"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/testenv"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -238,7 +239,7 @@ func TestRunCanary(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- RunCanary(ctx, CanaryOptions{Token: "srv", Serve: addr}, io.Discard, io.Discard) }()
-	promtest.WaitFor(t, 5*time.Second, "the canary's /metrics", func() error {
+	promtest.WaitFor(t, testenv.Hang, "the canary's /metrics", func() error {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return err
@@ -414,10 +415,10 @@ func TestSlackReceiver(t *testing.T) {
 	post(`{"attachments":[{"title":"[FIRING:1] HyHomeServiceMissing: other on h","text":"x"}]}`)
 	post(`{"attachments":[{"title":"[FIRING:1] HyHomeServiceMissing: svc-1 on h","text":"*Service:* svc-1"}]}`)
 	post(`{"text":"[RESOLVED] HyHomeServiceMissing: svc-1 on h"}`)
-	if _, m, err := s.await(context.Background(), time.Second, "svc-1", "firing"); err != nil || !strings.HasPrefix(m.title, "[FIRING:1]") {
+	if _, m, err := s.await(context.Background(), testenv.Hang, "svc-1", "firing"); err != nil || !strings.HasPrefix(m.title, "[FIRING:1]") {
 		t.Errorf("firing: %v %+v", err, m)
 	}
-	if _, m, err := s.await(context.Background(), time.Second, "svc-1", "resolved"); err != nil || m.status != "resolved" {
+	if _, m, err := s.await(context.Background(), testenv.Hang, "svc-1", "resolved"); err != nil || m.status != "resolved" {
 		t.Errorf("resolved: %v %+v", err, m)
 	}
 	if _, _, err := s.await(context.Background(), 100*time.Millisecond, "svc-2", "firing"); err == nil || !strings.Contains(err.Error(), "3 other message(s)") {
