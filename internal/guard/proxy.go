@@ -57,9 +57,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.g.active()
 		h.g.inFlight.Add(-1)
 	}()
-	d, t, den := h.decide(r)
+	body := &bodyReader{budget: h.g.buffered, timeout: h.g.cfg.BodyTimeout}
+	defer body.release()
+	d, t, den := h.decide(w, r, body)
 	if den != nil {
-		h.refuse(w, r, t, den, start)
+		h.refuse(w, r, t, den, !body.done, start)
 		return
 	}
 	h.allowLog(r, d)
@@ -69,7 +71,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // decide is the admission chain: canonical request, profile, body, judge.
 // Each step either passes the request on or returns the denial; nothing
 // after a denial runs, and a step that cannot decide denies.
-func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
+func (h *handler) decide(w http.ResponseWriter, r *http.Request, br *bodyReader) (*decision, *target, *denial) {
 	t, den := canonicalize(r)
 	if den != nil {
 		return nil, t, den
@@ -81,22 +83,30 @@ func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 	switch t.route.Body {
 	case BodyStream:
 		d.stream = r.Body
-	default:
-		body, den := readBody(r, h.g.maxBody)
+	case BodyNone:
+		if r.ContentLength > noBodyMax {
+			return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+		}
+		body, den := br.read(w, r, noBodyMax)
 		if den != nil {
+			if den.reason == reasonBodySize {
+				den = deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+			}
 			return nil, t, den
 		}
-		if t.route.Body == BodyNone {
-			switch string(bytes.TrimSpace(body)) {
-			case "", "{}", "null":
-			default:
-				return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
-			}
+		if !emptyBody(body) {
+			return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+		}
+		d.body = body
+	default:
+		body, den := br.read(w, r, h.g.maxBody)
+		if den != nil {
+			return nil, t, den
 		}
 		d.body = body
 	}
 	if t.route.judge != judgeNone {
-		v := h.g.admission.judge(r.Context(), t, r, d.body)
+		v := h.g.admission.judge(r.Context(), h.profile, t, r, d.body)
 		d.findings = v.findings
 		if v.deny != nil {
 			return nil, t, v.deny
@@ -111,33 +121,9 @@ func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 	return d, t, nil
 }
 
-// readBody reads a body whole, whatever its framing (Content-Length,
-// chunked, none), up to max bytes; more is refused without forwarding any
-// of it.
-func readBody(r *http.Request, max int64) ([]byte, *denial) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	if r.ContentLength > max {
-		return nil, deny(http.StatusRequestEntityTooLarge, reasonBodySize, "request body of %d bytes is over the guard's limit of %d bytes", r.ContentLength, max)
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, deny(http.StatusBadRequest, reasonBody, "reading the request body: %v", err)
-	}
-	if n > max {
-		return nil, deny(http.StatusRequestEntityTooLarge, reasonBodySize, "request body is over the guard's limit of %d bytes", max)
-	}
-	return buf.Bytes(), nil
-}
-
 // refuse is the one deny path: it logs the denial, counts it and answers
 // the client as the engine answers errors.
-func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *denial, start time.Time) {
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *denial, unread bool, start time.Time) {
 	m := h.g.metrics
 	m.requests.WithLabelValues(h.profile.Name, "deny").Inc()
 	if len(d.rules) == 0 {
@@ -158,9 +144,10 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *d
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
-	if d.status == http.StatusRequestEntityTooLarge {
-		// The rest of the body is not wanted: do not read it to keep the
-		// connection alive.
+	if unread && r.ContentLength != 0 {
+		// The body, or what is left of it, is not wanted. Without this the
+		// server would read up to 256 KiB of it, without a deadline, before
+		// answering: a slow client would hold the connection.
 		hdr.Set("Connection", "close")
 	}
 	w.WriteHeader(d.status)

@@ -19,6 +19,8 @@ import (
 	"github.com/moby/moby/api/types/plugin"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/volume"
+
+	"github.com/hy-home/hyhome/internal/workload"
 )
 
 // upstream is the engine the guard forwards to.
@@ -181,6 +183,9 @@ type lookups interface {
 	exec(ctx context.Context, id string) (*container.ExecInspectResponse, error)
 	service(ctx context.Context, ref string) (*swarm.Service, error)
 	plugin(ctx context.Context, ref string) (*plugin.Plugin, error)
+	// infraContainers lists every container (running or not) whose
+	// hy-home.tier is an infrastructure tier.
+	infraContainers(ctx context.Context) ([]container.Summary, error)
 	// apiVersion is the engine's API version.
 	apiVersion(ctx context.Context) (string, error)
 }
@@ -244,4 +249,19 @@ func (e engineLookups) plugin(ctx context.Context, ref string) (*plugin.Plugin, 
 		return nil, err
 	}
 	return &v, nil
+}
+
+func (e engineLookups) infraContainers(ctx context.Context) ([]container.Summary, error) {
+	var all []container.Summary
+	q := url.Values{"all": {"1"}, "filters": {`{"label":["` + workload.LabelTier + `"]}`}}
+	if err := e.u.getJSON(ctx, "/containers/json", q, &all); err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, c := range all {
+		if isInfra(c.Labels) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
