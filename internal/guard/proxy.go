@@ -31,14 +31,23 @@ type handler struct {
 	// The series every allowed request updates, resolved once.
 	allowed       prometheus.Counter
 	allowDuration prometheus.Observer
+	// redact is what the profile rewrites in each route's answers.
+	redact map[*Route]*redaction
 }
 
 func newHandler(g *Guard, listener string, p *Profile) *handler {
-	return &handler{
+	h := &handler{
 		g: g, listener: listener, profile: p,
 		allowed:       g.metrics.requests.WithLabelValues(p.Name, "allow"),
 		allowDuration: g.metrics.duration.WithLabelValues(p.Name, "allow"),
+		redact:        map[*Route]*redaction{},
 	}
+	for _, r := range routes.all {
+		if red := redactorFor(p, r); red != nil && p.Allows(r) {
+			h.redact[r] = red
+		}
+	}
+	return h
 }
 
 // decision is an allowed request, ready to forward.
@@ -339,7 +348,30 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 		return
 	}
 	defer resp.Body.Close()
+	if red := h.redact[d.target.route]; red != nil && resp.StatusCode/100 == 2 && r.Method != http.MethodHead {
+		h.relayRedacted(w, r, resp, red, d.target.route.Stream, start)
+		return
+	}
 	h.relay(w, r, resp, d.target.route.Stream, start)
+}
+
+// relayRedacted writes the engine's answer with the profile's redactions
+// applied, streaming: the rewritten body's length is not known up front.
+func (h *handler) relayRedacted(w http.ResponseWriter, r *http.Request, resp *http.Response, red *redaction, stream bool, start time.Time) {
+	copyResponseHeader(w.Header(), resp.Header)
+	w.Header().Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	if stream {
+		_ = rc.Flush() // the events' head, before the first event
+	}
+	h.allowDuration.Observe(time.Since(start).Seconds())
+	err := red.copy(w, resp.Body, rc.Flush)
+	if err != nil && r.Context().Err() == nil && h.g.streams.Err() == nil {
+		// The head is sent: the client sees a truncated answer, and the
+		// log says why.
+		h.upstreamFailed(w, r, fmt.Errorf("redacting the engine's answer: %w", err), false)
+	}
 }
 
 // relay writes the engine's answer to the client, flushing after every read
