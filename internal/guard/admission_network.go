@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -98,8 +99,17 @@ func (a *admission) infraNames(ctx context.Context, except string) (infraNames, 
 			add(n)
 		}
 		add(c.Labels["com.docker.compose.service"])
-		if c.NetworkSettings != nil {
-			for _, ep := range c.NetworkSettings.Networks {
+		// The list leaves network aliases out (20.10 sends null):
+		// inspect has them.
+		ins, err := a.engine.container(ctx, c.ID)
+		if errors.Is(err, errNotFound) {
+			continue // removed since the list
+		}
+		if err != nil {
+			return nil, lookupDenial("container", c.ID, err, "")
+		}
+		if ins.NetworkSettings != nil {
+			for _, ep := range ins.NetworkSettings.Networks {
 				if ep == nil {
 					continue
 				}
