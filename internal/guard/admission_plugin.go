@@ -147,11 +147,20 @@ func (a *admission) pluginPrivileges(p *Profile, t *target, r *http.Request, bod
 		local = append(local, t.vars["name"]) // upgrade: the installed plugin
 	}
 	if len(queryValues(t.query, "name")) == 0 && t.vars["name"] == "" {
-		// Pulled without a name, the plugin is named after its remote
-		// (without a digest).
+		// Pulled without a name, the plugin is named after its remote,
+		// as the engine names it: a digest dropped, the tag kept.
 		for _, rm := range remotes {
 			if ref, err := reference.ParseNormalizedNamed(rm); err == nil {
-				local = append(local, reference.FamiliarString(reference.TagNameOnly(reference.TrimNamed(ref))))
+				if _, digested := ref.(reference.Canonical); digested {
+					trimmed := reference.TrimNamed(ref)
+					if tagged, ok := ref.(reference.NamedTagged); ok {
+						if withTag, err := reference.WithTag(trimmed, tagged.Tag()); err == nil {
+							trimmed = withTag
+						}
+					}
+					ref = trimmed
+				}
+				local = append(local, reference.FamiliarString(reference.TagNameOnly(ref)))
 			}
 		}
 	}
