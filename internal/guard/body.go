@@ -24,7 +24,7 @@ const noBodyMax = 64
 
 // firstBodyBuf is the first buffer a body is read into; it doubles as bytes
 // arrive.
-const firstBodyBuf = 4 << 10
+const firstBodyBuf = 512
 
 // byteBudget counts bytes reserved for buffered request bodies against a
 // limit.

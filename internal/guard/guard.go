@@ -427,8 +427,12 @@ func (g *Guard) releaseWhenIdle(idle time.Duration) {
 		// pools' victim caches and are dropped by the second.
 		runtime.GC()
 		debug.FreeOSMemory()
+		dropped, err := dropBinaryPages()
+		if err != nil {
+			g.log.Debug("guard idle: the binary's pages stay mapped", "error", err)
+		}
 		g.metrics.idleReleases.Inc()
-		g.log.Debug("guard idle: engine connections closed, free memory returned", "quiet", quiet, "took", time.Since(start))
+		g.log.Debug("guard idle: engine connections closed, free memory returned, the binary's read-only pages unmapped", "quiet", quiet, "unmapped", dropped, "took", time.Since(start))
 	}
 }
 
