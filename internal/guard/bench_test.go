@@ -1,6 +1,11 @@
 package guard
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"testing"
 )
 
@@ -27,4 +32,27 @@ func BenchmarkClassify(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkProxyPing measures an allowed GET /_ping through the guard to the
+// real engine, with the verdict log on (as the CLI runs it), from parallel
+// clients on kept-alive connections. Profile it with -cpuprofile.
+func BenchmarkProxyPing(b *testing.B) {
+	tg := startGuard(b, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)) })
+	sock := tg.sockets[ProfileReadonly]
+	b.RunParallel(func(pb *testing.PB) {
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		defer hc.CloseIdleConnections()
+		for pb.Next() {
+			resp, err := hc.Get("http://docker/_ping")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }

@@ -143,6 +143,11 @@ type Config struct {
 	// BodyTimeout is how long a client has to send a buffered body
 	// (DefaultBodyTimeout when 0); a slower one is answered 408.
 	BodyTimeout time.Duration
+	// ServerTiming adds a Server-Timing header to forwarded answers with
+	// the time the engine took to answer ("engine;dur=0.081", in
+	// milliseconds), so that a client can tell the guard's own share of
+	// each request's latency (bench/guardbench uses it).
+	ServerTiming bool
 	// Profiles are custom profiles by name, next to the built-in ones.
 	Profiles map[string]*Profile
 	// ADRDirs are where exemption ADRs are looked up (the default

@@ -342,12 +342,16 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 			return io.NopCloser(bytes.NewReader(d.body))
 		}
 	}
+	sent := time.Now()
 	resp, err := h.g.upstream.pool.roundTrip(ctx, out, body)
 	if err != nil {
 		h.upstreamFailed(w, r, err, true)
 		return
 	}
 	defer resp.Body.Close()
+	if h.g.cfg.ServerTiming {
+		w.Header().Set("Server-Timing", fmt.Sprintf("engine;dur=%.3f", float64(time.Since(sent).Microseconds())/1000))
+	}
 	if red := h.redact[d.target.route]; red != nil && resp.StatusCode/100 == 2 && r.Method != http.MethodHead {
 		h.relayRedacted(w, r, resp, red, d.target.route.Stream, start)
 		return

@@ -47,10 +47,7 @@ func TestSlowBodiesStayUnderTheStackLimit(t *testing.T) {
 	imgs := dockertest.Build(t)
 	ctx := ctxT(t, 10*time.Minute)
 
-	bin, err := dockertest.BuildBinary("./cmd/hyhome", t.TempDir(), "hyhome")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := hyhomeBinary(t)
 	image := "hyhome-test/guard:" + dockertest.RunID
 	if err := dockertest.BuildScratchImage(ctx, c, image, bin, "/hyhome", "", []string{"LABEL " + dockertest.LabelKey + "=" + dockertest.RunID}); err != nil {
 		t.Fatal(err)
