@@ -45,11 +45,16 @@ Built-in profiles:
              shippers read: ping, version, info, events, containers, images,
              networks, volumes, and Swarm services, tasks, nodes, secrets and
              configs (list and inspect); nothing that writes or reaches into a
-             container
+             container; environment values, driver options and exec command
+             lines are redacted from its answers
   shipper    readonly plus container logs
-  admission  the whole API; container, service, volume, plugin, exec and build
+  admission  the whole API but Swarm control, builds, prunes and image load;
+             container, service, volume, network, image tag, plugin and exec
              writes are judged by the rule catalogue (hyhome rules), and a
-             denial names the rules and requirements it breaks
+             denial names the rules and requirements it breaks; plugins only
+             when a profile names them
+
+docs/guard-threat-model.md says what each profile must never allow and why.
 
 Every request is canonicalised the way the engine routes it; anything the
 guard cannot read exactly as the engine would is refused. A TCP address
