@@ -14,7 +14,7 @@ import (
 
 // attackResult is what the slow-body attack did to the guard.
 type attackResult struct {
-	peak                   int64 // bytes of RSS
+	peak, peakAnon         int64 // bytes of RSS, and of its private part
 	conns                  int
 	answers                map[int]int
 	honestOK, honestFailed int
@@ -27,15 +27,19 @@ type attackResult struct {
 // containers through readonly meanwhile. The guard's RSS is sampled every
 // 50 ms.
 func slowBodies(pid int, ro, adm string, d time.Duration) attackResult {
-	var peak atomic.Int64
+	var peak, peakAnon atomic.Int64
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
 		for {
-			if r := readRSS(pid).total; r > peak.Load() {
-				peak.Store(r)
+			r := readRSS(pid)
+			if r.total > peak.Load() {
+				peak.Store(r.total)
+			}
+			if r.anon > peakAnon.Load() {
+				peakAnon.Store(r.anon)
 			}
 			select {
 			case <-stop:
@@ -117,7 +121,7 @@ func slowBodies(pid int, ro, adm string, d time.Duration) attackResult {
 	phase(200, adm, createHead, 4<<10)
 	close(stop)
 	bg.Wait()
-	res.peak = peak.Load()
+	res.peak, res.peakAnon = peak.Load(), peakAnon.Load()
 	res.honestOK, res.honestFailed = int(honestOK.Load()), int(honestFailed.Load())
 	return res
 }

@@ -134,7 +134,8 @@ type Config struct {
 	// MaxBody caps buffered request bodies (DefaultMaxBody when 0).
 	MaxBody int64
 	// MaxBuffered caps the request body bytes buffered across all
-	// requests at once (DefaultMaxBuffered when 0; at least MaxBody). A
+	// requests at once (when 0, DefaultMaxBuffered or twice MaxBody if
+	// that is more; at least twice MaxBody). A
 	// body that would go beyond it is answered 503 and not forwarded.
 	MaxBuffered int64
 	// MaxConnections caps the client connections each listener serves at
@@ -144,9 +145,11 @@ type Config struct {
 	// (DefaultBodyTimeout when 0); a slower one is answered 408.
 	BodyTimeout time.Duration
 	// ServerTiming adds a Server-Timing header to forwarded answers with
-	// the time the engine took to answer ("engine;dur=0.081", in
-	// milliseconds), so that a client can tell the guard's own share of
-	// each request's latency (bench/guardbench uses it).
+	// the time the engine took to answer the forwarded request and the
+	// time the judgement's lookups took ("lookup;dur=0.402,
+	// engine;dur=0.081", in milliseconds), so that a client can tell the
+	// guard's own share of each request's latency (bench/guardbench uses
+	// it).
 	ServerTiming bool
 	// Profiles are custom profiles by name, next to the built-in ones.
 	Profiles map[string]*Profile
@@ -252,10 +255,10 @@ func New(cfg Config) (*Guard, error) {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.MaxBuffered <= 0 {
-		cfg.MaxBuffered = DefaultMaxBuffered
+		cfg.MaxBuffered = max(DefaultMaxBuffered, 2*cfg.MaxBody)
 	}
-	if cfg.MaxBuffered < cfg.MaxBody {
-		return nil, fmt.Errorf("guard: the buffered-bytes cap (%d) is below the body cap (%d): no body of the largest size could be read", cfg.MaxBuffered, cfg.MaxBody)
+	if cfg.MaxBuffered < 2*cfg.MaxBody {
+		return nil, fmt.Errorf("guard: the buffered-bytes cap (%d) must be at least twice the body cap (%d): a body's buffer doubles as it grows, and the largest body must fit", cfg.MaxBuffered, cfg.MaxBody)
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultMaxConnections

@@ -68,12 +68,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	body := &bodyReader{budget: h.g.buffered, timeout: h.g.cfg.BodyTimeout}
 	defer body.release()
+	var lookups time.Duration
+	if h.g.cfg.ServerTiming {
+		r = r.WithContext(context.WithValue(r.Context(), lookupTimeKey{}, &lookups))
+	}
 	d, t, den := h.decide(w, r, body)
 	if den != nil {
 		h.refuse(w, r, t, den, !body.done, start)
 		return
 	}
 	h.allowLog(r, d)
+	if h.g.cfg.ServerTiming && lookups > 0 {
+		w.Header().Set("Server-Timing", fmt.Sprintf("lookup;dur=%.3f", float64(lookups.Microseconds())/1000))
+	}
 	h.forward(w, r, d, start)
 }
 
@@ -350,7 +357,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 	}
 	defer resp.Body.Close()
 	if h.g.cfg.ServerTiming {
-		w.Header().Set("Server-Timing", fmt.Sprintf("engine;dur=%.3f", float64(time.Since(sent).Microseconds())/1000))
+		w.Header().Add("Server-Timing", fmt.Sprintf("engine;dur=%.3f", float64(time.Since(sent).Microseconds())/1000))
 	}
 	if red := h.redact[d.target.route]; red != nil && resp.StatusCode/100 == 2 && r.Method != http.MethodHead {
 		h.relayRedacted(w, r, resp, red, d.target.route.Stream, start)

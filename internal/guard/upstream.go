@@ -82,6 +82,11 @@ func (e *engineError) Error() string {
 	return fmt.Sprintf("engine answered %d: %s", e.status, e.message)
 }
 
+// lookupTimeKey keys a *time.Duration in a request's context that lookups
+// add their time to (Config.ServerTiming). A request's lookups run one after
+// another, in its handler's goroutine.
+type lookupTimeKey struct{}
+
 // lookupTimeout bounds one lookup; the engine answers inspects in
 // milliseconds unless it is stuck.
 const lookupTimeout = 15 * time.Second
@@ -139,6 +144,10 @@ func (u *upstream) pingVersion(ctx context.Context) (string, error) {
 // getJSON GETs an unversioned engine path (the engine answers with its own
 // API version's shapes) and decodes the answer into out.
 func (u *upstream) getJSON(ctx context.Context, p string, query url.Values, out any) error {
+	if spent, ok := ctx.Value(lookupTimeKey{}).(*time.Duration); ok {
+		start := time.Now()
+		defer func() { *spent += time.Since(start) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	req := &http.Request{
