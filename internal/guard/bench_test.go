@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/hy-home/hyhome/internal/dockertest"
 )
 
 // BenchmarkClassify measures the routing and profile steps on the paths
@@ -55,4 +58,29 @@ func BenchmarkProxyPing(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// BenchmarkJudgeCreate measures the admission of a compliant container
+// create (decode, workload, every rule, verdict) without the engine's
+// answer: the guard's own CPU for a create.
+func BenchmarkJudgeCreate(b *testing.B) {
+	tg := startGuard(b)
+	img := dockertest.Build(b)
+	body := mustJSON(b, compliant(img.NonRoot))
+	r, err := http.NewRequest("POST", "/v1.41/containers/create", strings.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	t, d := canonicalize(r)
+	if d != nil {
+		b.Fatal(d)
+	}
+	adm := tg.g.profiles[ProfileAdmission]
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := tg.g.admission.judge(context.Background(), adm, t, r, []byte(body)); v.deny != nil {
+			b.Fatal(v.deny)
+		}
+	}
 }
