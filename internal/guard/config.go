@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -224,41 +223,6 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// profileSettings reads a profile's plugins, permits and revealed secrets.
-func profileSettings(p *Profile, fp fileProfile, at func(int, string, ...any) error) error {
-	for _, n := range fp.Plugins {
-		if n.Kind != yaml.ScalarNode {
-			return at(n.Line, "profile %q: plugins entries are plugin references such as \"vieux/sshfs:latest\"", p.Name)
-		}
-		ref, err := pluginRef(n.Value)
-		if err != nil {
-			return at(n.Line, "profile %q: plugin %q: %v", p.Name, n.Value, err)
-		}
-		p.plugins[ref] = true
-	}
-	for _, n := range fp.Permit {
-		if n.Kind != yaml.ScalarNode || !slices.Contains(permits, Permit(n.Value)) {
-			return at(n.Line, "profile %q: unknown permit %q (want one of %s)", p.Name, n.Value, joinNames(permits))
-		}
-		p.permit[Permit(n.Value)] = true
-	}
-	for _, n := range fp.Reveal {
-		if n.Kind != yaml.ScalarNode || !slices.Contains(secrets, Secret(n.Value)) {
-			return at(n.Line, "profile %q: unknown reveal %q (want one of %s)", p.Name, n.Value, joinNames(secrets))
-		}
-		p.reveal[Secret(n.Value)] = true
-	}
-	return nil
-}
-
-func joinNames[S ~string](xs []S) string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		out[i] = string(x)
-	}
-	return strings.Join(out, ", ")
 }
 
 // yamlError renders the YAML library's errors as file:line: message.

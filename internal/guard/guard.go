@@ -134,9 +134,10 @@ type Config struct {
 	// MaxBody caps buffered request bodies (DefaultMaxBody when 0).
 	MaxBody int64
 	// MaxBuffered caps the request body bytes buffered across all
-	// requests at once (when 0, DefaultMaxBuffered or twice MaxBody if
-	// that is more; at least twice MaxBody). A
-	// body that would go beyond it is answered 503 and not forwarded.
+	// requests at once: at least twice MaxBody, since a body's buffer
+	// doubles as it grows (when 0, DefaultMaxBuffered or twice MaxBody if
+	// that is more). A body that would go beyond it is answered 503 and
+	// not forwarded.
 	MaxBuffered int64
 	// MaxConnections caps the client connections each listener serves at
 	// once (DefaultMaxConnections when 0); more wait in the listen queue.

@@ -2,8 +2,11 @@ package guard
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v4"
 )
 
 // Built-in profile names.
@@ -312,4 +315,39 @@ func BuiltinProfile(name string) ([]string, bool) {
 		return nil, false
 	}
 	return p.Routes(), true
+}
+
+// profileSettings reads a profile's plugins, permits and revealed secrets.
+func profileSettings(p *Profile, fp fileProfile, at func(int, string, ...any) error) error {
+	for _, n := range fp.Plugins {
+		if n.Kind != yaml.ScalarNode {
+			return at(n.Line, "profile %q: plugins entries are plugin references such as \"vieux/sshfs:latest\"", p.Name)
+		}
+		ref, err := pluginRef(n.Value)
+		if err != nil {
+			return at(n.Line, "profile %q: plugin %q: %v", p.Name, n.Value, err)
+		}
+		p.plugins[ref] = true
+	}
+	for _, n := range fp.Permit {
+		if n.Kind != yaml.ScalarNode || !slices.Contains(permits, Permit(n.Value)) {
+			return at(n.Line, "profile %q: unknown permit %q (want one of %s)", p.Name, n.Value, joinNames(permits))
+		}
+		p.permit[Permit(n.Value)] = true
+	}
+	for _, n := range fp.Reveal {
+		if n.Kind != yaml.ScalarNode || !slices.Contains(secrets, Secret(n.Value)) {
+			return at(n.Line, "profile %q: unknown reveal %q (want one of %s)", p.Name, n.Value, joinNames(secrets))
+		}
+		p.reveal[Secret(n.Value)] = true
+	}
+	return nil
+}
+
+func joinNames[S ~string](xs []S) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return strings.Join(out, ", ")
 }
