@@ -1,10 +1,16 @@
 // Command guardbench measures hyhome guard against the engine's own socket
 // in one run: GET /_ping, GET /containers/json and a container create+remove
 // cycle at 1 and 16 concurrent clients (p50/p99 latency, throughput), the
-// delay the guard adds to events, and the guard process's idle RSS.
+// latency the guard adds to each request (from its Server-Timing header:
+// the client's time minus the engine's, request by request), the delay it
+// adds to events, its idle RSS after a quiet period, and its RSS while 200
+// clients send slow bodies. It ends with the figures against issue 11's
+// targets.
 //
-// Direct and guarded rounds alternate, so that a machine busy with other
-// work slows both alike; figures are pooled over the rounds.
+// Direct, guarded and reference rounds alternate, so that a machine busy
+// with other work slows all alike; figures are pooled over the rounds. The
+// guard runs as the stack runs it: the built binary, logging every verdict,
+// with the stack's GOMEMLIMIT.
 //
 //	go run ./bench/guardbench [-duration 3s] [-rounds 3]
 package main
@@ -40,6 +46,40 @@ import (
 
 const benchLabel = "hy-home.bench.guard"
 
+// The guard's memory settings in the reference stack (deploy/compose.yaml).
+const (
+	stackMemoryLimit = 32 << 20
+	stackGOMEMLIMIT  = "25MiB"
+)
+
+// cell is one scenario at one concurrency, for the targets.
+type cell struct {
+	name                        string
+	conc                        int
+	direct, guard, relay, floor float64 // requests per second
+	addedP99, ownP99            time.Duration
+}
+
+// target prints one figure against its target.
+func target(what, where string, got float64, op string, want float64, unit, note string) {
+	ok := got < want
+	if op == ">=" {
+		ok = got >= want
+	}
+	verdict := "met"
+	if !ok {
+		verdict = "NOT met"
+	}
+	fmt.Printf("  %-58s %-26s %8.2f%s (target %s %.0f%s) %s %s\n", what, where, got, unit, op, want, unit, verdict, note)
+}
+
+func errOrEmpty(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "(" + err.Error() + ")"
+}
+
 func main() { os.Exit(run()) }
 
 func run() int {
@@ -50,9 +90,13 @@ func run() int {
 	procs := flag.Int("guard-gomaxprocs", 0, "GOMAXPROCS for the guard process (0: Go's default)")
 	serveRP := flag.String("serve-reverse-proxy", "", "internal: serve net/http/httputil.ReverseProxy to the engine on this socket")
 	serveRelay := flag.String("serve-relay", "", "internal: relay bytes to the engine on this socket, without reading them")
+	serveFloor := flag.String("serve-http-floor", "", "internal: serve HTTP to the engine on this socket, parsing both messages and nothing more")
 	flag.Parse()
 	if *serveRelay != "" {
 		return serveRelayProxy(*serveRelay, *engine)
+	}
+	if *serveFloor != "" {
+		return serveHTTPFloor(*serveFloor, *engine)
 	}
 	if *serveRP != "" {
 		return serveReverseProxy(*serveRP, *engine)
@@ -102,10 +146,11 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "guard", "--listen", "unix://"+ro+"=readonly", "--listen", "unix://"+adm+"=admission",
-		"--upstream", "unix://"+engineSock, "--metrics-listen", "")
+		"--upstream", "unix://"+engineSock, "--metrics-listen", "", "--server-timing")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT="+stackGOMEMLIMIT)
 	if procs > 0 {
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -131,8 +176,10 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	}
 	refs := []*reference{
 		{name: "net/http/httputil.ReverseProxy (HTTP, no checks, no logs)", flag: "-serve-reverse-proxy", sock: filepath.Join(dir, "rp.sock")},
+		{name: "HTTP floor (net/http server, kept-alive HTTP/1.1 to the engine, no checks, no logs)", flag: "-serve-http-floor", sock: filepath.Join(dir, "floor.sock")},
 		{name: "byte relay (one engine connection per client connection, nothing parsed)", flag: "-serve-relay", sock: filepath.Join(dir, "relay.sock")},
 	}
+	relay, floor := refs[2], refs[1]
 	for _, ref := range refs {
 		ref.cmd = exec.Command(self, ref.flag, ref.sock, "-engine", engineSock)
 		if procs > 0 {
@@ -156,28 +203,23 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	time.Sleep(guard.DefaultIdleRelease + 2*time.Second)
 	rssStartQuiet := readRSS(cmd.Process.Pid)
 
-	fmt.Printf("hyhome guard benchmark: %d rounds of %v per cell, direct and guard alternating\n", rounds, d)
-	fmt.Printf("engine %s; guard %s (readonly for GETs, admission for create+remove); %d CPUs\n\n", engineSock, bin, numCPU())
-	// The Δ columns are differences of percentiles of two separate latency
-	// distributions (p99(guard) − p99(direct)), not a percentile of the time
-	// the guard adds to each request: under queueing they can be negative.
-	fmt.Println("Δp50, Δp99: p50(guard) − p50(direct) and p99(guard) − p99(direct), differences of percentiles of two")
-	fmt.Println("separate runs, not the latency the guard adds to a request (which no single figure here measures);")
-	fmt.Println("under queueing they can be negative.")
-	fmt.Println()
-	fmt.Printf("%-24s %3s | %9s %9s %8s | %9s %9s %8s | %10s %10s %6s | %s\n",
-		"request", "c", "direct p50", "p99", "req/s", "guard p50", "p99", "req/s", "Δp50", "Δp99", "thr", "guard CPU/req")
+	fmt.Printf("hyhome guard benchmark: %d rounds of %v per cell, direct, guard and references alternating\n", rounds, d)
+	fmt.Printf("engine %s; guard %s (readonly for GETs, admission for create+remove, GOMEMLIMIT=%s); %d CPUs\n", engineSock, bin, stackGOMEMLIMIT, numCPU())
+	fmt.Printf("added = the client's time minus the engine's time for the same request (the guard's Server-Timing header)\n\n")
+	fmt.Printf("%-24s %3s | %9s %9s %8s | %9s %9s %8s | %10s %10s | %6s %8s | %s\n",
+		"request", "c", "direct p50", "p99", "req/s", "guard p50", "p99", "req/s", "added p50", "added p99", "thr", "of relay", "guard CPU/req")
 
 	body := createBody(img)
 	scenarios := []struct {
 		name      string
 		guardSock string
-		do        func(hc *http.Client) error
+		do        func(hc *http.Client) (timing, error)
 	}{
-		{"GET /_ping", ro, func(hc *http.Client) error { return get(hc, "/_ping") }},
-		{"GET /containers/json", ro, func(hc *http.Client) error { return get(hc, "/v1.41/containers/json?all=1") }},
-		{"create+remove", adm, func(hc *http.Client) error { return createRemove(hc, body) }},
+		{"GET /_ping", ro, func(hc *http.Client) (timing, error) { return get(hc, "/_ping") }},
+		{"GET /containers/json", ro, func(hc *http.Client) (timing, error) { return get(hc, "/v1.41/containers/json?all=1") }},
+		{"create+remove", adm, func(hc *http.Client) (timing, error) { return createRemove(hc, body) }},
 	}
+	var cells []cell
 	for _, s := range scenarios {
 		for _, conc := range []int{1, 16} {
 			var direct, guard result
@@ -200,9 +242,15 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 			}
 			dp50, dp99 := direct.pct(50), direct.pct(99)
 			gp50, gp99 := guard.pct(50), guard.pct(99)
-			fmt.Printf("%-24s %3d | %9s %9s %8.0f | %9s %9s %8.0f | %10s %10s %5.0f%% | %6.1fµs\n",
+			slices.Sort(guard.added)
+			slices.Sort(guard.own)
+			relayRes := refRes[slices.Index(refs, relay)]
+			c := cell{name: s.name, conc: conc, direct: direct.rps(), guard: guard.rps(), relay: relayRes.rps(),
+				floor: refRes[slices.Index(refs, floor)].rps(), addedP99: pctOf(guard.added, 99), ownP99: pctOf(guard.own, 99)}
+			cells = append(cells, c)
+			fmt.Printf("%-24s %3d | %9s %9s %8.0f | %9s %9s %8.0f | %10s %10s | %5.0f%% %7.0f%% | %6.1fµs\n",
 				s.name, conc, ms(dp50), ms(dp99), direct.rps(), ms(gp50), ms(gp99), guard.rps(),
-				ms(gp50-dp50), ms(gp99-dp99), 100*guard.rps()/direct.rps(),
+				ms(pctOf(guard.added, 50)), ms(c.addedP99), 100*guard.rps()/direct.rps(), 100*guard.rps()/relayRes.rps(),
 				float64(guardCPU.Microseconds())/float64(max(guard.n, 1)))
 			for i, ref := range refs {
 				rr := &refRes[i]
@@ -218,7 +266,7 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 
 	for _, ref := range refs {
 		fmt.Printf("\nreference: %s, same rounds\n", ref.name)
-		fmt.Printf("%-24s %3s | %9s %9s %8s | %10s %10s %6s | %s\n", "request", "c", "p50", "p99", "req/s", "Δp50", "Δp99", "thr", "CPU/req")
+		fmt.Printf("%-24s %3s | %9s %9s %8s | %10s %10s %6s | %s\n", "request", "c", "p50", "p99", "req/s", "p50-direct", "p99-direct", "thr", "CPU/req")
 		for _, l := range ref.lines {
 			fmt.Println(l)
 		}
@@ -240,6 +288,41 @@ func bench(engineSock string, d time.Duration, rounds, nEvents, procs int) error
 	fmt.Printf("guard RSS idle after start, past the first quiet period: %s\n", rssStartQuiet)
 	fmt.Printf("guard RSS idle 5 s after the load: %s\n", rssIdle)
 	fmt.Printf("guard RSS idle 15 s after the load, past a quiet period: %s\n", rssIdleQuiet)
+	// What the quiet-period release costs the next request: the binary's
+	// pages it needs fault back in from the page cache.
+	hc := unixClient(ro)
+	t0 := time.Now()
+	_, cerr := get(hc, "/v1.41/containers/json?all=1")
+	cold := time.Since(t0)
+	t0 = time.Now()
+	_, werr := get(hc, "/v1.41/containers/json?all=1")
+	warm := time.Since(t0)
+	hc.CloseIdleConnections()
+	fmt.Printf("first GET /containers/json after the quiet period: %s (the next: %s) %v %v\n", ms(cold), ms(warm), errOrEmpty(cerr), errOrEmpty(werr))
+
+	att := slowBodies(cmd.Process.Pid, ro, adm, 20*time.Second)
+	fmt.Printf("\nslow bodies (200 clients on admission and 50 on readonly announce 4 MiB and send nothing, then 200 send 4 KiB every 100 ms; they reconnect when closed):\n")
+	fmt.Printf("  guard RSS peak %.1f MiB, private peak %.1f MiB (stack limit %d MiB); attacker connections %d, answers %v; honest GETs %d ok, %d failed\n",
+		float64(att.peak)/(1<<20), float64(att.peakAnon)/(1<<20), stackMemoryLimit>>20, att.conns, att.answers, att.honestOK, att.honestFailed)
+
+	fmt.Printf("\ntargets (issue 11), this run:\n")
+	for _, c := range cells {
+		if strings.HasPrefix(c.name, "GET") {
+			target("GET throughput at least 90% of the byte relay", fmt.Sprintf("%s c=%d", c.name, c.conc), 100*c.guard/c.relay, ">=", 90, "%",
+				fmt.Sprintf("(the HTTP floor, parsing both messages and nothing more: %.0f%% of the relay)", 100*c.floor/c.relay))
+		} else {
+			target("create/remove at least 85% of direct", fmt.Sprintf("%s c=%d", c.name, c.conc), 100*c.guard/c.direct, ">=", 85, "%", "")
+		}
+	}
+	for _, c := range cells {
+		if c.conc == 1 {
+			target("added p99 under 1 ms at 1 client", c.name, float64(c.addedP99)/float64(time.Millisecond), "<", 1, " ms",
+				fmt.Sprintf("(without the engine's answers to the judgement's lookups: %s)", ms(c.ownP99)))
+		}
+	}
+	target("idle RSS under 20 MiB after a quiet period", "after the load", float64(rssIdleQuiet.total)/(1<<20), "<", 20, " MiB",
+		fmt.Sprintf("(private %.1f MiB)", float64(rssIdleQuiet.anon)/(1<<20)))
+	target("RSS under the stack's limit during the slow-body attack", "peak", float64(att.peak)/(1<<20), "<", stackMemoryLimit>>20, " MiB", "")
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -312,7 +395,13 @@ func serveReverseProxy(sock, engineSock string) int {
 
 // result pools one cell's latencies.
 type result struct {
-	lat      []time.Duration
+	lat []time.Duration
+	// added is, for answers with a Server-Timing header, the client's
+	// time minus the engine's.
+	added []time.Duration
+	// own is added less the time of the judgement's lookups: the guard's
+	// own processing and hops.
+	own      []time.Duration
 	n        int
 	elapsed  time.Duration
 	errs     int
@@ -321,6 +410,8 @@ type result struct {
 
 func (r *result) add(o result) {
 	r.lat = append(r.lat, o.lat...)
+	r.added = append(r.added, o.added...)
+	r.own = append(r.own, o.own...)
 	r.n += o.n
 	r.elapsed += o.elapsed
 	r.errs += o.errs
@@ -346,7 +437,7 @@ func pctOf(sorted []time.Duration, p float64) time.Duration {
 
 // load runs do from conc clients on one socket for d, each client with
 // its own kept-alive connections.
-func load(sock string, conc int, d time.Duration, do func(*http.Client) error) result {
+func load(sock string, conc int, d time.Duration, do func(*http.Client) (timing, error)) result {
 	var mu sync.Mutex
 	var res result
 	var stop atomic.Bool
@@ -355,19 +446,19 @@ func load(sock string, conc int, d time.Duration, do func(*http.Client) error) r
 	clients := make([]*http.Client, conc)
 	for i := range clients {
 		clients[i] = unixClient(sock)
-		_ = do(clients[i])
+		_, _ = do(clients[i])
 	}
 	start := time.Now()
 	for i := 0; i < conc; i++ {
 		wg.Add(1)
 		go func(hc *http.Client) {
 			defer wg.Done()
-			var lat []time.Duration
+			var lat, added, own []time.Duration
 			errs := 0
 			var first error
 			for !stop.Load() {
 				t0 := time.Now()
-				err := do(hc)
+				tm, err := do(hc)
 				if err != nil {
 					errs++
 					if first == nil {
@@ -375,10 +466,17 @@ func load(sock string, conc int, d time.Duration, do func(*http.Client) error) r
 					}
 					continue
 				}
-				lat = append(lat, time.Since(t0))
+				took := time.Since(t0)
+				lat = append(lat, took)
+				if tm.engine > 0 {
+					added = append(added, took-tm.engine)
+					own = append(own, took-tm.engine-tm.lookup)
+				}
 			}
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
+			res.added = append(res.added, added...)
+			res.own = append(res.own, own...)
 			res.n += len(lat)
 			res.errs += errs
 			if res.firstErr == nil {
@@ -407,19 +505,51 @@ func unixClient(sock string) *http.Client {
 	}}
 }
 
-func get(hc *http.Client, path string) error {
+// get GETs a path and returns the engine's time for it when the answer
+// says (Server-Timing), 0 otherwise.
+func get(hc *http.Client, path string) (timing, error) {
 	resp, err := hc.Get("http://docker" + path)
 	if err != nil {
-		return err
+		return timing{}, err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+		return timing{}, err
 	}
 	if resp.StatusCode != 200 {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return timing{}, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	return nil
+	return serverTiming(resp.Header), nil
+}
+
+// timing is the engine's share of an answer, from the guard's
+// Server-Timing header: the forwarded request ("engine;dur=0.081") and the
+// lookups its judgement made ("lookup;dur=0.402"), in milliseconds.
+type timing struct{ engine, lookup time.Duration }
+
+func (t timing) plus(o timing) timing { return timing{t.engine + o.engine, t.lookup + o.lookup} }
+
+func serverTiming(h http.Header) timing {
+	var t timing
+	for _, v := range h.Values("Server-Timing") {
+		for _, m := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(m), ";")
+			for _, p := range strings.Split(params, ";") {
+				d, ok := strings.CutPrefix(strings.TrimSpace(p), "dur=")
+				f, err := strconv.ParseFloat(d, 64)
+				if !ok || err != nil {
+					continue
+				}
+				switch name {
+				case "engine":
+					t.engine += time.Duration(f * float64(time.Millisecond))
+				case "lookup":
+					t.lookup += time.Duration(f * float64(time.Millisecond))
+				}
+			}
+		}
+	}
+	return t
 }
 
 // createBody is a compliant container that the admission profile admits.
@@ -438,10 +568,10 @@ func createBody(img string) string {
 	return string(b)
 }
 
-func createRemove(hc *http.Client, body string) error {
+func createRemove(hc *http.Client, body string) (timing, error) {
 	resp, err := hc.Post("http://docker/v1.41/containers/create", "application/json", strings.NewReader(body))
 	if err != nil {
-		return err
+		return timing{}, err
 	}
 	var cr struct {
 		Id      string
@@ -450,19 +580,24 @@ func createRemove(hc *http.Client, body string) error {
 	err = json.NewDecoder(resp.Body).Decode(&cr)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("create: %s %s %v", resp.Status, cr.Message, err)
+		return timing{}, fmt.Errorf("create: %s %s %v", resp.Status, cr.Message, err)
 	}
+	created := serverTiming(resp.Header)
 	req, _ := http.NewRequest(http.MethodDelete, "http://docker/v1.41/containers/"+cr.Id+"?force=1", nil)
 	resp, err = hc.Do(req)
 	if err != nil {
-		return err
+		return timing{}, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("remove: %s", resp.Status)
+		return timing{}, fmt.Errorf("remove: %s", resp.Status)
 	}
-	return nil
+	removed := serverTiming(resp.Header)
+	if created.engine == 0 || removed.engine == 0 {
+		return timing{}, nil // not through the guard
+	}
+	return created.plus(removed), nil
 }
 
 // eventDelays subscribes to events on the engine and through the guard,

@@ -32,6 +32,7 @@ func newGuardCmd(a *app) *cobra.Command {
 		maxBody       string
 		grace         time.Duration
 		idleRelease   time.Duration
+		serverTiming  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "guard --listen ADDRESS=PROFILE [--listen ...]",
@@ -44,14 +45,19 @@ Built-in profiles:
              shippers read: ping, version, info, events, containers, images,
              networks, volumes, and Swarm services, tasks, nodes, secrets and
              configs (list and inspect); nothing that writes or reaches into a
-             container
+             container; environment values, driver options and exec command
+             lines are redacted from its answers
   shipper    readonly plus container logs
-  admission  the whole API; container, service, volume, plugin, exec and build
+  admission  the whole API but Swarm control, builds, prunes and image load;
+             container, service, volume, network, image tag, plugin and exec
              writes are judged by the rule catalogue (hyhome rules), and a
-             denial names the rules and requirements it breaks; ADR
-             exemptions (hy-home.adr labels) count only in a custom profile
-             with "exemptions: true" (--config), and only for the project,
-             service and image the ADR names
+             denial names the rules and requirements it breaks; plugins only
+             when a profile names them; ADR exemptions (hy-home.adr labels)
+             count only in a custom profile with "exemptions: true"
+             (--config), and only for the project, service and image the ADR
+             names
+
+docs/guard-threat-model.md says what each profile must never allow and why.
 
 Every request is canonicalised the way the engine routes it; anything the
 guard cannot read exactly as the engine would is refused. A TCP address
@@ -75,6 +81,10 @@ Example:
 				Upstream:       upstream,
 				MetricsAddress: metricsListen,
 				MaxBody:        file.MaxBody,
+				MaxBuffered:    file.MaxBuffered,
+				MaxConnections: file.MaxConnections,
+				BodyTimeout:    file.BodyTimeout,
+				ServerTiming:   serverTiming,
 				Profiles:       file.Profiles,
 				ADRDirs:        adrDirs,
 				Strict:         file.Strict,
@@ -124,9 +134,10 @@ Example:
 	f.StringVar(&upstream, "upstream", guard.DefaultUpstream, "the Docker Engine to forward to (unix:///path or tcp://host:port)")
 	f.StringVar(&metricsListen, "metrics-listen", "127.0.0.1:9326", "host:port for /metrics, /healthz and /readyz (\":9326\" is every interface; empty disables)")
 	f.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that justify exemptions in profiles with exemptions: true, repeatable (default: docs/adr near the working directory)")
-	f.StringVar(&configFile, "config", "", "guard configuration file (YAML: max_body, admission, custom profiles)")
+	f.StringVar(&configFile, "config", "", "guard configuration file (YAML: max_body, limits, admission, custom profiles)")
 	f.StringVar(&maxBody, "max-body", "4MiB", "largest request body the guard buffers and judges; larger ones are refused with 413")
 	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a request, close idle engine connections and return free memory to the OS (0: never)")
+	f.BoolVar(&serverTiming, "server-timing", false, "add the engine's share of each answer's latency as a Server-Timing header (for benchmarks)")
 	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish (streams end at once)")
 	cmd.AddCommand(newGuardRoutesCmd(a))
 	return cmd

@@ -102,11 +102,16 @@ type verdict struct {
 
 func refused(d *denial) verdict { return verdict{deny: d} }
 
-// judge runs the route's judge on a canonical request and its buffered body.
-func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body []byte) verdict {
+// judge runs the route's judge on a canonical request and its buffered
+// body, for a listener with profile p.
+func (a *admission) judge(ctx context.Context, p *Profile, t *target, r *http.Request, body []byte) verdict {
 	switch t.route.judge {
 	case judgeContainerCreate:
-		return a.containerCreate(ctx, t, r, body)
+		v := a.containerCreate(ctx, t, r, body)
+		if v.deny == nil {
+			v.deny = a.createNames(ctx, p, t, body)
+		}
+		return v
 	case judgeContainerUpdate:
 		return a.containerUpdate(ctx, t, r, body)
 	case judgeContainerUse:
@@ -116,15 +121,29 @@ func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body 
 	case judgeExecStart:
 		return a.execStart(ctx, t)
 	case judgeServiceCreate, judgeServiceUpdate:
-		return a.service(ctx, t, r, body)
+		v := a.service(ctx, t, r, body)
+		if v.deny == nil {
+			v.deny = servicePlugin(p, t, body)
+		}
+		return v
 	case judgeVolumeCreate:
 		return a.volumeCreate(t, r, body)
+	case judgePluginCreate:
+		return a.pluginCreate(p, t)
 	case judgePluginPrivileges:
-		return a.pluginPrivileges(t, r, body)
+		return a.pluginPrivileges(p, t, r, body)
 	case judgePluginEnable:
-		return a.pluginEnable(ctx, t)
+		return a.pluginEnable(ctx, p, t)
 	case judgeBuild:
 		return a.buildRequest(ctx, t)
+	case judgeImageTag:
+		return a.imageTag(ctx, p, t)
+	case judgeNetworkCreate:
+		return a.networkCreate(p, t, r, body)
+	case judgeNetworkConnect:
+		return a.networkConnect(ctx, p, t, r, body)
+	case judgeContainerRename:
+		return a.containerRename(ctx, p, t)
 	case judgeUnjudgeable:
 		return refused(deny(http.StatusForbidden, reasonUnjudgeable,
 			"%s is BuildKit's control API: build requests and their entitlements (network.host is granted by default on Docker 20.10) travel inside an HTTP/2 stream the guard cannot judge; build through POST /build (the classic builder)", t.route.Name))
@@ -198,7 +217,7 @@ func decodeBody(r *http.Request, body []byte, v any) *denial {
 		return deny(http.StatusForbidden, reasonBody, "the request body must be declared application/json, not %q", r.Header.Get("Content-Type"))
 	}
 	if err := decodeStrict(body, v); err != nil {
-		return deny(http.StatusBadRequest, reasonBody, "request body: %v", err)
+		return deny(http.StatusForbidden, reasonBody, "request body: %v", err)
 	}
 	return nil
 }

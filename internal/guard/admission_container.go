@@ -138,7 +138,7 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 	if !pins.empty() {
 		patched, err := pins.apply(body)
 		if err != nil {
-			return refused(deny(http.StatusBadRequest, reasonBody, "request body: %v", err))
+			return refused(deny(http.StatusForbidden, reasonBody, "request body: %v", err))
 		}
 		v.body = patched
 	}

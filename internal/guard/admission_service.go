@@ -106,7 +106,7 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 				privs = append(privs, plugin.Privilege{Name: p.Name, Value: p.Value})
 			}
 		}
-		w, d := pluginWorkload("service request "+spec.Name+" (plugin "+ps.Remote+")", privs)
+		w, d := pluginWorkload("service request "+spec.Name+" (plugin "+ps.Remote+")", privs, nil)
 		if d != nil {
 			return refused(d)
 		}

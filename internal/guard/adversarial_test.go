@@ -136,7 +136,10 @@ type attack struct {
 // the node's Swarm membership: the test holds the Swarm lock shared, so no
 // other test can init or leave a Swarm until it ends.
 func TestAdversarial(t *testing.T) {
-	tg := startGuard(t, withExemptions(t))
+	// trusted allows what admission withholds or does not name (builds, a
+	// plugin), so that their judges are tried too; exempting honours ADR
+	// exemptions.
+	tg := startGuard(t, withProfiles(t, "profiles:\n  trusted:\n    include: [admission]\n    allow: [POST /build]\n    plugins: [example.invalid/p:1]\n  "+profileExempting+":\n    include: [admission]\n    exemptions: true\n"))
 	f := newFixture(t)
 	sw := dockertest.SwarmState(t, dockertest.Client(t))
 	c := func(edit ...func(*container.CreateRequest)) string {
@@ -188,12 +191,12 @@ func TestAdversarial(t *testing.T) {
 			fmt.Sprintf("POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", 5<<20),
 			413, []string{"over the guard's limit"}, nil},
 		{"body not declared JSON", "admission", create(privileged, "Content-Type: text/plain"), 403, []string{"must be declared application/json"}, nil},
-		{"case-variant duplicate key", "admission", create(strings.Replace(c(), `"Privileged":false`, `"Privileged":false,"privileged":true`, 1)), 400, []string{`must be spelled "Privileged"`}, nil},
-		{"exact duplicate key", "admission", create(strings.Replace(c(), `"Privileged":false`, `"Privileged":false,"Privileged":true`, 1)), 400, []string{`"Privileged" appears twice`}, nil},
-		{"Unicode-folded key", "admission", create(strings.Replace(c(), `"SecurityOpt":[`, `"ſecurityOpt":["seccomp=unconfined"],"SecurityOpt":[`, 1)), 400, []string{`must be spelled "SecurityOpt"`}, nil},
-		{"legacy top-level HostConfig fields", "admission", create(`{"Image":"` + f.img.NonRoot + `","User":"65534:65534","Privileged":true}`), 400, []string{`unknown field "Privileged"`}, nil},
-		{"second JSON value after the judged one", "admission", create(c() + `{"HostConfig":{"Privileged":true}}`), 400, []string{"unexpected data after the JSON value"}, nil},
-		{"null body", "admission", create("null"), 400, []string{"must be a JSON object"}, nil},
+		{"case-variant duplicate key", "admission", create(strings.Replace(c(), `"Privileged":false`, `"Privileged":false,"privileged":true`, 1)), 403, []string{`must be spelled "Privileged"`}, nil},
+		{"exact duplicate key", "admission", create(strings.Replace(c(), `"Privileged":false`, `"Privileged":false,"Privileged":true`, 1)), 403, []string{`"Privileged" appears twice`}, nil},
+		{"Unicode-folded key", "admission", create(strings.Replace(c(), `"SecurityOpt":[`, `"ſecurityOpt":["seccomp=unconfined"],"SecurityOpt":[`, 1)), 403, []string{`must be spelled "SecurityOpt"`}, nil},
+		{"legacy top-level HostConfig fields", "admission", create(`{"Image":"` + f.img.NonRoot + `","User":"65534:65534","Privileged":true}`), 403, []string{`unknown field "Privileged"`}, nil},
+		{"second JSON value after the judged one", "admission", create(c() + `{"HostConfig":{"Privileged":true}}`), 403, []string{"unexpected data after the JSON value"}, nil},
+		{"null body", "admission", create("null"), 403, []string{"must be a JSON object"}, nil},
 
 		// --- what the request asks for ---
 		{"host network", "admission", create(c(func(r *container.CreateRequest) { r.HostConfig.NetworkMode = "host" })), 403, []string{"host-namespaces [NFR-SEC-01]", "network namespace"}, nil},
@@ -280,25 +283,27 @@ func TestAdversarial(t *testing.T) {
 		{"exec as root", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"User":"root"}`), 403, []string{"non-root", `runs as root (user: "root")`}, nil},
 		{"exec as root spelled +0", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"User":"+0"}`), 403, []string{"non-root"}, nil},
 		{"exec in a root container", "admission", request("POST", "/v1.41/containers/"+f.rootRun+"/exec", `{"Cmd":["/testprog","probe"]}`), 403, []string{"non-root"}, nil},
-		{"exec lower-case privileged key", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"Privileged":false,"privileged":true}`), 400, []string{`must be spelled "Privileged"`}, nil},
+		{"exec lower-case privileged key", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"],"Privileged":false,"privileged":true}`), 403, []string{`must be spelled "Privileged"`}, nil},
 		{"exec as the container's user", "admission", request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe"]}`), 201, nil, nil},
 		{"start an exec created outside the guard", "admission", request("POST", "/v1.41/exec/"+f.privExec+"/start", `{"Detach":true}`), 403, []string{"privileged [NFR-SEC-01, SEC-IDENTITY]", "non-root"}, nil},
 		{"docker cp into a container (readonly)", "readonly", "PUT /v1.41/containers/" + f.running + "/archive?path=/ HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"not allowed in profile readonly"}, nil},
 		{"docker cp out of a privileged container", "admission", request("GET", "/v1.41/containers/"+f.privileged+"/archive?path=/", ""), 403, []string{"denied by privileged"}, nil},
 		{"export (readonly)", "readonly", request("GET", "/v1.41/containers/"+f.running+"/export", ""), 403, []string{"not allowed in profile readonly"}, nil},
 		{"update removes the memory limit", "admission", request("POST", "/v1.41/containers/"+f.running+"/update", `{"Memory":-1}`), 403, []string{"memory-limit"}, nil},
-		{"update through a lower-case key", "admission", request("POST", "/v1.41/containers/"+f.running+"/update", `{"memory":-1}`), 400, []string{`must be spelled "Memory"`}, nil},
+		{"update through a lower-case key", "admission", request("POST", "/v1.41/containers/"+f.running+"/update", `{"memory":-1}`), 403, []string{`must be spelled "Memory"`}, nil},
 		{"update CPU only", "admission", request("POST", "/v1.41/containers/"+f.running+"/update", `{"CpuShares":512}`), 200, nil, nil},
 
 		// --- build, session, plugins, volumes, services ---
-		{"build with networkmode=host", "admission", "POST /v1.41/build?networkmode=host HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"host-namespaces"}, nil},
-		{"build with a duplicate networkmode", "admission", "POST /v1.41/build?networkmode=default&networkmode=host HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"host-namespaces"}, nil},
+		{"build with networkmode=host", "trusted", "POST /v1.41/build?networkmode=host HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"host-namespaces"}, nil},
+		{"build with a duplicate networkmode", "trusted", "POST /v1.41/build?networkmode=default&networkmode=host HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"host-namespaces"}, nil},
 		{"build with networkmode from an urlencoded body", "admission", "POST /v1.41/build HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16\r\nConnection: close\r\n\r\nnetworkmode=host", 403, []string{"form content type"}, nil},
 		{"build with a semicolon query", "admission", "POST /v1.41/build?t=x;networkmode=host HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 403, []string{"does not parse"}, nil},
 		{"BuildKit gRPC", "admission", "POST /grpc HTTP/1.1\r\nHost: docker\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", 403, []string{"cannot judge"}, nil},
-		{"plugin pull with host privileges", "admission", request("POST", "/v1.41/plugins/pull?remote=example.invalid/p:1", `[{"Name":"network","Description":"","Value":["host"]},{"Name":"mount","Description":"","Value":["/"]},{"Name":"capabilities","Description":"","Value":["CAP_SYS_ADMIN"]}]`),
-			403, []string{"host-namespaces", "bind-mount-readonly", "cap-add", "docker-socket"}, nil},
-		{"plugin privilege the guard does not know", "admission", request("POST", "/v1.41/plugins/pull?remote=example.invalid/p:1", `[{"Name":"everything","Description":"","Value":["true"]}]`), 403, []string{"unknown plugin privilege"}, nil},
+		{"plugin pull with host privileges", "trusted", request("POST", "/v1.41/plugins/pull?remote=example.invalid/p:1", `[{"Name":"network","Description":"","Value":["host"]},{"Name":"mount","Description":"","Value":["/"]},{"Name":"capabilities","Description":"","Value":["CAP_SYS_ADMIN"]}]`),
+			// A pull installs without running: the mount's mode is in the
+			// plugin's config, judged at enable; its source is judged here.
+			403, []string{"host-namespaces", "cap-add", "docker-socket"}, nil},
+		{"plugin privilege the guard does not know", "trusted", request("POST", "/v1.41/plugins/pull?remote=example.invalid/p:1", `[{"Name":"everything","Description":"","Value":["true"]}]`), 403, []string{"unknown plugin privilege"}, nil},
 		{"volume binding /", "admission", request("POST", "/v1.41/volumes/create", `{"Name":"hyhome-test-v-`+dockertest.RunID+`","Driver":"local","DriverOpts":{"type":"none","o":"bind","device":"/"}}`), 403, []string{"bind-mount-readonly", "docker-socket"}, nil},
 		{"read-only bind volume", "admission", request("POST", "/v1.41/volumes/create", `{"Name":"hyhome-test-rov-`+dockertest.RunID+`","Driver":"local","DriverOpts":{"type":"none","o":"bind,ro","device":"/etc"},"Labels":{"`+dockertest.LabelKey+`":"`+dockertest.RunID+`"}}`), 201, nil,
 			func(t testing.TB, r response) {
@@ -310,7 +315,7 @@ func TestAdversarial(t *testing.T) {
 		{"service bind-mounting /", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/", Target: "/host", ReadOnly: true}}
 		})), 403, []string{"docker-socket"}, nil},
-		{"service with the deprecated top-level Networks", "admission", request("POST", "/v1.41/services/create", strings.TrimSuffix(serviceSpec(func(*swarm.ServiceSpec) {}), "}")+`,"Networks":[{"Target":"host"}]}`), 400, []string{`unknown field "Networks"`}, nil},
+		{"service with the deprecated top-level Networks", "admission", request("POST", "/v1.41/services/create", strings.TrimSuffix(serviceSpec(func(*swarm.ServiceSpec) {}), "}")+`,"Networks":[{"Target":"host"}]}`), 403, []string{`unknown field "Networks"`}, nil},
 		{"service running a plugin with host privileges", "admission", request("POST", "/v1.41/services/create", serviceSpec(func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.ContainerSpec = nil
 			s.TaskTemplate.Runtime = swarm.RuntimePlugin
@@ -338,7 +343,7 @@ func TestAdversarial(t *testing.T) {
 	}
 	for _, a := range rows {
 		t.Run(a.name, func(t *testing.T) {
-			r := raw(t, tg.sockets[a.profile], a.request)
+			r := raw(t, tg.socket(t, a.profile), a.request)
 			if a.cleanup != nil {
 				a.cleanup(t, r)
 			}

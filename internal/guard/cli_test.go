@@ -150,13 +150,15 @@ func TestDockerCLIReadonly(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// Streamed request bodies through admission: a build context, docker cp in
-// and out, and an image import whose progress comes back while the archive
-// is still being sent.
+// Streamed request bodies through admission: a build context (through a
+// profile that allows builds, which admission withholds), docker cp in and
+// out, and an image import whose progress comes back while the archive is
+// still being sent.
 func TestDockerCLIStreams(t *testing.T) {
-	tg := startGuard(t)
+	tg := startGuard(t, withProfiles(t, "profiles:\n  builder:\n    include: [admission]\n    allow: [POST /build]\n"))
 	img := dockertest.Build(t)
 	sock := tg.sockets[ProfileAdmission]
+	builder := tg.socket(t, "builder")
 
 	ctxDir := t.TempDir()
 	payload := strings.Repeat("guard streams\n", 200_000) // ~2.8 MB: several reads and writes
@@ -170,10 +172,13 @@ func TestDockerCLIStreams(t *testing.T) {
 	label := dockertest.LabelKey + "=" + dockertest.RunID
 	// --no-cache: another test process building the same context at the same
 	// time must not hand this build a cached layer it is removing.
-	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err != nil {
+	if _, stderr, err := dockerCLIEnv(t, builder, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err != nil {
+		t.Fatalf("docker build through a profile that allows builds: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "POST /build is not allowed in profile admission") {
 		t.Fatalf("docker build through admission: %v\n%s", err, stderr)
 	}
-	if _, stderr, err := dockerCLIEnv(t, sock, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--network", "host", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "host-namespaces") {
+	if _, stderr, err := dockerCLIEnv(t, builder, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--network", "host", "--label", label, "-t", tag, ctxDir); err == nil || !strings.Contains(stderr, "host-namespaces") {
 		t.Fatalf("docker build --network host: %v\n%s", err, stderr)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 
@@ -18,6 +19,10 @@ import (
 // optional; flags given on the command line win over the file.
 //
 //	max_body: 4MiB
+//	limits:
+//	  max_buffered: 8MiB  # request bodies buffered at once, all requests
+//	  max_connections: 256 # per listener
+//	  body_timeout: 10s
 //	admission:
 //	  fail_on: error      # or warning
 //	  strict: false       # true ignores every ADR exemption
@@ -29,9 +34,20 @@ import (
 //	  deployer:
 //	    include: [admission]
 //	    exemptions: true  # honour ADR exemptions here (never inherited)
+//	  ops:
+//	    include: [admission]
+//	    allow: [POST /build]
+//	    plugins: [vieux/sshfs:latest]
+//	    permit: [retag-in-use]
+//	    reveal: [join-tokens]
 type FileConfig struct {
 	// MaxBody is the cap on buffered request bodies, in bytes (0: default).
 	MaxBody int64
+	// MaxBuffered, MaxConnections and BodyTimeout are Config's (0:
+	// default).
+	MaxBuffered    int64
+	MaxConnections int
+	BodyTimeout    time.Duration
 	// FailOn is the lowest severity that denies an admission (0: default).
 	FailOn policy.Severity
 	// Strict ignores every exemption when true.
@@ -41,7 +57,12 @@ type FileConfig struct {
 }
 
 type fileDoc struct {
-	MaxBody   *string `yaml:"max_body"`
+	MaxBody *string `yaml:"max_body"`
+	Limits  *struct {
+		MaxBuffered    *string `yaml:"max_buffered"`
+		MaxConnections *int    `yaml:"max_connections"`
+		BodyTimeout    *string `yaml:"body_timeout"`
+	} `yaml:"limits"`
 	Admission *struct {
 		FailOn *string `yaml:"fail_on"`
 		Strict *bool   `yaml:"strict"`
@@ -53,6 +74,9 @@ type fileProfile struct {
 	Include    []yaml.Node `yaml:"include"`
 	Allow      []yaml.Node `yaml:"allow"`
 	Exemptions bool        `yaml:"exemptions"`
+	Plugins    []yaml.Node `yaml:"plugins"`
+	Permit     []yaml.Node `yaml:"permit"`
+	Reveal     []yaml.Node `yaml:"reveal"`
 }
 
 var profileNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
@@ -84,6 +108,28 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 			return nil, fmt.Errorf("%s: max_body %q is not a size (e.g. 4MiB)", file, *doc.MaxBody)
 		}
 		cfg.MaxBody = n
+	}
+	if l := doc.Limits; l != nil {
+		if l.MaxBuffered != nil {
+			n, ok := workload.ParseMemory(*l.MaxBuffered)
+			if !ok || n <= 0 {
+				return nil, fmt.Errorf("%s: limits.max_buffered %q is not a size (e.g. 8MiB)", file, *l.MaxBuffered)
+			}
+			cfg.MaxBuffered = n
+		}
+		if l.MaxConnections != nil {
+			if *l.MaxConnections <= 0 {
+				return nil, fmt.Errorf("%s: limits.max_connections %d: want a positive number", file, *l.MaxConnections)
+			}
+			cfg.MaxConnections = *l.MaxConnections
+		}
+		if l.BodyTimeout != nil {
+			d, err := time.ParseDuration(*l.BodyTimeout)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("%s: limits.body_timeout %q is not a positive duration (e.g. 10s)", file, *l.BodyTimeout)
+			}
+			cfg.BodyTimeout = d
+		}
 	}
 	if a := doc.Admission; a != nil {
 		if a.FailOn != nil {
@@ -144,9 +190,10 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 			return cfg.Profiles[name], nil
 		}
 		state[name] = 1
+		p := emptyProfile(name)
 		// exemptions is the profile's own word, not included: a profile
 		// built on one that honours exemptions does not, unless it says so.
-		p := &Profile{Name: name, allow: map[*Route]bool{}, exemptions: fp.Exemptions}
+		p.exemptions = fp.Exemptions
 		for _, inc := range fp.Include {
 			if inc.Kind != yaml.ScalarNode {
 				return nil, at(inc.Line, "profile %q: include entries are profile names", name)
@@ -155,9 +202,10 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 			if err != nil {
 				return nil, err
 			}
-			for r := range ip.allow {
-				p.allow[r] = true
-			}
+			p.merge(ip)
+		}
+		if err := profileSettings(p, fp, at); err != nil {
+			return nil, err
 		}
 		for _, a := range fp.Allow {
 			if a.Kind != yaml.ScalarNode {

@@ -18,7 +18,11 @@ const (
 	reasonContentType = "content-type" // form or malformed content type
 	reasonBody        = "body"         // body missing, malformed or not allowed
 	reasonBodySize    = "body-size"    // body over the cap
+	reasonBodyTimeout = "body-timeout" // body slower than the deadline
+	reasonBusy        = "busy"         // the buffered-bytes budget is spent
 	reasonPolicy      = "policy"       // rules of the catalogue failed
+	reasonPlugin      = "plugin"       // a plugin the profile does not name
+	reasonPermit      = "permit"       // a judgement the profile does not permit
 	reasonNotFound    = "not-found"    // the object the request refers to does not exist
 	reasonLookup      = "lookup"       // the engine could not be asked about it
 	reasonUnjudgeable = "unjudgeable"  // traffic the guard cannot see into

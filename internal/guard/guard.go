@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/clock"
@@ -29,6 +30,30 @@ import (
 // DefaultMaxBody caps buffered request bodies (create and update requests
 // are a few kilobytes).
 const DefaultMaxBody = 4 << 20
+
+// DefaultMaxBuffered caps the request body bytes buffered across all
+// requests at once (Config.MaxBuffered). With the binary's own pages and
+// the connections' buffers it keeps the guard well under the stack's 32 MiB
+// memory limit whatever its clients send.
+const DefaultMaxBuffered = 8 << 20
+
+// DefaultMaxConnections caps the connections one listener serves at once
+// (Config.MaxConnections); further clients wait to be accepted.
+const DefaultMaxConnections = 256
+
+// DefaultBodyTimeout is how long a client has to send a buffered request
+// body once its header has arrived (Config.BodyTimeout).
+const DefaultBodyTimeout = 10 * time.Second
+
+// Server limits that are not configurable: a request header must arrive
+// within headerTimeout and fit in maxHeaderBytes (the engine's clients send
+// a few hundred bytes; X-Registry-Auth a few kilobytes), and a kept-alive
+// client connection with no request is closed after idleConnTimeout.
+const (
+	headerTimeout   = 10 * time.Second
+	maxHeaderBytes  = 32 << 10
+	idleConnTimeout = 2 * time.Minute
+)
 
 // DefaultIdleRelease is how long the guard is quiet before it releases idle
 // engine connections and free memory (Config.IdleRelease).
@@ -108,6 +133,25 @@ type Config struct {
 	MetricsAddress string
 	// MaxBody caps buffered request bodies (DefaultMaxBody when 0).
 	MaxBody int64
+	// MaxBuffered caps the request body bytes buffered across all
+	// requests at once: at least twice MaxBody, since a body's buffer
+	// doubles as it grows (when 0, DefaultMaxBuffered or twice MaxBody if
+	// that is more). A body that would go beyond it is answered 503 and
+	// not forwarded.
+	MaxBuffered int64
+	// MaxConnections caps the client connections each listener serves at
+	// once (DefaultMaxConnections when 0); more wait in the listen queue.
+	MaxConnections int
+	// BodyTimeout is how long a client has to send a buffered body
+	// (DefaultBodyTimeout when 0); a slower one is answered 408.
+	BodyTimeout time.Duration
+	// ServerTiming adds a Server-Timing header to forwarded answers with
+	// the time the engine took to answer the forwarded request and the
+	// time the judgement's lookups took ("lookup;dur=0.402,
+	// engine;dur=0.081", in milliseconds), so that a client can tell the
+	// guard's own share of each request's latency (bench/guardbench uses
+	// it).
+	ServerTiming bool
 	// Profiles are custom profiles by name, next to the built-in ones.
 	Profiles map[string]*Profile
 	// ADRDirs are where exemption ADRs are looked up (the default
@@ -149,6 +193,7 @@ type Guard struct {
 	metrics   *metrics
 	gatherer  prometheus.Gatherer
 	maxBody   int64
+	buffered  *byteBudget
 	profiles  map[string]*Profile
 
 	// streams is cancelled first on Stop: long-lived responses and
@@ -210,6 +255,18 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxBuffered <= 0 {
+		cfg.MaxBuffered = max(DefaultMaxBuffered, 2*cfg.MaxBody)
+	}
+	if cfg.MaxBuffered < 2*cfg.MaxBody {
+		return nil, fmt.Errorf("guard: the buffered-bytes cap (%d) must be at least twice the body cap (%d): a body's buffer doubles as it grows, and the largest body must fit", cfg.MaxBuffered, cfg.MaxBody)
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.FailOn == 0 {
 		cfg.FailOn = policy.Error
 	}
@@ -243,7 +300,8 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.New("guard: a metrics address needs a Gatherer (pass the registry as both Registerer and Gatherer)")
 	}
 	inFlight := new(atomic.Int64)
-	m, err := newMetrics(reg, inFlight)
+	buffered := &byteBudget{limit: cfg.MaxBuffered}
+	m, err := newMetrics(reg, inFlight, buffered)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
@@ -257,6 +315,7 @@ func New(cfg Config) (*Guard, error) {
 		metrics:  m,
 		gatherer: gat,
 		maxBody:  cfg.MaxBody,
+		buffered: buffered,
 		profiles: profiles,
 		hijacked: map[*hijackedPair]struct{}{},
 	}
@@ -286,10 +345,14 @@ func (g *Guard) Start() error {
 		h := newHandler(g, l.String(), g.profiles[l.Profile])
 		srv := &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       5 * time.Minute,
+			ReadHeaderTimeout: headerTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			IdleTimeout:       idleConnTimeout,
 			ErrorLog:          log.New(&slogWriter{g.log, l.String()}, "", 0),
 		}
+		// Each connection holds a goroutine and its buffers: a bound on
+		// them is a bound on the guard's memory, whatever clients do.
+		ln = netutil.LimitListener(ln, g.cfg.MaxConnections)
 		g.listeners = append(g.listeners, ln)
 		g.servers = append(g.servers, srv)
 	}
@@ -373,8 +436,12 @@ func (g *Guard) releaseWhenIdle(idle time.Duration) {
 		// pools' victim caches and are dropped by the second.
 		runtime.GC()
 		debug.FreeOSMemory()
+		dropped, err := dropBinaryPages()
+		if err != nil {
+			g.log.Debug("guard idle: the binary's pages stay mapped", "error", err)
+		}
 		g.metrics.idleReleases.Inc()
-		g.log.Debug("guard idle: engine connections closed, free memory returned", "quiet", quiet, "took", time.Since(start))
+		g.log.Debug("guard idle: engine connections closed, free memory returned, the binary's read-only pages unmapped", "quiet", quiet, "unmapped", dropped, "took", time.Since(start))
 	}
 }
 

@@ -18,7 +18,7 @@ type metrics struct {
 	idleReleases   prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, inFlight *atomic.Int64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, inFlight *atomic.Int64, buffered *byteBudget) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hyhome_guard_requests_total",
@@ -52,7 +52,11 @@ func newMetrics(reg prometheus.Registerer, inFlight *atomic.Int64) (*metrics, er
 		Name: "hyhome_guard_requests_in_flight",
 		Help: "Requests being served: refused ones until their answer, long-lived streams until they end.",
 	}, func() float64 { return float64(inFlight.Load()) })
-	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.upstreamErrors, m.hijacked, m.idleReleases, inFlightGauge} {
+	bufferedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hyhome_guard_buffered_bytes",
+		Help: "Bytes reserved for request bodies being read and judged, across all requests (capped by max_buffered).",
+	}, func() float64 { return float64(buffered.used.Load()) })
+	for _, c := range []prometheus.Collector{m.requests, m.denials, m.duration, m.upstreamErrors, m.hijacked, m.idleReleases, inFlightGauge, bufferedGauge} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

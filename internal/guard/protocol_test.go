@@ -279,10 +279,10 @@ func TestGracefulStop(t *testing.T) {
 // enabling it is where its configuration (host network, CAP_SYS_ADMIN, a
 // bind of /) is judged.
 func TestPluginEnableIsJudged(t *testing.T) {
-	tg := startGuard(t)
+	name := dockertest.PluginPrefix + dockertest.RunID + "-plugin:1" // so that a sweep finds it
+	tg := startGuard(t, withProfiles(t, "profiles:\n  plugins:\n    include: [admission]\n    plugins: ["+name+"]\n"))
 	c := dockertest.Client(t)
 	ctx := ctxT(t, dockertest.CallTimeout)
-	name := dockertest.PluginPrefix + dockertest.RunID + "-plugin:1" // so that a sweep finds it
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	config := `{"Description":"hyhome guard test plugin","Documentation":"https://example.invalid","Interface":{"Types":["docker.volumedriver/1.0"],"Socket":"p.sock"},"Entrypoint":["/testprog","sleep"],"WorkDir":"","Network":{"Type":"host"},"Linux":{"Capabilities":["CAP_SYS_ADMIN"],"AllowAllDevices":false,"Devices":null},"Mounts":[{"Name":"root","Description":"","Settable":["source"],"Source":"/","Destination":"/host","Type":"bind","Options":["rbind"]}],"Env":[],"Args":{"Name":"","Description":"","Settable":null,"Value":null}}`
@@ -303,7 +303,7 @@ func TestPluginEnableIsJudged(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = c.PluginRemove(context.Background(), name, client.PluginRemoveOptions{Force: true}) })
 
-	r := raw(t, tg.sockets[ProfileAdmission], request("POST", "/v1.41/plugins/"+name+"/enable?timeout=5", ""))
+	r := raw(t, tg.socket(t, "plugins"), request("POST", "/v1.41/plugins/"+name+"/enable?timeout=5", ""))
 	if r.status != http.StatusForbidden {
 		t.Fatalf("enable: %d %s", r.status, r.message())
 	}

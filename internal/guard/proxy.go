@@ -32,14 +32,23 @@ type handler struct {
 	// The series every allowed request updates, resolved once.
 	allowed       prometheus.Counter
 	allowDuration prometheus.Observer
+	// redact is what the profile rewrites in each route's answers.
+	redact map[*Route]*redaction
 }
 
 func newHandler(g *Guard, listener string, p *Profile) *handler {
-	return &handler{
+	h := &handler{
 		g: g, listener: listener, profile: p, admission: g.admission.forProfile(p),
 		allowed:       g.metrics.requests.WithLabelValues(p.Name, "allow"),
 		allowDuration: g.metrics.duration.WithLabelValues(p.Name, "allow"),
+		redact:        map[*Route]*redaction{},
 	}
+	for _, r := range routes.all {
+		if red := redactorFor(p, r); red != nil && p.Allows(r) {
+			h.redact[r] = red
+		}
+	}
+	return h
 }
 
 // decision is an allowed request, ready to forward.
@@ -58,19 +67,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.g.active()
 		h.g.inFlight.Add(-1)
 	}()
-	d, t, den := h.decide(r)
+	body := &bodyReader{budget: h.g.buffered, timeout: h.g.cfg.BodyTimeout}
+	defer body.release()
+	var lookups time.Duration
+	if h.g.cfg.ServerTiming {
+		r = r.WithContext(context.WithValue(r.Context(), lookupTimeKey{}, &lookups))
+	}
+	d, t, den := h.decide(w, r, body)
 	if den != nil {
-		h.refuse(w, r, t, den, start)
+		h.refuse(w, r, t, den, !body.done, start)
 		return
 	}
 	h.allowLog(r, d)
+	if h.g.cfg.ServerTiming && lookups > 0 {
+		w.Header().Set("Server-Timing", fmt.Sprintf("lookup;dur=%.3f", float64(lookups.Microseconds())/1000))
+	}
 	h.forward(w, r, d, start)
 }
 
 // decide is the admission chain: canonical request, profile, body, judge.
 // Each step either passes the request on or returns the denial; nothing
 // after a denial runs, and a step that cannot decide denies.
-func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
+func (h *handler) decide(w http.ResponseWriter, r *http.Request, br *bodyReader) (*decision, *target, *denial) {
 	t, den := canonicalize(r)
 	if den != nil {
 		return nil, t, den
@@ -82,22 +100,30 @@ func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 	switch t.route.Body {
 	case BodyStream:
 		d.stream = r.Body
-	default:
-		body, den := readBody(r, h.g.maxBody)
+	case BodyNone:
+		if r.ContentLength > noBodyMax {
+			return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+		}
+		body, den := br.read(w, r, noBodyMax)
 		if den != nil {
+			if den.reason == reasonBodySize {
+				den = deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+			}
 			return nil, t, den
 		}
-		if t.route.Body == BodyNone {
-			switch string(bytes.TrimSpace(body)) {
-			case "", "{}", "null":
-			default:
-				return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
-			}
+		if !emptyBody(body) {
+			return nil, t, deny(http.StatusForbidden, reasonBody, "%s takes no request body", t.route.Name)
+		}
+		d.body = body
+	default:
+		body, den := br.read(w, r, h.g.maxBody)
+		if den != nil {
+			return nil, t, den
 		}
 		d.body = body
 	}
 	if t.route.judge != judgeNone {
-		v := h.admission.judge(r.Context(), t, r, d.body)
+		v := h.admission.judge(r.Context(), h.profile, t, r, d.body)
 		d.findings = v.findings
 		if v.deny != nil {
 			return nil, t, v.deny
@@ -112,33 +138,9 @@ func (h *handler) decide(r *http.Request) (*decision, *target, *denial) {
 	return d, t, nil
 }
 
-// readBody reads a body whole, whatever its framing (Content-Length,
-// chunked, none), up to max bytes; more is refused without forwarding any
-// of it.
-func readBody(r *http.Request, max int64) ([]byte, *denial) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	if r.ContentLength > max {
-		return nil, deny(http.StatusRequestEntityTooLarge, reasonBodySize, "request body of %d bytes is over the guard's limit of %d bytes", r.ContentLength, max)
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, deny(http.StatusBadRequest, reasonBody, "reading the request body: %v", err)
-	}
-	if n > max {
-		return nil, deny(http.StatusRequestEntityTooLarge, reasonBodySize, "request body is over the guard's limit of %d bytes", max)
-	}
-	return buf.Bytes(), nil
-}
-
 // refuse is the one deny path: it logs the denial, counts it and answers
 // the client as the engine answers errors.
-func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *denial, start time.Time) {
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *denial, unread bool, start time.Time) {
 	m := h.g.metrics
 	m.requests.WithLabelValues(h.profile.Name, "deny").Inc()
 	if len(d.rules) == 0 {
@@ -159,9 +161,10 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, t *target, d *d
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
-	if d.status == http.StatusRequestEntityTooLarge {
-		// The rest of the body is not wanted: do not read it to keep the
-		// connection alive.
+	if unread && r.ContentLength != 0 {
+		// The body, or what is left of it, is not wanted. Without this the
+		// server would read up to 256 KiB of it, without a deadline, before
+		// answering: a slow client would hold the connection.
 		hdr.Set("Connection", "close")
 	}
 	w.WriteHeader(d.status)
@@ -347,13 +350,40 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, d *decision, s
 			return io.NopCloser(bytes.NewReader(d.body))
 		}
 	}
+	sent := time.Now()
 	resp, err := h.g.upstream.pool.roundTrip(ctx, out, body)
 	if err != nil {
 		h.upstreamFailed(w, r, err, true)
 		return
 	}
 	defer resp.Body.Close()
+	if h.g.cfg.ServerTiming {
+		w.Header().Add("Server-Timing", fmt.Sprintf("engine;dur=%.3f", float64(time.Since(sent).Microseconds())/1000))
+	}
+	if red := h.redact[d.target.route]; red != nil && resp.StatusCode/100 == 2 && r.Method != http.MethodHead {
+		h.relayRedacted(w, r, resp, red, d.target.route.Stream, start)
+		return
+	}
 	h.relay(w, r, resp, d.target.route.Stream, start)
+}
+
+// relayRedacted writes the engine's answer with the profile's redactions
+// applied, streaming: the rewritten body's length is not known up front.
+func (h *handler) relayRedacted(w http.ResponseWriter, r *http.Request, resp *http.Response, red *redaction, stream bool, start time.Time) {
+	copyResponseHeader(w.Header(), resp.Header)
+	w.Header().Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	if stream {
+		_ = rc.Flush() // the events' head, before the first event
+	}
+	h.allowDuration.Observe(time.Since(start).Seconds())
+	err := red.copy(w, resp.Body, rc.Flush)
+	if err != nil && r.Context().Err() == nil && h.g.streams.Err() == nil {
+		// The head is sent: the client sees a truncated answer, and the
+		// log says why.
+		h.upstreamFailed(w, r, fmt.Errorf("redacting the engine's answer: %w", err), false)
+	}
 }
 
 // relay writes the engine's answer to the client, flushing after every read

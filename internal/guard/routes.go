@@ -52,9 +52,14 @@ const (
 	judgeServiceCreate              // the service spec is the workload
 	judgeServiceUpdate              // the new spec (or, on rollback, the previous one)
 	judgeVolumeCreate               // local driver options that bind host paths
+	judgePluginCreate               // a plugin from the client's archive: the profile must name it
 	judgePluginPrivileges           // privileges accepted on plugin pull/upgrade
 	judgePluginEnable               // the installed plugin's configuration, as it will run
 	judgeBuild                      // networkmode of build containers
+	judgeImageTag                   // tag, commit, import: the reference an image is given
+	judgeNetworkCreate              // drivers and options that reach a host interface
+	judgeNetworkConnect             // aliases that would answer an infrastructure service's name
+	judgeContainerRename            // a new name that is an infrastructure service's
 	judgeUnjudgeable                // traffic the guard cannot see into (BuildKit gRPC)
 )
 
@@ -354,10 +359,10 @@ var engineRoutes = []*Route{
 	route(post, "/containers/{name:.*}/exec", jsonb, judged(judgeExecCreate)),
 	route(post, "/exec/{name:.*}/start", jsonb, judged(judgeExecStart), hijack, stream),
 	route(post, "/exec/{name:.*}/resize", none),
-	route(post, "/containers/{name:.*}/rename", none),
+	route(post, "/containers/{name:.*}/rename", none, judged(judgeContainerRename)),
 	route(post, "/containers/{name:.*}/update", jsonb, judged(judgeContainerUpdate)),
 	route(post, "/containers/prune", none),
-	route(post, "/commit", jsonb),
+	route(post, "/commit", jsonb, judged(judgeImageTag)),
 	route(put, "/containers/{name:.*}/archive", files, judged(judgeContainerUse)),
 	route(del, "/containers/{name:.*}", none),
 
@@ -369,9 +374,9 @@ var engineRoutes = []*Route{
 	route(get, "/images/{name:.*}/history", none),
 	route(get, "/images/{name:.*}/json", none),
 	route(post, "/images/load", files, stream),
-	route(post, "/images/create", files, stream),
+	route(post, "/images/create", files, judged(judgeImageTag), stream),
 	route(post, "/images/{name:.*}/push", none, stream),
-	route(post, "/images/{name:.*}/tag", none),
+	route(post, "/images/{name:.*}/tag", none, judged(judgeImageTag)),
 	route(post, "/images/prune", none),
 	route(del, "/images/{name:.*}", none),
 
@@ -444,7 +449,7 @@ var engineRoutes = []*Route{
 	route(post, "/plugins/{name:.*}/push", none, stream),
 	route(post, "/plugins/{name:.*}/upgrade", jsonb, judged(judgePluginPrivileges), stream),
 	route(post, "/plugins/{name:.*}/set", jsonb),
-	route(post, "/plugins/create", files),
+	route(post, "/plugins/create", files, judged(judgePluginCreate)),
 
 	// distribution router
 	route(get, "/distribution/{name:.*}/json", none),
@@ -456,8 +461,8 @@ var engineRoutes = []*Route{
 	route(get, "/networks", none),
 	route(get, "/networks/", none),
 	route(get, "/networks/{id:.+}", none),
-	route(post, "/networks/create", jsonb),
-	route(post, "/networks/{id:.*}/connect", jsonb),
+	route(post, "/networks/create", jsonb, judged(judgeNetworkCreate)),
+	route(post, "/networks/{id:.*}/connect", jsonb, judged(judgeNetworkConnect)),
 	route(post, "/networks/{id:.*}/disconnect", jsonb),
 	route(post, "/networks/prune", none),
 	route(del, "/networks/{id:.*}", none),

@@ -19,6 +19,8 @@ import (
 	"github.com/moby/moby/api/types/plugin"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/volume"
+
+	"github.com/hy-home/hyhome/internal/workload"
 )
 
 // upstream is the engine the guard forwards to.
@@ -80,6 +82,11 @@ func (e *engineError) Error() string {
 	return fmt.Sprintf("engine answered %d: %s", e.status, e.message)
 }
 
+// lookupTimeKey keys a *time.Duration in a request's context that lookups
+// add their time to (Config.ServerTiming). A request's lookups run one after
+// another, in its handler's goroutine.
+type lookupTimeKey struct{}
+
 // lookupTimeout bounds one lookup; the engine answers inspects in
 // milliseconds unless it is stuck.
 const lookupTimeout = 15 * time.Second
@@ -137,6 +144,10 @@ func (u *upstream) pingVersion(ctx context.Context) (string, error) {
 // getJSON GETs an unversioned engine path (the engine answers with its own
 // API version's shapes) and decodes the answer into out.
 func (u *upstream) getJSON(ctx context.Context, p string, query url.Values, out any) error {
+	if spent, ok := ctx.Value(lookupTimeKey{}).(*time.Duration); ok {
+		start := time.Now()
+		defer func() { *spent += time.Since(start) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	req := &http.Request{
@@ -181,6 +192,9 @@ type lookups interface {
 	exec(ctx context.Context, id string) (*container.ExecInspectResponse, error)
 	service(ctx context.Context, ref string) (*swarm.Service, error)
 	plugin(ctx context.Context, ref string) (*plugin.Plugin, error)
+	// infraContainers lists every container (running or not) whose
+	// hy-home.tier is an infrastructure tier.
+	infraContainers(ctx context.Context) ([]container.Summary, error)
 	// apiVersion is the engine's API version.
 	apiVersion(ctx context.Context) (string, error)
 }
@@ -244,4 +258,19 @@ func (e engineLookups) plugin(ctx context.Context, ref string) (*plugin.Plugin, 
 		return nil, err
 	}
 	return &v, nil
+}
+
+func (e engineLookups) infraContainers(ctx context.Context) ([]container.Summary, error) {
+	var all []container.Summary
+	q := url.Values{"all": {"1"}, "filters": {`{"label":["` + workload.LabelTier + `"]}`}}
+	if err := e.u.getJSON(ctx, "/containers/json", q, &all); err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, c := range all {
+		if isInfra(c.Labels) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
