@@ -24,12 +24,10 @@ const (
 	ruleDockerSocket   = "docker-socket"
 	ruleMemoryLimit    = "memory-limit"
 	rulePidsLimit      = "pids-limit"
+	ruleHostPath       = "host-path"
+	ruleVolumeType     = "volume-type"
 	ruleADRExemption   = policy.RuleADRExemption
 )
-
-// isolationRequirements are the requirements whose rules decide whether a
-// process in a container can reach the host or run as root.
-var isolationRequirements = []string{"NFR-SEC-01", "SEC-IDENTITY", "Strategy-ST-03"}
 
 // admission judges write requests by turning them into workloads and
 // evaluating the rule catalogue on them.
@@ -38,7 +36,13 @@ type admission struct {
 	adrs     *adr.Resolver
 	strict   bool
 	failOn   policy.Severity
-	engine   lookups
+	engine   admissionEngine
+	// allow is what the profile allows beyond the baseline (host
+	// directories, volume types, log drivers); AdmissionAllow's defaults.
+	allow policy.Allowlists
+
+	hostFacts hostFacts
+	images    imageCache
 
 	// Rule sets, by what a request can change.
 	create    map[string]bool // a new container or service: every per-workload rule
@@ -49,9 +53,9 @@ type admission struct {
 	volume    map[string]bool // a volume that binds a host path
 }
 
-func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng lookups) *admission {
+func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng admissionEngine) *admission {
 	a := &admission{
-		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng,
+		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng, allow: AdmissionAllow(policy.Allowlists{}),
 		create: map[string]bool{}, isolation: map[string]bool{}, plugin: map[string]bool{},
 		update: map[string]bool{}, build: map[string]bool{}, volume: map[string]bool{},
 	}
@@ -65,7 +69,7 @@ func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn 
 		}
 		a.create[r.ID] = true
 		for _, req := range r.Requirements {
-			if slices.Contains(isolationRequirements, req) {
+			if slices.Contains(policy.IsolationRequirements, req) {
 				a.isolation[r.ID] = true
 				if r.ID != ruleNonRoot {
 					a.plugin[r.ID] = true
@@ -77,7 +81,7 @@ func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn 
 		a.update[id] = reg.Get(id) != nil
 	}
 	a.build[ruleHostNamespaces] = reg.Get(ruleHostNamespaces) != nil
-	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleADRExemption} {
+	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleHostPath, ruleVolumeType, ruleADRExemption} {
 		a.volume[id] = reg.Get(id) != nil
 	}
 	return a
@@ -115,13 +119,15 @@ func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body 
 	case judgeServiceCreate, judgeServiceUpdate:
 		return a.service(ctx, t, r, body)
 	case judgeVolumeCreate:
-		return a.volumeCreate(t, r, body)
+		return a.volumeCreate(ctx, t, r, body)
 	case judgePluginPrivileges:
 		return a.pluginPrivileges(t, r, body)
 	case judgePluginEnable:
 		return a.pluginEnable(ctx, t)
 	case judgeBuild:
 		return a.buildRequest(ctx, t)
+	case judgeNetwork:
+		return a.networkBody(t, r, body)
 	case judgeUnjudgeable:
 		return refused(deny(http.StatusForbidden, reasonUnjudgeable,
 			"%s is BuildKit's control API: build requests and their entitlements (network.host is granted by default on Docker 20.10) travel inside an HTTP/2 stream the guard cannot judge; build through POST /build (the classic builder)", t.route.Name))
@@ -134,13 +140,13 @@ func (a *admission) judge(ctx context.Context, t *target, r *http.Request, body 
 
 // evaluate runs the rules in only on one workload and returns every finding
 // and the failing ones (not exempted, at or above the fail-on severity).
-func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, failing []policy.Finding) {
+func (a *admission) evaluate(w *workload.Workload, only map[string]bool, f facts) (all, failing []policy.Finding) {
 	if !slices.Contains(slices.Collect(maps.Values(only)), true) {
 		// policy.Env reads an empty Only as "every rule"; a set that names
 		// no rule of this registry judges nothing.
 		return nil, nil
 	}
-	env := &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, Only: only}
+	env := &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, Only: only, HostMemory: f.memory, Host: f.host, Allow: a.allow}
 	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, env)
 	for _, f := range all {
 		if !f.Exempted && f.Severity >= a.failOn {
@@ -150,9 +156,16 @@ func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, f
 	return all, failing
 }
 
-// conclude turns an evaluation into a verdict.
+// conclude turns an evaluation into a verdict, with the host facts last
+// learnt (judges that build workloads from the engine's objects ask for
+// fresh ones and use concludeWith).
 func (a *admission) conclude(w *workload.Workload, only map[string]bool) verdict {
-	all, failing := a.evaluate(w, only)
+	return a.concludeWith(w, only, a.lastFacts())
+}
+
+// concludeWith turns an evaluation into a verdict.
+func (a *admission) concludeWith(w *workload.Workload, only map[string]bool, f facts) verdict {
+	all, failing := a.evaluate(w, only, f)
 	if len(failing) > 0 {
 		return verdict{deny: policyDenial(http.StatusForbidden, failing), findings: all}
 	}

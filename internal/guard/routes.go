@@ -55,6 +55,7 @@ const (
 	judgePluginPrivileges           // privileges accepted on plugin pull/upgrade
 	judgePluginEnable               // the installed plugin's configuration, as it will run
 	judgeBuild                      // networkmode of build containers
+	judgeNetwork                    // network create/connect/disconnect: the body's fields
 	judgeUnjudgeable                // traffic the guard cannot see into (BuildKit gRPC)
 )
 
@@ -456,9 +457,9 @@ var engineRoutes = []*Route{
 	route(get, "/networks", none),
 	route(get, "/networks/", none),
 	route(get, "/networks/{id:.+}", none),
-	route(post, "/networks/create", jsonb),
-	route(post, "/networks/{id:.*}/connect", jsonb),
-	route(post, "/networks/{id:.*}/disconnect", jsonb),
+	route(post, "/networks/create", jsonb, judged(judgeNetwork)),
+	route(post, "/networks/{id:.*}/connect", jsonb, judged(judgeNetwork)),
+	route(post, "/networks/{id:.*}/disconnect", jsonb, judged(judgeNetwork)),
 	route(post, "/networks/prune", none),
 	route(del, "/networks/{id:.*}", none),
 }
