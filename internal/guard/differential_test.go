@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,16 +137,44 @@ func newDiffEnv(t *testing.T) *diffEnv {
 	if err := os.Chmod(env.dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	env.rootName = "hyhome-test/testprog:app-is-root-" + dockertest.RunID
-	ctx := ctxT(t, 3*time.Minute)
-	// FROM scratch has no shell: the probe binary writes the file at
-	// build time.
-	passwd := `RUN ["/testprog", "check", "mkfile", "/etc/passwd", "root:x:0:0:root:/:/testprog\napp:x:0:0:app:/:/testprog\n"]`
-	if err := dockertest.BuildScratchImage(ctx, dockertest.Client(t), env.rootName, img.Binary, "/testprog", "", []string{passwd}); err != nil {
-		t.Fatal(err)
-	}
+	env.rootName = userImage(t, "app-is-root", "root:x:0:0:root:/:/testprog\napp:x:0:0:app:/:/testprog\n", "", "")
 	return env
 }
+
+// userImage builds the probe image with its own /etc/passwd and /etc/group
+// (empty: none) and USER, once per tag in this process.
+func userImage(t *testing.T, tag, passwd, group, user string) string {
+	t.Helper()
+	img := dockertest.Build(t)
+	ref := "hyhome-test/testprog:" + tag + "-" + dockertest.RunID
+	userImagesMu.Lock()
+	defer userImagesMu.Unlock()
+	if userImages[ref] {
+		return ref
+	}
+	// FROM scratch has no shell: the probe binary writes the files at
+	// build time.
+	var lines []string
+	for _, f := range []struct{ path, content string }{{"/etc/passwd", passwd}, {"/etc/group", group}} {
+		if f.content != "" {
+			b, _ := json.Marshal([]string{"/testprog", "check", "mkfile", f.path, f.content})
+			lines = append(lines, "RUN "+string(b))
+		}
+	}
+	if user != "" {
+		lines = append(lines, "USER "+user)
+	}
+	if err := dockertest.BuildScratchImage(ctxT(t, 3*time.Minute), dockertest.Client(t), ref, img.Binary, "/testprog", "", lines); err != nil {
+		t.Fatal(err)
+	}
+	userImages[ref] = true
+	return ref
+}
+
+var (
+	userImagesMu sync.Mutex
+	userImages   = map[string]bool{}
+)
 
 // run creates the container by sending its body straight to the engine,
 // starts it, waits for the probe to exit and returns what it printed. When
