@@ -142,16 +142,24 @@ func TestAdversarialAdmission(t *testing.T) {
 		{"start a container whose user is a name, root filesystem writable", "admission", request("POST", "/v1.41/containers/"+namedWritable+"/start", ""), 403, []string{"non-root", "root filesystem is writable"}, nil},
 
 		// --- issue 11 item 9 ---
-		{"writable-cgroups=true", "admission", create(func(r *container.CreateRequest) { r.HostConfig.SecurityOpt = append(r.HostConfig.SecurityOpt, "writable-cgroups=true") }), 403, []string{"security-profile", "writable"}, nil},
+		{"writable-cgroups=true", "admission", create(func(r *container.CreateRequest) {
+			r.HostConfig.SecurityOpt = append(r.HostConfig.SecurityOpt, "writable-cgroups=true")
+		}), 403, []string{"security-profile", "writable"}, nil},
 		{"CgroupnsMode host", "admission", create(func(r *container.CreateRequest) { r.HostConfig.CgroupnsMode = "host" }), 403, []string{"host-namespaces", "cgroup namespace"}, nil},
 
 		// --- issue 17 item 4: joins ---
 		{"pid join of a container that holds the socket", "admission", create(func(r *container.CreateRequest) { r.HostConfig.PidMode = container.PidMode("container:" + holder) }), 403, []string{"namespace-join", "fails docker-socket"}, nil},
-		{"network join of a container that runs as root", "admission", create(func(r *container.CreateRequest) { r.HostConfig.NetworkMode = container.NetworkMode("container:" + namedRootRO) }), 403, []string{"namespace-join", "fails non-root"}, nil},
-		{"network join of a compliant container", "admission", create(func(r *container.CreateRequest) { r.HostConfig.NetworkMode = container.NetworkMode("container:" + running) }), 201, nil, removeCreated},
+		{"network join of a container that runs as root", "admission", create(func(r *container.CreateRequest) {
+			r.HostConfig.NetworkMode = container.NetworkMode("container:" + namedRootRO)
+		}), 403, []string{"namespace-join", "fails non-root"}, nil},
+		{"network join of a compliant container", "admission", create(func(r *container.CreateRequest) {
+			r.HostConfig.NetworkMode = container.NetworkMode("container:" + running)
+		}), 201, nil, removeCreated},
 
 		// --- issue 17 item 5 ---
-		{"seccomp profile that allows unshare", "admission", create(func(r *container.CreateRequest) { r.HostConfig.SecurityOpt = append(r.HostConfig.SecurityOpt, allowUnshare) }), 403, []string{"security-profile", "allows unshare beyond"}, nil},
+		{"seccomp profile that allows unshare", "admission", create(func(r *container.CreateRequest) {
+			r.HostConfig.SecurityOpt = append(r.HostConfig.SecurityOpt, allowUnshare)
+		}), 403, []string{"security-profile", "allows unshare beyond"}, nil},
 
 		// --- issue 17 item 6 ---
 		{"syslog over TCP to a loopback port", "admission", create(func(r *container.CreateRequest) {
