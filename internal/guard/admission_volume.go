@@ -53,6 +53,14 @@ func (a *admission) volumeCreate(ctx context.Context, t *target, r *http.Request
 	return a.concludeWith(w, a.volume, f)
 }
 
+// networkCreateRequest is the network create body. CheckDuplicate left
+// the API types with API 1.44, but clients that negotiate an older version
+// (the docker CLI at 1.41) still send it.
+type networkCreateRequest struct {
+	network.CreateRequest
+	CheckDuplicate bool `json:",omitempty"`
+}
+
 // networkBody judges the bodies of network create, connect and disconnect
 // by the field table: drivers that put containers on host interfaces,
 // options that take over host bridges, endpoint driver options and legacy
@@ -61,7 +69,7 @@ func (a *admission) networkBody(t *target, r *http.Request, body []byte) verdict
 	var v any
 	switch {
 	case strings.HasSuffix(t.route.Template, "/create"):
-		v = &network.CreateRequest{}
+		v = &networkCreateRequest{}
 	case strings.HasSuffix(t.route.Template, "/connect"):
 		v = &network.ConnectRequest{}
 	default:

@@ -259,3 +259,34 @@ func TestIdentityPinned(t *testing.T) {
 		t.Fatalf("exec recorded with %+v, want user 1000:1000", ei.ProcessConfig)
 	}
 }
+
+// What the docker CLI sends for networks and volumes at the API version it
+// negotiates (1.41 here: CheckDuplicate included) passes the field table,
+// and what it sends for a macvlan network or a bind volume is refused.
+func TestDockerCLINetworksAndVolumes(t *testing.T) {
+	tg := startGuard(t)
+	sock := tg.sockets[ProfileAdmission]
+	label := dockertest.LabelKey + "=" + dockertest.RunID
+	net, vol := "hyhome-test-net-"+dockertest.RunID, "hyhome-test-vol-"+dockertest.RunID
+	ctx := ctxT(t, time.Minute)
+	c := dockertest.Client(t)
+	t.Cleanup(func() {
+		_, _ = c.NetworkRemove(ctx, net, client.NetworkRemoveOptions{})
+		removeVolume(t, vol)
+	})
+	if _, stderr, err := dockerCLI(t, sock, "", "network", "create", "--label", label, net); err != nil {
+		t.Fatalf("docker network create: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := dockerCLI(t, sock, "", "volume", "create", "--label", label, vol); err != nil {
+		t.Fatalf("docker volume create: %v\n%s", err, stderr)
+	}
+	for _, args := range [][]string{
+		{"network", "create", "--label", label, "-d", "macvlan", "-o", "parent=eth0", net + "-mv"},
+		{"volume", "create", "--label", label, "-o", "type=tmpfs", "-o", "o=bind", "-o", "device=/", vol + "-bind"},
+	} {
+		_, stderr, err := dockerCLI(t, sock, "", args...)
+		if err == nil || !strings.Contains(stderr, "hyhome guard: ") {
+			t.Errorf("docker %s: %v, want the guard's refusal:\n%s", strings.Join(args, " "), err, stderr)
+		}
+	}
+}

@@ -82,7 +82,7 @@ var fieldRoots = []struct {
 	{"POST /containers/{name}/exec", execCreateRequest{}},
 	{"POST /exec/{name}/start", container.ExecStartRequest{}},
 	{"POST /volumes/create", volume.CreateRequest{}},
-	{"POST /networks/create", network.CreateRequest{}},
+	{"POST /networks/create", networkCreateRequest{}},
 	{"POST /networks/{id}/connect", network.ConnectRequest{}},
 	{"POST /networks/{id}/disconnect", network.DisconnectRequest{}},
 	{"POST /services/create", swarm.ServiceSpec{}},
@@ -351,7 +351,8 @@ var fieldTable = map[string]fieldRow{
 	"volume.ClusterVolumeSpec.Availability":              deniedField("part of ClusterVolumeSpec"),
 
 	// --- networks ---
-	"network.CreateRequest.Name": harmless(impersonate),
+	"guard.networkCreateRequest.CheckDuplicate": harmless("sent by clients below API 1.44; the engine refuses a duplicate name either way"),
+	"network.CreateRequest.Name":                harmless(impersonate),
 	"network.CreateRequest.Driver": checked("only the bridge and overlay drivers: macvlan and ipvlan bridge containers onto host interfaces, host and null are the engine's own, plugins are unknown", func(v reflect.Value) string {
 		switch d := v.String(); d {
 		case "", "bridge", "overlay":
