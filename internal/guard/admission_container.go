@@ -286,10 +286,19 @@ func containerIdentity(ctx context.Context, eng admissionEngine, c *container.In
 	if !workload.NeedsFiles(spec, groupAdd) || rootWithoutFiles(spec) {
 		return resolveIdentity(spec, groupAdd, from, nil)
 	}
+	targets := make([]string, 0, len(mounts))
 	for _, m := range mounts {
-		switch path.Clean(m.Target) {
+		targets = append(targets, m.Target)
+	}
+	if hc := c.HostConfig; hc != nil {
+		for t := range hc.Tmpfs {
+			targets = append(targets, t)
+		}
+	}
+	for _, t := range targets {
+		switch path.Clean(t) {
 		case "/", "/etc", "/etc/passwd", "/etc/group":
-			return &workload.Identity{From: from, Err: fmt.Sprintf("a mount at %s covers /etc/passwd, which the engine reads from the container's layers, not the mount; use numeric UID:GID", m.Target)}, nil
+			return &workload.Identity{From: from, Err: fmt.Sprintf("a mount at %s covers /etc/passwd, which the engine reads from the container's layers, not the mount; use numeric UID:GID", t)}, nil
 		}
 	}
 	if !readOnly {
