@@ -47,10 +47,13 @@ fuzz-smoke:
 
 docs:
 	$(GO) run ./cmd/hyhome rules --format markdown > docs/rules.md
+	$(GO) run ./cmd/hyhome guard fields > docs/guard-fields.md
 
 docs-check:
 	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome rules --format markdown > $$tmp; \
 	if ! diff -u docs/rules.md $$tmp; then echo "docs/rules.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
+	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome guard fields > $$tmp; \
+	if ! diff -u docs/guard-fields.md $$tmp; then echo "docs/guard-fields.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
 # Benchmarks print figures and ratios against baselines measured in the same
 # run; they are not part of `make test`. Run them on a quiet machine.

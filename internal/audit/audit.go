@@ -37,6 +37,11 @@ func Evaluate(snap *Snapshot, env *policy.Env) []policy.Finding {
 	if env.HostMemory > 0 {
 		p.HostMemory = env.HostMemory
 	}
+	if env.Host.DataRoot == "" && env.Host.CgroupnsDefault == "" {
+		local := *env
+		local.Host = snap.Engine.HostFacts()
+		env = &local
+	}
 	fs := policy.Evaluate(p, env)
 	svc := make(map[string]string, len(p.Workloads))
 	for _, w := range p.Workloads {

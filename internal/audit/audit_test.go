@@ -61,10 +61,11 @@ func TestAuditRuntimeViolations(t *testing.T) {
 			want: []string{"non-root"}, msg: `runs as root (user: "root:root")`},
 		{name: "writable-bind", mut: func(s *dockertest.Spec) { s.Host.Binds = []string{bindDir + ":/data"} },
 			want: []string{"bind-mount-readonly"}, msg: fmt.Sprintf("bind mount %s → /data is writable", bindDir)},
-		// Read-only, and the program never opens it: the mount alone is the finding.
+		// Read-only, and the program never opens it: the mount alone is the
+		// finding, and /var/run is a host tree no container may mount.
 		{name: "docker-socket", mut: func(s *dockertest.Spec) {
 			s.Host.Binds = []string{"/var/run/docker.sock:/var/run/docker.sock:ro"}
-		}, want: []string{"docker-socket"}},
+		}, want: []string{"docker-socket", "host-path"}},
 		{name: "no-memory-limit", mut: func(s *dockertest.Spec) { s.Host.Memory = 0 },
 			want: []string{"memory-limit"}},
 		{name: "no-labels", mut: func(s *dockertest.Spec) { s.Labels = map[string]string{scopeKey: f.scope} },
@@ -274,13 +275,13 @@ func TestAuditStackExemptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	stackImage := "hyhome:hyhome-test-" + dockertest.RunID
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 	defer cancel()
 	if _, err := f.c.ImageTag(ctx, client.ImageTagOptions{Source: f.img.NonRoot, Target: stackImage}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 		defer cancel()
 		_, _ = f.c.ImageRemove(ctx, stackImage, client.ImageRemoveOptions{})
 	})

@@ -53,6 +53,7 @@ type Engine interface {
 	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
 	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ImageInspect(ctx context.Context, id string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	VolumeInspect(ctx context.Context, volumeID string, options client.VolumeInspectOptions) (client.VolumeInspectResult, error)
 	ServiceList(ctx context.Context, options client.ServiceListOptions) (client.ServiceListResult, error)
 	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
 	NetworkInspect(ctx context.Context, id string, options client.NetworkInspectOptions) (client.NetworkInspectResult, error)
@@ -143,6 +144,25 @@ type EngineInfo struct {
 	// container with no-new-privileges (dockerd --no-new-privileges), which
 	// .HostConfig.SecurityOpt does not show.
 	NoNewPrivilegesDefault bool `json:"no_new_privileges_default"`
+	// DataRoot, CgroupVersion and LoggingDriver are the engine's data root,
+	// cgroup version and default log driver: facts the rules judge paths,
+	// cgroup namespaces and log options against.
+	DataRoot      string `json:"data_root"`
+	CgroupVersion string `json:"cgroup_version"`
+	LoggingDriver string `json:"logging_driver"`
+}
+
+// HostFacts is what the audit learnt about the engine's host, for the
+// rules.
+func (e EngineInfo) HostFacts() workload.Host {
+	h := workload.Host{DataRoot: e.DataRoot, LogDriver: e.LoggingDriver}
+	switch e.CgroupVersion {
+	case "1":
+		h.CgroupnsDefault = "host"
+	case "2":
+		h.CgroupnsDefault = "private"
+	}
+	return h
 }
 
 // Container is one inspected container.
@@ -247,6 +267,9 @@ func (s *Source) Read(ctx context.Context, sel Selection) (*Snapshot, error) {
 		MemTotal:      info.Info.MemTotal,
 		SwarmState:    string(info.Info.Swarm.LocalNodeState),
 		SwarmManager:  info.Info.Swarm.ControlAvailable,
+		DataRoot:      info.Info.DockerRootDir,
+		CgroupVersion: info.Info.CgroupVersion,
+		LoggingDriver: info.Info.LoggingDriver,
 	}
 	for _, o := range info.Info.SecurityOptions {
 		if o == "name=no-new-privileges" {
@@ -255,7 +278,8 @@ func (s *Source) Read(ctx context.Context, sel Selection) (*Snapshot, error) {
 	}
 
 	images := newImageCache(s.cfg.Engine)
-	containers, err := s.readContainers(ctx, sel, filters, images, snap)
+	volumes := &volumeCache{engine: s.cfg.Engine, byName: map[string]*volumeEntry{}}
+	containers, err := s.readContainers(ctx, sel, filters, images, volumes, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +326,7 @@ func (s *Source) Read(ctx context.Context, sel Selection) (*Snapshot, error) {
 // readContainers lists the selected containers and inspects each one, at
 // most Concurrency at a time. A container that is gone by the time it is
 // inspected becomes a notice.
-func (s *Source) readContainers(ctx context.Context, sel Selection, filters client.Filters, images *imageCache, snap *Snapshot) ([]*Container, error) {
+func (s *Source) readContainers(ctx context.Context, sel Selection, filters client.Filters, images *imageCache, volumes *volumeCache, snap *Snapshot) ([]*Container, error) {
 	list, err := s.cfg.Engine.ContainerList(ctx, client.ContainerListOptions{All: sel.All, Filters: filters.Clone()})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers on %s: %w", s.cfg.Host, err)
@@ -330,7 +354,7 @@ func (s *Source) readContainers(ctx context.Context, sel Selection, filters clie
 	for range workers {
 		wg.Go(func() {
 			for i := range work {
-				c, err := s.inspect(ctx, ids[i], images)
+				c, err := s.inspect(ctx, ids[i], images, volumes)
 				switch {
 				case err == nil:
 					out[i] = c
@@ -401,9 +425,10 @@ func containerInServices(labels map[string]string, services []string) bool {
 	return false
 }
 
-// inspect reads one container (one round trip) and, when its user is empty
-// or root, its image (at most once per distinct image for the whole audit).
-func (s *Source) inspect(ctx context.Context, id string, images *imageCache) (*Container, error) {
+// inspect reads one container (one round trip), its image when its user is
+// empty or root (at most once per distinct image for the whole audit), and
+// the volumes it mounts with a driver (once per volume).
+func (s *Source) inspect(ctx context.Context, id string, images *imageCache, volumes *volumeCache) (*Container, error) {
 	res, err := s.cfg.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
@@ -447,7 +472,18 @@ func (s *Source) inspect(ctx context.Context, id string, images *imageCache) (*C
 			in.ImageUser = iu
 		}
 	}
+	var volErr error
+	in.Volume = func(name string) (*workload.VolumeConfig, bool) {
+		cfg, ok, err := volumes.config(ctx, name)
+		if err != nil && volErr == nil {
+			volErr = err
+		}
+		return cfg, ok
+	}
 	w := engine.Container(in)
+	if volErr != nil {
+		return nil, fmt.Errorf("inspecting the volumes of container %s: %w", engine.ShortID(id), volErr)
+	}
 	c := &Container{
 		ID:          ins.ID,
 		Name:        w.Name,
@@ -633,6 +669,43 @@ func (s *Source) readGateways(snap *Snapshot) {
 		}
 		w.Gateway = g
 	}
+}
+
+// volumeCache inspects each volume a container mounts at most once per
+// audit: its driver options say what the local driver mounts (a bind of a
+// host path, a disk, a kernel file system).
+type volumeCache struct {
+	engine Engine
+	mu     sync.Mutex
+	byName map[string]*volumeEntry
+}
+
+type volumeEntry struct {
+	once   sync.Once
+	cfg    *workload.VolumeConfig
+	exists bool
+	err    error
+}
+
+func (c *volumeCache) config(ctx context.Context, name string) (*workload.VolumeConfig, bool, error) {
+	c.mu.Lock()
+	e, ok := c.byName[name]
+	if !ok {
+		e = &volumeEntry{}
+		c.byName[name] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		res, err := c.engine.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+		switch {
+		case cerrdefs.IsNotFound(err):
+		case err != nil:
+			e.err = err
+		default:
+			e.cfg, e.exists = &workload.VolumeConfig{Driver: res.Volume.Driver, Options: res.Volume.Options}, true
+		}
+	})
+	return e.cfg, e.exists, e.err
 }
 
 // imageCache inspects each distinct image at most once per audit, however

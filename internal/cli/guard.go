@@ -89,6 +89,7 @@ Example:
 				ADRDirs:        adrDirs,
 				Strict:         file.Strict,
 				FailOn:         file.FailOn,
+				Allow:          file.Allow,
 				IdleRelease:    idleRelease,
 			}
 			if idleRelease < 0 {
@@ -139,8 +140,21 @@ Example:
 	f.DurationVar(&idleRelease, "idle-release", guard.DefaultIdleRelease, "after this long without a request, close idle engine connections and return free memory to the OS (0: never)")
 	f.BoolVar(&serverTiming, "server-timing", false, "add the engine's share of each answer's latency as a Server-Timing header (for benchmarks)")
 	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long requests in flight may finish (streams end at once)")
-	cmd.AddCommand(newGuardRoutesCmd(a))
+	cmd.AddCommand(newGuardRoutesCmd(a), newGuardFieldsCmd(a))
 	return cmd
+}
+
+// newGuardFieldsCmd prints the verdict on every request body field, the
+// table docs/guard-fields.md is generated from.
+func newGuardFieldsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fields",
+		Short: "Print, as Markdown, how admission judges every field of the request bodies it decodes",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return guard.WriteFieldTable(a.stdout)
+		},
+	}
 }
 
 // newGuardRoutesCmd prints the route table and the built-in profiles, the

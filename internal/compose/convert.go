@@ -292,6 +292,18 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		IPC:     nsOf(s.Ipc, "ipc"),
 		UTS:     nsOf(s.Uts, "uts"),
 		UserNS:  nsOf(s.UserNSMode, "userns_mode"),
+		Cgroup:  nsOf(s.Cgroup, "cgroup"),
+	}
+	w.GroupAdd = append([]string(nil), s.GroupAdd...)
+	w.GroupAddPos, _ = v.key("group_add")
+	w.DeviceCgroupRules = append([]string(nil), s.DeviceCgroupRules...)
+	w.DeviceCgroupRulesPos, _ = v.key("device_cgroup_rules")
+	if l := s.Logging; l != nil {
+		w.Logging = workload.Logging{Driver: l.Driver, Options: map[string]string{}}
+		for k, o := range l.Options {
+			w.Logging.Options[k] = o
+		}
+		w.Logging.Pos, _ = v.key("logging")
 	}
 
 	// Labels: container labels, then deploy labels (Swarm service labels).
@@ -383,11 +395,12 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		if vol.Type == types.VolumeTypeVolume && vol.Source != "" {
 			if cfg, ok := p.Volumes[vol.Source]; ok {
 				m.External = bool(cfg.External)
-				// A local volume with a device is a host mount (a bind or a
-				// host disk): judged as the bind it is, as the guard does.
-				if dev, ro, isHost := workload.VolumeHostDevice(cfg.Driver, cfg.DriverOpts); isHost {
-					m.Type, m.ViaVolumeDriver, m.Source = "bind", vol.Source, dev
-					m.ReadOnly = m.ReadOnly || ro
+				// The volume's driver options are judged by what the local
+				// driver will mount (a bind of a host path is the bind it
+				// is), as the guard and audit judge them. An external
+				// volume's options are not in the file.
+				if !m.External {
+					m.SetVolume(&workload.VolumeConfig{Driver: cfg.Driver, Options: cfg.DriverOpts})
 				}
 			}
 		}
@@ -541,7 +554,8 @@ func portMatches(n *yaml.Node, port types.ServicePortConfig) bool {
 }
 
 // resolveServiceJoins follows `service:x` namespace modes: joining a service
-// that shares the host's namespace shares it too.
+// that shares the host's namespace shares it too, and the joined service is
+// recorded (Namespace.Joined) for the rules to judge.
 func resolveServiceJoins(p *workload.Project) {
 	byName := map[string]*workload.Workload{}
 	for _, w := range p.Workloads {
@@ -564,6 +578,9 @@ func resolveServiceJoins(p *workload.Project) {
 					break
 				}
 				seen[ref] = true
+				if n.Joined == nil {
+					n.Joined = other
+				}
 				cur = *get(other)
 				if cur.Mode == "host" {
 					n.Effective, n.Via = "host", "service "+other.Name

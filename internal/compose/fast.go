@@ -730,8 +730,44 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 	s.CapAdd = strs("cap_add")
 	s.CapDrop = strs("cap_drop")
 	s.Profiles = strs("profiles")
+	s.Cgroup = str("cgroup")
+	s.GroupAdd = strs("group_add")
+	s.DeviceCgroupRules = strs("device_cgroup_rules")
 	if !ok {
 		return s, false
+	}
+	if v, present := m["logging"]; present && v != nil {
+		lm, isMap := v.(map[string]any)
+		if !isMap {
+			return s, false
+		}
+		l := &types.LoggingConfig{}
+		for k, x := range lm {
+			switch k {
+			case "driver":
+				d, isStr := x.(string)
+				if !isStr {
+					return s, false
+				}
+				l.Driver = d
+			case "options":
+				om, isMap := x.(map[string]any)
+				if !isMap {
+					return s, false
+				}
+				l.Options = map[string]string{}
+				for ok, ov := range om {
+					o, isStr := ov.(string)
+					if !isStr {
+						return s, false // numbers and nulls: compose-go's casts decide
+					}
+					l.Options[ok] = o
+				}
+			default:
+				return s, false
+			}
+		}
+		s.Logging = l
 	}
 	if v, present := m["pids_limit"]; present {
 		n, isInt := asInt64(v)

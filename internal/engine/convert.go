@@ -36,6 +36,11 @@ type ContainerInput struct {
 	ImageUserKnown bool
 	// Kind is KindContainer for running containers, KindRequest for the guard.
 	Kind workload.Kind
+	// Volume looks up an existing volume's driver configuration by name
+	// (exists false when there is no such volume). An existing volume is
+	// mounted as it is, whatever driver configuration a request gives; a
+	// missing one is created from the request's. nil: nothing is looked up.
+	Volume func(name string) (cfg *workload.VolumeConfig, exists bool)
 }
 
 // ShortID is the 12-character form of a container or service ID.
@@ -80,9 +85,18 @@ func Container(in ContainerInput) *workload.Workload {
 	}
 	w.Project = w.Labels[workload.LabelComposeProject]
 	w.Service = w.Labels[workload.LabelComposeService]
-	if unmasksSystemPaths(hc) && !containsStr(w.SecurityOpt, systemPathsUnconfined) {
-		w.SecurityOpt = append(w.SecurityOpt, systemPathsUnconfined)
+	w.GroupAdd = append([]string(nil), hc.GroupAdd...)
+	// nil is the engine's default list; the docker CLI sends empty lists
+	// for --security-opt systempaths=unconfined, and inspect shows the
+	// list the container got.
+	if hc.MaskedPaths != nil {
+		w.MaskedPaths = append([]string{}, hc.MaskedPaths...)
 	}
+	if hc.ReadonlyPaths != nil {
+		w.ReadonlyPaths = append([]string{}, hc.ReadonlyPaths...)
+	}
+	w.DeviceCgroupRules = append([]string(nil), hc.DeviceCgroupRules...)
+	w.Logging = workload.Logging{Driver: hc.LogConfig.Type, Options: copyLabels(hc.LogConfig.Config)}
 	switch {
 	case kind == workload.KindRequest && name == "":
 		w.Display = "create request"
@@ -100,6 +114,7 @@ func Container(in ContainerInput) *workload.Workload {
 		IPC:     ns(string(hc.IpcMode)),
 		UTS:     ns(string(hc.UTSMode)),
 		UserNS:  ns(string(hc.UsernsMode)),
+		Cgroup:  ns(string(hc.CgroupnsMode)),
 	}
 	// A container attached to the network named "host" shares the host's
 	// network namespace however its NetworkMode spells it (the network's
@@ -133,10 +148,16 @@ func Container(in ContainerInput) *workload.Workload {
 			if m.Type == mount.TypeVolume {
 				src = m.Name
 			}
-			w.Mounts = append(w.Mounts, workload.Mount{Type: string(m.Type), Source: src, Target: m.Destination, ReadOnly: !m.RW})
+			wm := workload.Mount{Type: string(m.Type), Source: src, Target: m.Destination, ReadOnly: !m.RW}
+			if m.Type == mount.TypeVolume {
+				// Inspect names the driver, not its options.
+				wm.SetVolume(existingVolume(in.Volume, m.Name, &workload.VolumeConfig{Driver: m.Driver}))
+			}
+			w.Mounts = append(w.Mounts, wm)
 		}
 	} else {
-		w.Mounts = requestMounts(hc)
+		w.Mounts = requestMounts(hc, in.Volume)
+		w.Mounts = append(w.Mounts, anonymousVolumes(cfg, hc, w.Mounts)...)
 	}
 	// Compose implements non-Swarm secrets as read-only binds under /run/secrets.
 	for _, m := range w.Mounts {
@@ -145,20 +166,6 @@ func Container(in ContainerInput) *workload.Workload {
 		}
 	}
 	return w
-}
-
-// systemPathsUnconfined is the security option that lifts the engine's
-// masking of sensitive /proc and /sys paths.
-const systemPathsUnconfined = "systempaths=unconfined"
-
-// unmasksSystemPaths reports whether a host config lifts the masked and
-// read-only /proc and /sys paths. The docker CLI never sends
-// `--security-opt systempaths=unconfined` itself: it sends empty (not
-// absent) MaskedPaths and ReadonlyPaths, and inspect shows them the same
-// way, so without this the security-profile rule would not see it.
-func unmasksSystemPaths(hc *container.HostConfig) bool {
-	return hc.MaskedPaths != nil && len(hc.MaskedPaths) == 0 ||
-		hc.ReadonlyPaths != nil && len(hc.ReadonlyPaths) == 0
 }
 
 // requestedSecurityOpt returns the security options as the container's
@@ -214,8 +221,9 @@ func ns(mode string) workload.Namespace {
 }
 
 // ResolveJoins follows `container:<ref>` namespace modes: a container that
-// joins a container sharing the host's namespace shares it too. lookup finds
-// a container by name or ID (nil when unknown).
+// joins a container sharing the host's namespace shares it too, and the
+// joined container is recorded (Namespace.Joined) for the rules to judge.
+// lookup finds a container by name or ID (nil when unknown).
 func ResolveJoins(w *workload.Workload, lookup func(ref string) *workload.Workload) {
 	resolve := func(get func(*workload.Workload) *workload.Namespace) {
 		n := get(w)
@@ -228,6 +236,9 @@ func ResolveJoins(w *workload.Workload, lookup func(ref string) *workload.Worklo
 				return
 			}
 			seen[other] = true
+			if n.Joined == nil {
+				n.Joined = other
+			}
 			cur = get(other)
 			if cur.Mode == "host" {
 				n.Effective = "host"
@@ -269,13 +280,26 @@ func containerPorts(cfg *container.Config, hc *container.HostConfig) []workload.
 }
 
 // requestMounts reads Binds, Mounts and Tmpfs the way the daemon does.
-func requestMounts(hc *container.HostConfig) []workload.Mount {
+func requestMounts(hc *container.HostConfig, lookup func(string) (*workload.VolumeConfig, bool)) []workload.Mount {
 	var out []workload.Mount
 	for _, b := range hc.Binds {
-		out = append(out, ParseBind(b))
+		m := ParseBind(b)
+		if m.Type == "volume" {
+			// A volume the engine creates for this bind uses VolumeDriver.
+			var create *workload.VolumeConfig
+			if hc.VolumeDriver != "" {
+				create = &workload.VolumeConfig{Driver: hc.VolumeDriver}
+			}
+			m.SetVolume(existingVolume(lookup, m.Source, create))
+		}
+		out = append(out, m)
 	}
 	for _, m := range hc.Mounts {
-		out = append(out, workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		wm := workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.Type == mount.TypeVolume {
+			wm.SetVolume(existingVolume(lookup, m.Source, mountVolume(m, hc.VolumeDriver)))
+		}
+		out = append(out, wm)
 	}
 	keys := make([]string, 0, len(hc.Tmpfs))
 	for k := range hc.Tmpfs {
@@ -286,6 +310,58 @@ func requestMounts(hc *container.HostConfig) []workload.Mount {
 		out = append(out, workload.Mount{Type: "tmpfs", Target: k})
 	}
 	return out
+}
+
+// anonymousVolumes are the volumes of Config.Volumes that no mount covers:
+// the engine creates them with VolumeDriver (destinations compared clean,
+// as the engine compares them).
+func anonymousVolumes(cfg *container.Config, hc *container.HostConfig, mounts []workload.Mount) []workload.Mount {
+	taken := map[string]bool{}
+	for _, m := range mounts {
+		taken[path.Clean(m.Target)] = true
+	}
+	var targets []string
+	for t := range cfg.Volumes {
+		if !taken[path.Clean(t)] {
+			targets = append(targets, t)
+		}
+	}
+	sort.Strings(targets)
+	var out []workload.Mount
+	for _, t := range targets {
+		m := workload.Mount{Type: "volume", Target: t}
+		if hc.VolumeDriver != "" {
+			m.SetVolume(&workload.VolumeConfig{Driver: hc.VolumeDriver})
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// existingVolume is the configuration a volume mount gets: the existing
+// volume's when there is one, else the one it would be created with. An
+// anonymous volume (no name) is always created.
+func existingVolume(lookup func(string) (*workload.VolumeConfig, bool), name string, create *workload.VolumeConfig) *workload.VolumeConfig {
+	if lookup == nil || name == "" {
+		return create
+	}
+	if cfg, ok := lookup(name); ok {
+		return cfg
+	}
+	return create
+}
+
+// mountVolume is the driver configuration a Mounts entry gives the volume
+// the engine creates for it (nil when it gives none and the engine's
+// default driver applies).
+func mountVolume(m mount.Mount, volumeDriver string) *workload.VolumeConfig {
+	if o := m.VolumeOptions; o != nil && o.DriverConfig != nil {
+		return &workload.VolumeConfig{Driver: o.DriverConfig.Name, Options: copyLabels(o.DriverConfig.Options)}
+	}
+	if volumeDriver != "" {
+		return &workload.VolumeConfig{Driver: volumeDriver}
+	}
+	return nil
 }
 
 // ParseBind reads a -v / Binds entry "source:target[:options]". A source that
@@ -395,7 +471,17 @@ func Service(in ServiceInput) *workload.Workload {
 		w.Env = append(w.Env, workload.EnvVar{Key: k, Value: v, HasValue: true})
 	}
 	for _, m := range cs.Mounts {
-		w.Mounts = append(w.Mounts, workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		wm := workload.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.Type == mount.TypeVolume {
+			// Volumes live on the nodes: only the configuration the spec
+			// gives a volume it creates is known.
+			wm.SetVolume(mountVolume(m, ""))
+		}
+		w.Mounts = append(w.Mounts, wm)
+	}
+	w.GroupAdd = append([]string(nil), cs.Groups...)
+	if ld := spec.TaskTemplate.LogDriver; ld != nil {
+		w.Logging = workload.Logging{Driver: ld.Name, Options: copyLabels(ld.Options)}
 	}
 	for _, s := range cs.Secrets {
 		if s == nil {

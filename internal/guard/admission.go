@@ -24,12 +24,10 @@ const (
 	ruleDockerSocket   = "docker-socket"
 	ruleMemoryLimit    = "memory-limit"
 	rulePidsLimit      = "pids-limit"
+	ruleHostPath       = "host-path"
+	ruleVolumeType     = "volume-type"
 	ruleADRExemption   = policy.RuleADRExemption
 )
-
-// isolationRequirements are the requirements whose rules decide whether a
-// process in a container can reach the host or run as root.
-var isolationRequirements = []string{"NFR-SEC-01", "SEC-IDENTITY", "Strategy-ST-03"}
 
 // admission judges write requests by turning them into workloads and
 // evaluating the rule catalogue on them.
@@ -38,7 +36,13 @@ type admission struct {
 	adrs     *adr.Resolver
 	strict   bool
 	failOn   policy.Severity
-	engine   lookups
+	engine   admissionEngine
+	// allow is what the profile allows beyond the baseline (host
+	// directories, volume types, log drivers); AdmissionAllow's defaults.
+	allow policy.Allowlists
+
+	hostFacts *hostFacts  // shared by every profile's copy (forProfile)
+	images    *imageCache // shared by every profile's copy (forProfile)
 
 	// exemptions is the listener's profile setting (see forProfile).
 	exemptions bool
@@ -52,9 +56,9 @@ type admission struct {
 	volume    map[string]bool // a volume that binds a host path
 }
 
-func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng lookups) *admission {
+func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng admissionEngine) *admission {
 	a := &admission{
-		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng,
+		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng, allow: AdmissionAllow(policy.Allowlists{}), hostFacts: &hostFacts{}, images: &imageCache{},
 		create: map[string]bool{}, isolation: map[string]bool{}, plugin: map[string]bool{},
 		update: map[string]bool{}, build: map[string]bool{}, volume: map[string]bool{},
 	}
@@ -68,7 +72,7 @@ func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn 
 		}
 		a.create[r.ID] = true
 		for _, req := range r.Requirements {
-			if slices.Contains(isolationRequirements, req) {
+			if slices.Contains(policy.IsolationRequirements, req) {
 				a.isolation[r.ID] = true
 				if r.ID != ruleNonRoot {
 					a.plugin[r.ID] = true
@@ -80,7 +84,7 @@ func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn 
 		a.update[id] = reg.Get(id) != nil
 	}
 	a.build[ruleHostNamespaces] = reg.Get(ruleHostNamespaces) != nil
-	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleADRExemption} {
+	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleHostPath, ruleVolumeType, ruleADRExemption} {
 		a.volume[id] = reg.Get(id) != nil
 	}
 	return a
@@ -127,7 +131,7 @@ func (a *admission) judge(ctx context.Context, p *Profile, t *target, r *http.Re
 		}
 		return v
 	case judgeVolumeCreate:
-		return a.volumeCreate(t, r, body)
+		return a.volumeCreate(ctx, t, r, body)
 	case judgePluginCreate:
 		return a.pluginCreate(p, t)
 	case judgePluginPrivileges:
@@ -139,9 +143,19 @@ func (a *admission) judge(ctx context.Context, p *Profile, t *target, r *http.Re
 	case judgeImageTag:
 		return a.imageTag(ctx, p, t)
 	case judgeNetworkCreate:
-		return a.networkCreate(p, t, r, body)
+		// The permit decision first, so that a refusal names it; then the
+		// field table for the rest of the body.
+		if v := a.networkCreate(p, t, r, body); v.deny != nil {
+			return v
+		}
+		return a.networkBody(t, r, body)
 	case judgeNetworkConnect:
+		if v := a.networkBody(t, r, body); v.deny != nil {
+			return v
+		}
 		return a.networkConnect(ctx, p, t, r, body)
+	case judgeNetwork:
+		return a.networkBody(t, r, body)
 	case judgeContainerRename:
 		return a.containerRename(ctx, p, t)
 	case judgeUnjudgeable:
@@ -156,13 +170,15 @@ func (a *admission) judge(ctx context.Context, p *Profile, t *target, r *http.Re
 
 // evaluate runs the rules in only on one workload and returns every finding
 // and the failing ones (not exempted, at or above the fail-on severity).
-func (a *admission) evaluate(w *workload.Workload, only map[string]bool) (all, failing []policy.Finding) {
+func (a *admission) evaluate(w *workload.Workload, only map[string]bool, f facts) (all, failing []policy.Finding) {
 	if !slices.Contains(slices.Collect(maps.Values(only)), true) {
 		// policy.Env reads an empty Only as "every rule"; a set that names
 		// no rule of this registry judges nothing.
 		return nil, nil
 	}
-	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, a.policyEnv(only))
+	env := a.policyEnv(only)
+	env.HostMemory, env.Host, env.Allow = f.memory, f.host, a.allow
+	all = policy.Evaluate(&workload.Project{Name: w.Name, Workloads: []*workload.Workload{w}}, env)
 	for _, f := range all {
 		if !f.Exempted && f.Severity >= a.failOn {
 			failing = append(failing, f)
@@ -195,9 +211,16 @@ func (a *admission) policyEnv(only map[string]bool) *policy.Env {
 	return &policy.Env{Registry: a.registry, ADRs: a.adrs, Strict: a.strict, NoExemptions: !a.exemptions, Only: only}
 }
 
-// conclude turns an evaluation into a verdict.
+// conclude turns an evaluation into a verdict, with the host facts last
+// learnt (judges that build workloads from the engine's objects ask for
+// fresh ones and use concludeWith).
 func (a *admission) conclude(w *workload.Workload, only map[string]bool) verdict {
-	all, failing := a.evaluate(w, only)
+	return a.concludeWith(w, only, a.lastFacts())
+}
+
+// concludeWith turns an evaluation into a verdict.
+func (a *admission) concludeWith(w *workload.Workload, only map[string]bool, f facts) verdict {
+	all, failing := a.evaluate(w, only, f)
 	if len(failing) > 0 {
 		return verdict{deny: policyDenial(http.StatusForbidden, failing), findings: all}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/moby/moby/api/types/network"
@@ -50,11 +52,12 @@ func (a *admission) networkCreate(p *Profile, t *target, r *http.Request, body [
 	if d := decodeBody(r, body, &req); d != nil {
 		return refused(d)
 	}
-	if p.Permits(PermitHostInterfaceNetworks) {
-		return verdict{}
-	}
+	permitted := p.Permits(PermitHostInterfaceNetworks)
 	why := ""
 	switch {
+	case !bridgeDrivers[req.Driver] && !hostLinkDrivers[req.Driver]:
+		return refused(deny(http.StatusForbidden, reasonField, "%s: network driver %q is not allowed: only bridge and overlay, and macvlan or ipvlan where a profile permits %s (host and null are the engine's own, plugin drivers are unknown)",
+			t.route.Name, req.Driver, PermitHostInterfaceNetworks))
 	case !bridgeDrivers[req.Driver]:
 		why = "driver " + req.Driver + " can attach containers to a host interface (macvlan and ipvlan take one as parent)"
 	case req.ConfigFrom != nil && req.ConfigFrom.Network != "":
@@ -67,12 +70,34 @@ func (a *admission) networkCreate(p *Profile, t *target, r *http.Request, body [
 			}
 		}
 	}
-	if why == "" {
-		return verdict{}
+	if why != "" && !permitted {
+		return refused(deny(http.StatusForbidden, reasonPermit, "%s: %s: containers on it bypass the host's firewall and published ports (profile %s does not permit %s)",
+			t.route.Name, why, p.Name, PermitHostInterfaceNetworks))
 	}
-	return refused(deny(http.StatusForbidden, reasonPermit, "%s: %s: containers on it bypass the host's firewall and published ports (profile %s does not permit %s)",
-		t.route.Name, why, p.Name, PermitHostInterfaceNetworks))
+	var bad []string
+	for k := range req.Options {
+		check, hostLink := hostLinkOptions[strings.ToLower(k)]
+		switch {
+		case slices.Contains(networkOptions, k):
+		case hostLink && (permitted || !check(req.Options[k])):
+		case permitted && slices.Contains(hostLinkDriverOptions, k):
+		default:
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return refused(deny(http.StatusForbidden, reasonField, "%s: network options %s are not allowed (allowed: %s)", t.route.Name, strings.Join(bad, ", "), strings.Join(networkOptions, ", ")))
+	}
+	return verdict{}
 }
+
+// hostLinkDrivers put containers directly on a host interface's link; a
+// profile that permits host-interface-networks may create them.
+var hostLinkDrivers = map[string]bool{"macvlan": true, "ipvlan": true}
+
+// hostLinkDriverOptions are the macvlan and ipvlan driver options.
+var hostLinkDriverOptions = []string{"parent", "macvlan_mode", "ipvlan_mode", "ipvlan_flag"}
 
 // infraNames are the DNS names infrastructure containers answer to on
 // their networks: container names, network aliases, the DNS names the

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/plugin"
 	"github.com/moby/moby/api/types/swarm"
 
@@ -22,6 +21,9 @@ import (
 func (a *admission) service(ctx context.Context, t *target, r *http.Request, body []byte) verdict {
 	var spec swarm.ServiceSpec
 	if d := decodeBody(r, body, &spec); d != nil {
+		return refused(d)
+	}
+	if d := judgeFields(&spec); d != nil {
 		return refused(d)
 	}
 	engineVersion, err := a.engine.apiVersion(ctx)
@@ -98,6 +100,10 @@ func serviceForAPIVersion(version string, spec *swarm.ServiceSpec) []string {
 }
 
 func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) verdict {
+	f, d := a.facts(ctx)
+	if d != nil {
+		return refused(d)
+	}
 	tt := spec.TaskTemplate
 	if ps := tt.PluginSpec; ps != nil {
 		privs := make([]plugin.Privilege, 0, len(ps.Privileges))
@@ -110,7 +116,7 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 		if d != nil {
 			return refused(d)
 		}
-		return a.conclude(w, a.plugin)
+		return a.concludeWith(w, a.plugin, f)
 	}
 	if tt.ContainerSpec == nil {
 		return refused(deny(http.StatusForbidden, reasonBody, "the service spec has no container spec (runtime %q) the guard can judge", tt.Runtime))
@@ -143,22 +149,12 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 	if lookupErr != nil {
 		return refused(lookupErr)
 	}
-	// Volumes on Swarm nodes are the nodes' own: only the driver
-	// configuration the spec gives is known here.
-	for _, m := range tt.ContainerSpec.Mounts {
-		if m.Type != mount.TypeVolume || m.VolumeOptions == nil || m.VolumeOptions.DriverConfig == nil {
-			continue
-		}
-		dc := m.VolumeOptions.DriverConfig
-		dev, ro, ok := workload.VolumeHostDevice(dc.Name, dc.Options)
-		if !ok {
-			continue
-		}
-		for i := range w.Mounts {
-			if w.Mounts[i].Target == m.Target {
-				w.Mounts[i] = workload.Mount{Type: "bind", Source: dev, Target: m.Target, ReadOnly: m.ReadOnly || ro, ViaVolumeDriver: m.Source}
-			}
-		}
+	// Tasks resolve user names from the image on whichever node runs
+	// them, which the guard cannot read: only numeric IDs are judged
+	// (non-root refuses names).
+	if cs := tt.ContainerSpec; !workload.NeedsFiles(cs.User, cs.Groups) {
+		id := workload.ResolveIdentity(cs.User, cs.Groups, nil, nil)
+		w.Identity = &id
 	}
-	return a.conclude(w, a.create)
+	return a.concludeWith(w, a.create, f)
 }

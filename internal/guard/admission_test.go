@@ -22,7 +22,7 @@ func TestAdmissionRuleSets(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	wantIsolation := []string{"adr-exemption", "bind-mount-readonly", "cap-add", "docker-socket", "host-devices", "host-namespaces", "non-root", "privileged", "security-profile"}
+	wantIsolation := []string{"adr-exemption", "bind-mount-readonly", "cap-add", "docker-socket", "host-devices", "host-namespaces", "host-path", "log-driver", "namespace-join", "non-root", "privileged", "security-profile", "volume-type"}
 	if got := ids(a.isolation); !slices.Equal(got, wantIsolation) {
 		t.Errorf("isolation rules %v, want %v", got, wantIsolation)
 	}
@@ -42,7 +42,7 @@ func TestAdmissionRuleSets(t *testing.T) {
 	}
 	// A set naming no rule of the registry judges nothing (policy.Env
 	// would read an empty Only as every rule).
-	all, failing := a.evaluate(nil, map[string]bool{"no-such-rule": false})
+	all, failing := a.evaluate(nil, map[string]bool{"no-such-rule": false}, facts{})
 	if all != nil || failing != nil {
 		t.Error("an empty rule set evaluated rules")
 	}

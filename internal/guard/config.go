@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,6 +27,12 @@ import (
 //	admission:
 //	  fail_on: error      # or warning
 //	  strict: false       # true ignores every ADR exemption
+//	  host_sources:       # host directories binds may come from (default: none)
+//	    - ${HYHOME_DEPLOY_DIR}/traefik/dynamic
+//	  volume_types: []    # local driver types or volume plugins (default: none)
+//	  log_drivers:        # log drivers and their options (default below)
+//	    json-file: [max-size, max-file, compress, labels, env, tag]
+//	    local: [max-size, max-file, compress]
 //	profiles:
 //	  traefik:
 //	    include: [readonly]
@@ -54,6 +61,8 @@ type FileConfig struct {
 	Strict bool
 	// Profiles are the custom profiles by name.
 	Profiles map[string]*Profile
+	// Allow is what admission allows beyond the baseline (AdmissionAllow).
+	Allow policy.Allowlists
 }
 
 type fileDoc struct {
@@ -64,8 +73,11 @@ type fileDoc struct {
 		BodyTimeout    *string `yaml:"body_timeout"`
 	} `yaml:"limits"`
 	Admission *struct {
-		FailOn *string `yaml:"fail_on"`
-		Strict *bool   `yaml:"strict"`
+		FailOn      *string              `yaml:"fail_on"`
+		Strict      *bool                `yaml:"strict"`
+		HostSources []yaml.Node          `yaml:"host_sources"`
+		VolumeTypes []string             `yaml:"volume_types"`
+		LogDrivers  *map[string][]string `yaml:"log_drivers"`
 	} `yaml:"admission"`
 	Profiles yaml.Node `yaml:"profiles"`
 }
@@ -141,6 +153,20 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 		}
 		if a.Strict != nil {
 			cfg.Strict = *a.Strict
+		}
+		for _, n := range a.HostSources {
+			dir, err := hostSource(n)
+			if err != nil {
+				return nil, at(n.Line, "admission.host_sources: %v", err)
+			}
+			cfg.Allow.HostSources = append(cfg.Allow.HostSources, dir)
+		}
+		cfg.Allow.VolumeTypes = a.VolumeTypes
+		if a.LogDrivers != nil {
+			cfg.Allow.LogDrivers = *a.LogDrivers
+			if cfg.Allow.LogDrivers == nil {
+				cfg.Allow.LogDrivers = map[string][]string{}
+			}
 		}
 	}
 	switch doc.Profiles.Kind {
@@ -230,6 +256,44 @@ func ParseConfig(file string, data []byte) (*FileConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// AdmissionAllow is what admission allows when no configuration says
+// otherwise: no bind at all (the stack's profile names its own
+// directories), plain local volumes only, and policy.DefaultLogDrivers.
+func AdmissionAllow(a policy.Allowlists) policy.Allowlists {
+	if a.HostSources == nil {
+		a.HostSources = []string{}
+	}
+	return a
+}
+
+// hostSource reads one admission.host_sources entry: an absolute host
+// directory, ${VAR} references expanded from the guard's environment (an
+// unset variable is an error, not an empty string), cleaned, with no `..`
+// and outside the trees the guard refuses anyway.
+func hostSource(n yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", errors.New("entries are host directories such as /srv/hyhome/config")
+	}
+	var unset []string
+	p := os.Expand(n.Value, func(k string) string {
+		v, ok := os.LookupEnv(k)
+		if !ok {
+			unset = append(unset, k)
+		}
+		return v
+	})
+	switch {
+	case len(unset) > 0:
+		return "", fmt.Errorf("%q: %s is not set", n.Value, strings.Join(unset, ", "))
+	case !strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("%q is not an absolute path", p)
+	}
+	if why := workload.SensitiveHostPath(p, ""); why != "" {
+		return "", fmt.Errorf("%q %s", p, why)
+	}
+	return path.Clean(p), nil
 }
 
 // yamlError renders the YAML library's errors as file:line: message.

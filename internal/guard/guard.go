@@ -161,6 +161,9 @@ type Config struct {
 	Strict bool
 	// FailOn is the lowest finding severity that denies (policy.Error when 0).
 	FailOn policy.Severity
+	// Allow is what admission allows beyond the baseline: host source
+	// directories, volume types, log drivers (AdmissionAllow's defaults).
+	Allow policy.Allowlists
 	// Registry is the rule catalogue (policy.Default when nil).
 	Registry *policy.Registry
 	// SocketMode is the permission of unix sockets (0660 when 0).
@@ -320,6 +323,7 @@ func New(cfg Config) (*Guard, error) {
 		hijacked: map[*hijackedPair]struct{}{},
 	}
 	g.admission = newAdmission(cfg.Registry, adr.NewResolver(cfg.ADRDirs...), cfg.Strict, cfg.FailOn, engineLookups{up})
+	g.admission.allow = AdmissionAllow(cfg.Allow)
 	g.streams, g.stopStreams = context.WithCancel(context.Background())
 	return g, nil
 }

@@ -224,7 +224,7 @@ func TestUpstreamDown(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.message())
 	}
 	r = raw(t, tg.sockets[ProfileAdmission], request("POST", "/v1.41/containers/create", mustJSON(t, compliant("x:1", func(r *containerCreateRequest) { r.Config.User = "" }))))
-	if r.status != http.StatusBadGateway || !strings.Contains(r.message(), "cannot check image") {
+	if r.status != http.StatusBadGateway || !strings.Contains(r.message(), "cannot ask the engine") {
 		t.Fatalf("a lookup that fails must deny: %d %s", r.status, r.message())
 	}
 	resp, err := http.Get("http://" + tg.metrics + "/readyz")

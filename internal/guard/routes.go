@@ -60,6 +60,7 @@ const (
 	judgeNetworkCreate              // drivers and options that reach a host interface
 	judgeNetworkConnect             // aliases that would answer an infrastructure service's name
 	judgeContainerRename            // a new name that is an infrastructure service's
+	judgeNetwork                    // network disconnect: the body's fields (create and connect are judged by the field table too)
 	judgeUnjudgeable                // traffic the guard cannot see into (BuildKit gRPC)
 )
 
@@ -463,7 +464,7 @@ var engineRoutes = []*Route{
 	route(get, "/networks/{id:.+}", none),
 	route(post, "/networks/create", jsonb, judged(judgeNetworkCreate)),
 	route(post, "/networks/{id:.*}/connect", jsonb, judged(judgeNetworkConnect)),
-	route(post, "/networks/{id:.*}/disconnect", jsonb),
+	route(post, "/networks/{id:.*}/disconnect", jsonb, judged(judgeNetwork)),
 	route(post, "/networks/prune", none),
 	route(del, "/networks/{id:.*}", none),
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,10 @@ import (
 // files (Traefik configuration, extends bases, ADRs) sit beside the fixtures
 // and may carry announcements too. Directives in a fixture's leading
 // comments: `# host-memory: 8GiB`, `# strict: true`, `# profile: name`,
-// `# env: KEY=VALUE`.
+// `# env: KEY=VALUE`, and for what a guard learns of the host or its
+// profile allows: `# socket-gid: 999`, `# data-root: /srv/docker`,
+// `# host-sources: /srv/a, /srv/b` (empty: none), `# volume-types: tmpfs`,
+// `# log-driver: json-file` (the engine's default driver).
 
 var wantRE = regexp.MustCompile(`#\s*want:\s*(.+)$`)
 
@@ -85,6 +89,18 @@ type directives struct {
 	strict     bool
 	profiles   []string
 	environ    []string
+	host       workload.Host
+	allow      policy.Allowlists
+}
+
+func list(v string) []string {
+	out := []string{}
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func parseDirectives(t *testing.T, path string) directives {
@@ -117,6 +133,20 @@ func parseDirectives(t *testing.T, path string) directives {
 			d.profiles = append(d.profiles, v)
 		case "env":
 			d.environ = append(d.environ, v)
+		case "socket-gid":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				t.Fatalf("%s: bad socket-gid %q", path, v)
+			}
+			d.host.SocketGID, d.host.SocketGIDKnown = uint32(n), true
+		case "data-root":
+			d.host.DataRoot = v
+		case "log-driver":
+			d.host.LogDriver = v
+		case "host-sources":
+			d.allow.HostSources = list(v)
+		case "volume-types":
+			d.allow.VolumeTypes = list(v)
 		}
 	}
 	return d
@@ -131,7 +161,7 @@ func fixtureFindings(t *testing.T, path string) ([]policy.Finding, *workload.Pro
 	}
 	// ADRs come only from the fixture's own docs/adr, never the repository's.
 	adrDir := filepath.Join(filepath.Dir(path), "docs", "adr")
-	env := &policy.Env{Registry: policy.Default, ADRs: adr.NewResolver(adrDir), Strict: d.strict, HostMemory: d.hostMemory}
+	env := &policy.Env{Registry: policy.Default, ADRs: adr.NewResolver(adrDir), Strict: d.strict, HostMemory: d.hostMemory, Host: d.host, Allow: d.allow}
 	return policy.Evaluate(res.Project, env), res.Project
 }
 

@@ -189,8 +189,15 @@ type Env struct {
 	// whose profile does not honour exemptions, where the labels are just
 	// labels.
 	NoExemptions bool
-	// HostMemory in bytes, for the memory budget; 0 means unknown.
+	// HostMemory in bytes, for the memory budget and memory limits; 0
+	// means unknown (Evaluate takes the project's when it knows it).
 	HostMemory int64
+	// Host is what the source learnt about the host: the engine's data
+	// root, the group of its socket, its default masked paths.
+	Host workload.Host
+	// Allow holds what a guard profile allows beyond the baseline; lint
+	// and audit judge with the zero value (see Allowlists).
+	Allow Allowlists
 	// Only, when set, restricts evaluation to these rule IDs.
 	Only map[string]bool
 	// Disabled rule IDs are not evaluated.
@@ -214,12 +221,21 @@ func (e *Env) Enabled(id string) bool {
 func Evaluate(p *workload.Project, callerEnv *Env) []Finding {
 	// A copy, so that one Env may serve concurrent evaluations.
 	local := *callerEnv
-	env := &local
-	if env.Registry == nil {
-		env.Registry = Default
+	if local.Registry == nil {
+		local.Registry = Default
 	}
+	return evaluate(p, &local)
+}
+
+// evaluate is Evaluate on an Env the caller owns, with its Registry set.
+// Rules that judge another workload (namespace-join) call it: referring to
+// Default from a rule would make the catalogue its own initialiser.
+func evaluate(p *workload.Project, env *Env) []Finding {
 	if p.HostMemory == 0 {
 		p.HostMemory = env.HostMemory
+	}
+	if env.HostMemory == 0 {
+		env.HostMemory = p.HostMemory
 	}
 	env.exemptions = make(map[*workload.Workload]exemption, len(p.Workloads))
 	for _, w := range p.Workloads {

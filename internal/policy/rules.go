@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"path"
@@ -25,6 +24,7 @@ const BudgetShare = 0.20
 var Default = func() *Registry {
 	r := NewRegistry()
 	r.MustRegister(catalogue()...)
+	r.MustRegister(hostRules()...)
 	return r
 }()
 
@@ -38,8 +38,8 @@ func catalogue() []*Rule {
 			ID:           "host-namespaces",
 			Requirements: []string{"NFR-SEC-01"},
 			Severity:     Error,
-			Description:  "Containers must not share the host's pid, network, ipc, uts or user namespace.",
-			Remediation:  "Remove `pid: host`, `network_mode: host`, `ipc: host`, `uts: host` and `userns_mode: host` (or the service/container they join that uses them), or justify the exception in an ADR.",
+			Description:  "Containers must not share the host's pid, network, ipc, uts, user or cgroup namespace.",
+			Remediation:  "Remove `pid: host`, `network_mode: host`, `ipc: host`, `uts: host`, `userns_mode: host` and `cgroup: host` (or the service/container they join that uses them), or justify the exception in an ADR.",
 			Check:        checkHostNamespaces,
 		},
 		{
@@ -146,8 +146,8 @@ func catalogue() []*Rule {
 			Severity:     Error,
 			Description:  "Only the hyhome guard may mount the Docker socket.",
 			Remediation:  "Point the service at the guard's read-only endpoint (e.g. `DOCKER_HOST=tcp://guard:2375`) instead of mounting the socket.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				var vs []Violation
+			Check: func(w *workload.Workload, env *Env) []Violation {
+				vs := socketGroup(w, env)
 				for _, m := range w.Mounts {
 					if (m.Type == "bind" || m.ViaVolumeDriver != "") && workload.IsDockerSocket(m.Source) {
 						mode := "writable"
@@ -232,10 +232,14 @@ func catalogue() []*Rule {
 			ID:           "memory-limit",
 			Requirements: []string{"NFR-RES-01", "AC-SPEC-03"},
 			Severity:     Error,
-			Description:  "Every service must have a memory limit.",
+			Description:  "Every service must have a memory limit below the host's memory.",
 			Remediation:  "Set `deploy.resources.limits.memory` (or `mem_limit`) to what the service needs at peak.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				if w.MemoryLimit > 0 {
+			Check: func(w *workload.Workload, env *Env) []Violation {
+				switch {
+				case w.MemoryLimit > 0 && env.HostMemory > 0 && w.MemoryLimit >= env.HostMemory:
+					return one(fmt.Sprintf("memory limit %s is at or above the host's memory (%s): it limits nothing",
+						workload.FormatBytes(w.MemoryLimit), workload.FormatBytes(env.HostMemory)), w.At(w.MemoryLimitPos))
+				case w.MemoryLimit > 0:
 					return nil
 				}
 				return one("has no memory limit", w.Pos)
@@ -317,40 +321,17 @@ func catalogue() []*Rule {
 			ID:           "security-profile",
 			Requirements: []string{"CIS-DOCKER", "NFR-SEC-01"},
 			Severity:     Error,
-			Description:  "seccomp, AppArmor and SELinux confinement must not be disabled.",
-			Remediation:  "Remove `seccomp=unconfined`, `apparmor=unconfined`, `label=disable` or `systempaths=unconfined` from `security_opt`; use a custom profile if the default is too strict.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				var vs []Violation
-				for i, o := range w.SecurityOpt {
-					so := workload.ParseSecurityOpt(o)
-					k, v := strings.ToLower(so.Key), strings.ToLower(so.Value)
-					if (k == "seccomp" || k == "apparmor" || k == "systempaths") && v == "unconfined" || k == "label" && v == "disable" {
-						vs = append(vs, Violation{Message: fmt.Sprintf("security_opt %q disables confinement", o), Pos: w.SecurityOptPosition(i)})
-					} else if k == "seccomp" && seccompAllowsByDefault(so.Value) {
-						vs = append(vs, Violation{Message: "security_opt seccomp gives a custom profile whose defaultAction allows every syscall it does not list: confinement in name only", Pos: w.SecurityOptPosition(i)})
-					}
-				}
-				return vs
-			},
+			Description:  "seccomp, AppArmor, SELinux and the masked /proc and /sys paths must not be disabled or weakened.",
+			Remediation:  "Remove `seccomp=unconfined`, `apparmor=unconfined`, `label=disable`, `systempaths=unconfined` and `writable-cgroups=true` from `security_opt`, leave MaskedPaths and ReadonlyPaths to the engine, and give a custom seccomp profile only syscalls Docker's default allows.",
+			Check:        checkSecurityProfile,
 		},
 		{
 			ID:           "host-devices",
 			Requirements: []string{"CIS-DOCKER", "NFR-SEC-01"},
 			Severity:     Warning,
-			Description:  "Host devices should not be exposed to containers.",
-			Remediation:  "Remove the `devices:` entry, or justify the device in an ADR.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				var vs []Violation
-				for _, d := range w.Devices {
-					sev := Severity(0)
-					switch d.Host {
-					case "/dev/mem", "/dev/kmem", "/dev/port":
-						sev = Error
-					}
-					vs = append(vs, Violation{Message: fmt.Sprintf("exposes host device %s", d.Host), Pos: w.At(d.Pos), Severity: sev})
-				}
-				return vs
-			},
+			Description:  "Host devices should not be exposed to containers; disks, memory and unknown devices must not be.",
+			Remediation:  "Remove the `devices:` entry and any `device_cgroup_rules`, or justify a peripheral (GPU, serial adapter) in an ADR.",
+			Check:        checkHostDevices,
 		},
 		{
 			ID:           "image-pinned",
@@ -388,29 +369,6 @@ func catalogue() []*Rule {
 	}
 }
 
-// seccompAllowsByDefault reports whether an inline seccomp profile (the
-// docker CLI sends `--security-opt seccomp=profile.json` as the file's
-// JSON) lets through every syscall it does not name, which is unconfined
-// under another name. The engine decodes it with encoding/json, so keys
-// match case-insensitively here too.
-func seccompAllowsByDefault(profile string) bool {
-	profile = strings.TrimSpace(profile)
-	if !strings.HasPrefix(profile, "{") {
-		return false
-	}
-	var p struct {
-		DefaultAction string `json:"defaultAction"`
-	}
-	if err := json.Unmarshal([]byte(profile), &p); err != nil {
-		return false
-	}
-	switch strings.ToUpper(strings.TrimSpace(p.DefaultAction)) {
-	case "SCMP_ACT_ALLOW", "SCMP_ACT_LOG":
-		return true
-	}
-	return false
-}
-
 // imageTag returns the tag of an image reference ("" when none).
 func imageTag(ref string) string {
 	name, _, _ := strings.Cut(ref, "@")
@@ -424,7 +382,7 @@ func imageTag(ref string) string {
 	return ""
 }
 
-func checkHostNamespaces(w *workload.Workload, _ *Env) []Violation {
+func checkHostNamespaces(w *workload.Workload, env *Env) []Violation {
 	var vs []Violation
 	for _, ns := range []struct {
 		name, key string
@@ -435,6 +393,7 @@ func checkHostNamespaces(w *workload.Workload, _ *Env) []Violation {
 		{"ipc", "ipc", w.Namespaces.IPC},
 		{"uts", "uts", w.Namespaces.UTS},
 		{"user", "userns_mode", w.Namespaces.UserNS},
+		{"cgroup", "cgroup", w.Namespaces.Cgroup},
 	} {
 		if !ns.n.IsHost() {
 			continue
@@ -442,6 +401,12 @@ func checkHostNamespaces(w *workload.Workload, _ *Env) []Violation {
 		msg := fmt.Sprintf("shares the host's %s namespace (%s: %s)", ns.name, ns.key, ns.n.Mode)
 		if ns.n.Via != "" {
 			msg = fmt.Sprintf("shares the host's %s namespace, inherited from %s (%s: %s)", ns.name, ns.n.Via, ns.key, ns.n.Mode)
+		}
+		if ns.name == "cgroup" && w.Kind == workload.KindContainer && env.Host.CgroupnsDefault != "private" {
+			// Inspect shows the mode the engine gave the container, and on
+			// cgroup v1 hosts its default is host: a container that asked
+			// for nothing cannot be told from one that asked for host.
+			continue
 		}
 		vs = append(vs, Violation{Message: msg, Pos: w.At(ns.n.Pos)})
 	}
@@ -491,6 +456,28 @@ func checkCapAdd(w *workload.Workload, _ *Env) []Violation {
 
 func checkNonRoot(w *workload.Workload, _ *Env) []Violation {
 	user, fromImage, known := w.EffectiveUser()
+	at := w.At(w.UserPos)
+	if fromImage {
+		at = w.Pos
+	}
+	if id := w.Identity; id != nil {
+		from := ""
+		if id.From != "" {
+			from = " in " + id.From
+		}
+		switch {
+		case id.Err != "":
+			return one(fmt.Sprintf("user %q does not resolve%s as the engine resolves it (%s): the engine refuses to start it, or runs whoever the name means once the container's files change", user, from, id.Err), at)
+		case id.UID != 0:
+			return nil
+		case fromImage && strings.TrimSpace(user) == "":
+			return one(fmt.Sprintf("sets no user and image %s has no USER: runs as root", w.Image), at)
+		case workload.RootUser(user):
+			return one(fmt.Sprintf("runs as root (user: %q)", user), at)
+		default:
+			return one(fmt.Sprintf("runs as root: user %q is uid 0%s", user, from), at)
+		}
+	}
 	switch {
 	case !known:
 		return one("sets no user: the image's default user applies, which is root unless the image says otherwise", w.Pos)
@@ -500,8 +487,43 @@ func checkNonRoot(w *workload.Workload, _ *Env) []Violation {
 		return one(fmt.Sprintf("sets no user and image %s defaults to %q: runs as root", w.Image, user), w.Pos)
 	case !fromImage && workload.RootUser(user):
 		return one(fmt.Sprintf("runs as root (user: %q)", user), w.At(w.UserPos))
+	case !numericUserOnly(user, w.GroupAdd):
+		// A name means whatever the image's /etc/passwd says at start,
+		// which this source cannot read. The guard resolves names itself
+		// (Identity) and refuses those it cannot.
+		v := Violation{Message: fmt.Sprintf("user %q (group_add %v) names users or groups that only the image's /etc/passwd and /etc/group resolve, which this source cannot read: write numeric IDs (UID:GID)", user, w.GroupAdd), Pos: w.At(w.GroupAddPos)}
+		if w.GroupAdd == nil {
+			v.Message = fmt.Sprintf("user %q is a name that only the image's /etc/passwd resolves, which this source cannot read: write the numeric UID:GID", user)
+			v.Pos = at
+		}
+		if w.Kind != workload.KindRequest {
+			v.Severity = Warning
+		}
+		return []Violation{v}
 	}
 	return nil
+}
+
+// numericUserOnly reports whether a user spec and extra groups hold only
+// IDs, so that nothing but the primary and supplementary groups depends on
+// the image's files ("1000" takes its group from /etc/passwd, which can
+// not make it root).
+func numericUserOnly(spec string, groupAdd []string) bool {
+	u, g, hasGroup := strings.Cut(spec, ":")
+	if _, err := strconv.Atoi(u); err != nil {
+		return false
+	}
+	if hasGroup {
+		if _, err := strconv.Atoi(strings.Split(g, ":")[0]); err != nil {
+			return false
+		}
+	}
+	for _, a := range groupAdd {
+		if _, err := strconv.Atoi(a); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // credentialWords are key parts that mark a variable as holding a credential.

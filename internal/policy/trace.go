@@ -25,14 +25,15 @@ var RequirementTests = map[string][]TestRef{
 	"NFR-SEC-01": {
 		{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/audit", "TestAuditExemptions"},
 		{"internal/guard", "TestAdversarial"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestRouteMatchEqualsMuxRegexp"},
+		{"internal/guard", "TestDifferential"}, {"internal/guard", "TestAdversarialAdmission"}, {"internal/guard", "TestFieldTableCoversTheAPITypes"},
 		{"deploy", "TestExemptionsBackedByADRs"},
 		// Exemptions hold only for the workloads their ADR names (issue 17).
 		{"internal/policy", "TestExemptionMatchesTheWorkload_NFR_SEC_01"}, {"internal/lint", "TestStackExemptions_NFR_SEC_01"},
 		{"internal/audit", "TestAuditStackExemptions"}, {"internal/guard", "TestExemptionClaims_NFR_SEC_01"},
 	},
-	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}},
+	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestIdentityPinned"}},
 	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
-	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIReadonly"}, {"internal/ship", "TestAgentThroughTheGuardShipperProfile"}},
+	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIReadonly"}, {"internal/ship", "TestAgentThroughTheGuardShipperProfile"}, {"internal/guard", "TestDifferential"}},
 	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}},
 	// Logs and events to Loki (hyhome ship), measured by hyhome verify.
 	"NFR-OBS-01": {

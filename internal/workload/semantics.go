@@ -158,32 +158,6 @@ func IsDockerSocket(hostPath string) bool {
 	return strings.HasSuffix(p, "/docker.sock") || p == "docker.sock" || strings.HasSuffix(p, "/containerd.sock")
 }
 
-// VolumeHostDevice reports whether a volume driver and its options mount a
-// host resource: the local driver mounts `device` with `type` and `o`
-// (mount(8) options), so o=bind,device=/ is a bind mount of the host's root
-// and type=ext4,device=/dev/sda1 mounts a host disk. Network file systems
-// and memory-backed types are not host resources. ro among the options
-// makes it read-only. Other drivers are plugins whose meaning is unknown.
-func VolumeHostDevice(driver string, opts map[string]string) (device string, readOnly, ok bool) {
-	if driver != "" && driver != "local" {
-		return "", false, false
-	}
-	device = strings.TrimSpace(opts["device"])
-	if device == "" {
-		return "", false, false
-	}
-	switch strings.ToLower(strings.TrimSpace(opts["type"])) {
-	case "nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs":
-		return "", false, false
-	}
-	for _, o := range strings.Split(opts["o"], ",") {
-		if strings.TrimSpace(o) == "ro" {
-			readOnly = true
-		}
-	}
-	return device, readOnly, true
-}
-
 // ParseMemory parses a memory size as Docker and compose write it: a plain
 // byte count or a number with b, k, m, g (optionally followed by b or ib;
 // powers of 1024, as docker's RAMInBytes does) or ki/mi/gi/ti units.

@@ -8,6 +8,7 @@ package workload
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -53,7 +54,11 @@ type Namespace struct {
 	Effective string
 	// Via names the workload the namespace was inherited from, if any.
 	Via string
-	Pos Position
+	// Joined is the workload a `container:x` or `service:x` mode joins,
+	// with its whole configuration, when the source could look it up: a
+	// join inherits what that workload can see and reach.
+	Joined *Workload
+	Pos    Position
 }
 
 // IsHost reports whether the workload shares the host's namespace.
@@ -61,7 +66,7 @@ func (n Namespace) IsHost() bool { return n.Effective == "host" }
 
 // Namespaces are the Linux namespaces a workload may share with the host.
 type Namespaces struct {
-	PID, Network, IPC, UTS, UserNS Namespace
+	PID, Network, IPC, UTS, UserNS, Cgroup Namespace
 }
 
 // Mount is a filesystem mount: bind, volume, tmpfs, npipe, image or cluster.
@@ -75,7 +80,59 @@ type Mount struct {
 	// ViaVolumeDriver is set when a named volume is really a bind mount made
 	// by the local driver (driver_opts o=bind, device=/path).
 	ViaVolumeDriver string
-	Pos             Position
+	// Volume is the driver configuration of a volume mount (or of the
+	// volume a ViaVolumeDriver bind came from) when the source knows it;
+	// nil for a plain volume of the default driver.
+	Volume *VolumeConfig
+	Pos    Position
+}
+
+// VolumeConfig is a volume's driver and driver options, as the volume was
+// (or will be) created.
+type VolumeConfig struct {
+	Driver  string // "" and "local" are the engine's built-in driver
+	Options map[string]string
+}
+
+// SetVolume records a volume mount's driver configuration (nil: a plain
+// volume of the default driver) and, when the local driver will bind a host
+// path, turns the mount into the bind it is, so that every bind rule judges
+// it.
+func (m *Mount) SetVolume(cfg *VolumeConfig) {
+	if cfg == nil || (cfg.Driver == "" || cfg.Driver == "local") && len(cfg.Options) == 0 {
+		m.Volume = nil
+		return
+	}
+	m.Volume = cfg
+	if e := LocalVolume(cfg.Driver, cfg.Options); e.Type == "bind" {
+		name := m.Source
+		if m.ViaVolumeDriver != "" {
+			name = m.ViaVolumeDriver
+		}
+		if name == "" {
+			name = "(anonymous)"
+		}
+		m.Type, m.ViaVolumeDriver, m.Source = "bind", name, e.Device
+		m.ReadOnly = m.ReadOnly || e.ReadOnly
+	}
+}
+
+// HostPaths returns the host paths the mount exposes to the container:
+// a bind's source, and whatever the local volume driver will mount from
+// the host (a bind's device, a block device, overlay's layer directories).
+func (m Mount) HostPaths() []string {
+	var out []string
+	if m.Type == "bind" && m.Source != "" {
+		out = append(out, m.Source)
+	}
+	if m.Volume != nil {
+		for _, p := range LocalVolume(m.Volume.Driver, m.Volume.Options).HostPaths {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // Persistent reports whether the mount keeps data beyond the container's life
@@ -117,6 +174,13 @@ type Port struct {
 type Device struct {
 	Host, Container, Permissions string
 	Pos                          Position
+}
+
+// Logging is the container's log driver and its options.
+type Logging struct {
+	Driver  string // "" means the engine's default driver
+	Options map[string]string
+	Pos     Position
 }
 
 // Healthcheck says whether a health check is defined and whether it is disabled.
@@ -198,8 +262,16 @@ type Workload struct {
 	ImageUser      string
 	ImageUserKnown bool
 
-	User     string
-	UserPos  Position
+	User    string
+	UserPos Position
+	// GroupAdd are the supplementary groups the workload asks for, names
+	// or numbers, as written.
+	GroupAdd    []string
+	GroupAddPos Position
+	// Identity is what the engine will run the process as, when the source
+	// resolved the user and groups from the image's own /etc/passwd and
+	// /etc/group as the engine does at start (nil when it could not look).
+	Identity *Identity
 	Replicas int // 0 when unknown (means 1)
 
 	Privileged    bool
@@ -239,6 +311,16 @@ type Workload struct {
 
 	Healthcheck Healthcheck
 	Devices     []Device
+	// DeviceCgroupRules are extra device cgroup rules ("c 1:3 rwm").
+	DeviceCgroupRules    []string
+	DeviceCgroupRulesPos Position
+
+	// MaskedPaths and ReadonlyPaths are the /proc and /sys paths hidden
+	// from, or read-only for, the container; nil means the engine's
+	// default lists (an empty list hides nothing).
+	MaskedPaths, ReadonlyPaths []string
+
+	Logging Logging
 
 	// Command is the process arguments (entrypoint + command), used to read
 	// a gateway's static configuration flags.

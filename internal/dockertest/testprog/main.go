@@ -11,6 +11,7 @@
 //	testprog probe -url URL              exit 0 when URL answers 2xx (for HEALTHCHECK)
 //	testprog cat                         copy stdin to stdout until EOF (for attach/exec tests)
 //	testprog alloc [flags]               allocate and touch memory until killed (hits a memory limit)
+//	testprog check WHAT [args]           report one fact about the container (see check.go)
 package main
 
 import (
@@ -45,6 +46,8 @@ func run(args []string) int {
 		return probeMode(args)
 	case "alloc":
 		return allocMode(args)
+	case "check":
+		return checkMode(args)
 	case "cat":
 		// Proves both directions of a hijacked attach or exec stream.
 		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
