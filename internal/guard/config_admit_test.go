@@ -65,7 +65,7 @@ func TestStackProfileAllowsTheStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := compose.Load(context.Background(), compose.Options{Files: []string{filepath.Join(repo, "deploy", "compose.yaml")}})
+	res, err := compose.Load(context.Background(), compose.Options{Files: []string{filepath.Join(repo, "deploy", "compose.yaml")}, ProjectName: "hyhome"})
 	if err != nil {
 		t.Fatal(err)
 	}

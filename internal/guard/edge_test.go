@@ -214,12 +214,18 @@ func TestPluginsOnlyWhenNamed(t *testing.T) {
 	direct := dockertest.PluginPrefix + id + "-plugin-direct:1"
 	named := dockertest.PluginPrefix + id + "-plugin-named:1"
 	writable := dockertest.PluginPrefix + id + "-plugin-rw:1"
+	// The host directory the named plugins mount: admission allows it as a
+	// bind source (admission.host_sources), as a deployment would.
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	tg := startGuard(t, withProfiles(t, `
 profiles:
   plugins:
     include: [admission]
     plugins: [`+named+`, `+writable+`]
-`))
+`), func(c *Config) { c.Allow.HostSources = []string{host} })
 
 	// Directly: created, enabled, and running as root with default
 	// capabilities and no no-new-privileges.
@@ -245,10 +251,6 @@ profiles:
 
 	// A profile that names the plugin: created and enabled through the
 	// guard; its ro mount is read-only in effect and judged so.
-	host := t.TempDir()
-	if err := os.Chmod(host, 0o777); err != nil {
-		t.Fatal(err)
-	}
 	roMount := `[{"Name":"data","Description":"","Settable":null,"Source":"` + host + `","Destination":"/mnt","Type":"bind","Options":["bind","ro"]}]`
 	rwMount := strings.Replace(roMount, `"bind","ro"`, `"bind"`, 1)
 	sock := tg.socket(t, "plugins")

@@ -117,7 +117,7 @@ func TestExemptionClaims_NFR_SEC_01(t *testing.T) {
 	// The labels compose gives the stack's guard, and ADR-0001's claim.
 	stackGuard := map[string]string{
 		"com.docker.compose.project": "hyhome", "com.docker.compose.service": "guard",
-		"hy-home.adr": "ADR-0001", "hy-home.exempt": "docker-socket",
+		"hy-home.adr": "ADR-0001", "hy-home.exempt": "docker-socket,host-path",
 	}
 	with := func(m map[string]string, k, v string) map[string]string {
 		out := map[string]string{}
@@ -139,7 +139,7 @@ func TestExemptionClaims_NFR_SEC_01(t *testing.T) {
 			[]string{"privileged [NFR-SEC-01", "adr-exemption", `applies to {project "hyhome", service "guard", image "hyhome"}, not to this request (project "", service "", image "` + img.NonRoot + `")`}, nil},
 		{"privileged, dressed as the stack's guard: ADR-0001 exempts docker-socket, not privileged", profileExempting,
 			create(stackImage, privileged, labelled(with(stackGuard, "hy-home.exempt", "privileged"))), 403,
-			[]string{"privileged [NFR-SEC-01", "adr-exemption", "does not exempt rule privileged (its exempts field: docker-socket)"}, nil},
+			[]string{"privileged [NFR-SEC-01", "adr-exemption", "does not exempt rule privileged (its exempts field: docker-socket, host-path)"}, nil},
 		{"the stack's guard: socket bind exempted by ADR-0001", profileExempting,
 			create(stackImage, socket, labelled(stackGuard)), 201, nil, removeCreated},
 		{"the stack's guard where exemptions are not honoured", ProfileAdmission,

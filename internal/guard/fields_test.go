@@ -57,8 +57,10 @@ func TestJudgeFields(t *testing.T) {
 		{"check: negative OOM score", &container.CreateRequest{HostConfig: &container.HostConfig{OomScoreAdj: -1000}}, "OomScoreAdj"},
 		{"check: OOM kill disabled", &container.UpdateConfig{Resources: container.Resources{OomKillDisable: &yes}}, "OomKillDisable"},
 		{"map values are walked", &container.CreateRequest{NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"n": {DriverOpts: map[string]string{"a": "b"}}}}}, "NetworkingConfig.EndpointsConfig[n].DriverOpts is refused"},
-		{"network driver", &network.CreateRequest{Driver: "macvlan", Options: map[string]string{"parent": "eth0"}}, "network driver \"macvlan\" is not allowed"},
-		{"network bridge name", &network.CreateRequest{Driver: "bridge", Options: map[string]string{"com.docker.network.bridge.name": "br0"}}, "com.docker.network.bridge.name are not allowed"},
+		// Network drivers, options and ConfigFrom are judged by networkCreate,
+		// with the profile's host-interface-networks permit
+		// (TestNetworkCreateDecisions); the table still walks the rest.
+		{"network IPAM plugin", &network.CreateRequest{Driver: "bridge", IPAM: &network.IPAM{Driver: "weave"}}, "IPAM driver \"weave\""},
 		{"cluster volume", &volume.CreateRequest{ClusterVolumeSpec: &volume.ClusterVolumeSpec{Group: "g"}}, "ClusterVolumeSpec is refused"},
 		{"service SELinux type", &swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Privileges: &swarm.Privileges{SELinuxContext: &swarm.SELinuxContext{Type: "spc_t"}}}}}, "SELinuxContext.Type is refused"},
 		{"swarm join", &swarm.JoinRequest{RemoteAddrs: []string{"10.0.0.1:2377"}}, "RemoteAddrs is refused: Swarm membership"},

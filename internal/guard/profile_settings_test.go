@@ -124,7 +124,6 @@ func TestNetworkCreateDecisions(t *testing.T) {
 		`{"Name":"n","Driver":"bridge","Options":{"com.docker.network.bridge.gateway_mode_ipv4":"nat"}}`:    false,
 		`{"Name":"n","Driver":"macvlan","Options":{"parent":"eth0"}}`:                                       true,
 		`{"Name":"n","Driver":"ipvlan"}`:                                                                    true,
-		`{"Name":"n","Driver":"weave"}`:                                                                     true,
 		`{"Name":"n","Options":{"com.docker.network.bridge.name":"br0"}}`:                                   true,
 		`{"Name":"n","Options":{"COM.DOCKER.NETWORK.BRIDGE.NAME":"br0"}}`:                                   true,
 		`{"Name":"n","Driver":"bridge","Options":{"com.docker.network.bridge.gateway_mode_ipv4":"routed"}}`: true,
@@ -139,6 +138,21 @@ func TestNetworkCreateDecisions(t *testing.T) {
 		}
 		if v := a.networkCreate(permitted, tgt, r, []byte(body)); v.deny != nil {
 			t.Errorf("%s through a profile that permits it: %s", body, v.deny.message)
+		}
+	}
+	// Whatever a profile permits: plugin drivers are unknown (the guard can't
+	// tell what they attach to), and options outside the bridge, overlay,
+	// macvlan and ipvlan drivers' known ones are refused.
+	for _, body := range []string{
+		`{"Name":"n","Driver":"weave"}`,
+		`{"Name":"n","Driver":"host"}`,
+		`{"Name":"n","Driver":"bridge","Options":{"com.example.unknown":"x"}}`,
+	} {
+		for _, p := range []*Profile{prof, permitted} {
+			v := a.networkCreate(p, tgt, r, []byte(body))
+			if v.deny == nil || v.deny.status != http.StatusForbidden || v.deny.reason != reasonField {
+				t.Errorf("%s through %s: %+v, want 403 field", body, p.Name, v.deny)
+			}
 		}
 	}
 }
