@@ -93,6 +93,8 @@ func TestLintExitCodes(t *testing.T) {
 		{"bad format", []string{"lint", "--format", "yaml", "examples/hardened"}, 2, "", "unknown format"},
 		{"bad host memory", []string{"lint", "--host-memory", "lots", "examples/hardened"}, 2, "", "--host-memory"},
 		{"unknown rule", []string{"lint", "--rule", "nope", "examples/hardened"}, 2, "", `unknown rule "nope"`},
+		{"duplicate services block", []string{"lint", "internal/compose/testdata/invalid/duplicate-services-block.yaml"}, 2, "", `duplicate-services-block.yaml:6: invalid YAML: mapping key "services" already defined at line 3`},
+		{"duplicate service", []string{"lint", "--validate", "internal/compose/testdata/invalid/duplicate-service.yaml"}, 2, "", `duplicate-service.yaml:4: invalid YAML: mapping key "web" already defined`},
 		{"required variable", []string{"lint", "internal/compose/testdata/invalid/required-variable.yaml"}, 2, "", "WEB_TAG"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

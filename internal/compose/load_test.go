@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -212,18 +213,29 @@ func TestBadInput(t *testing.T) {
 		{"unknown-service-key.yaml", []string{"unknown-service-key.yaml:4:", "service web", "unknown key previleged"}},
 		{"two-documents.yaml", []string{"two-documents.yaml:4:", "one YAML document"}},
 		{"does-not-exist.yaml", []string{"does-not-exist.yaml", "no such file"}},
+		// A key written twice in one mapping: docker compose refuses it
+		// ("mapping key already defined"); a reader that keeps one of the
+		// two would pass a privileged service unseen (issue 12, item 1).
+		{"duplicate-services-block.yaml", []string{"duplicate-services-block.yaml:6:", `mapping key "services" already defined at line 3`}},
+		{"duplicate-service.yaml", []string{"duplicate-service.yaml:4:", `mapping key "web" already defined at line 2`}},
+		{"duplicate-service-key.yaml", []string{"duplicate-service-key.yaml:5:", `mapping key "privileged" already defined at line 4`}},
+		{"duplicate-in-extension.yaml", []string{"duplicate-in-extension.yaml:3:", `mapping key "read_only" already defined at line 2`}},
+		{"duplicate-merge-key.yaml", []string{"duplicate-merge-key.yaml:8:", `mapping key "<<" already defined at line 7`}},
 	} {
-		t.Run(tc.file, func(t *testing.T) {
-			_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}})
-			if err == nil {
-				t.Fatal("loaded without error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
+		// Both paths: the fast path and compose-go's full pipeline.
+		for _, validate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/validate=%v", tc.file, validate), func(t *testing.T) {
+				_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}, Validate: validate})
+				if err == nil {
+					t.Fatal("loaded without error")
 				}
-			}
-		})
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+			})
+		}
 	}
 }
 

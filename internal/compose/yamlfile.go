@@ -107,6 +107,9 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &ParseError{File: path, Line: root.Line, Msg: "the top level of a compose file must be a mapping"}
 	}
+	if err := duplicateKey(path, doc.Content[0], 0); err != nil {
+		return nil, err
+	}
 	f.root = root
 	f.definesBaseline = definesAnchor(root, BaselineAnchor)
 	if svcs := mapValue(root, "services"); svcs != nil {
@@ -132,6 +135,66 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 	}
 	f.rawTags = hasTag(root, "!reset") || hasTag(root, "!override")
 	return f, nil
+}
+
+// duplicateKey finds a mapping that writes one key twice, the way the YAML
+// library's decoder does (same node kind and value, merge keys included) and
+// docker compose refuses ("mapping key already defined"). Every path must
+// refuse it: the fast path reads nodes, where a duplicate is silently one of
+// two definitions, and a second `services:` block could hide a privileged
+// service. Aliases are not followed: the node they name is checked where it
+// is written.
+func duplicateKey(path string, n *yaml.Node, depth int) error {
+	if n == nil || n.Kind == yaml.AliasNode || depth > maxNodeDepth {
+		return nil
+	}
+	if n.Kind == yaml.MappingNode {
+		if err := duplicateInMapping(path, n); err != nil {
+			return err
+		}
+	}
+	for _, c := range n.Content {
+		if err := duplicateKey(path, c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxNodeDepth bounds the walk; the YAML library refuses deeper documents.
+const maxNodeDepth = 10000
+
+func duplicateInMapping(path string, m *yaml.Node) error {
+	type id struct {
+		kind  yaml.Kind
+		value string
+	}
+	// Small mappings (most of them) are compared pairwise, without a map.
+	if len(m.Content) <= 32 {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			ki := m.Content[i]
+			for j := i + 2; j+1 < len(m.Content); j += 2 {
+				if kj := m.Content[j]; kj.Kind == ki.Kind && kj.Value == ki.Value {
+					return duplicateError(path, ki, kj)
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[id]*yaml.Node, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if first, dup := seen[id{k.Kind, k.Value}]; dup {
+			return duplicateError(path, first, k)
+		}
+		seen[id{k.Kind, k.Value}] = k
+	}
+	return nil
+}
+
+func duplicateError(path string, first, again *yaml.Node) error {
+	return &ParseError{File: path, Line: again.Line,
+		Msg: fmt.Sprintf("invalid YAML: mapping key %q already defined at line %d", again.Value, first.Line)}
 }
 
 // decoded returns the document as compose-go takes it (x-* blocks removed).
