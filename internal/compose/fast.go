@@ -320,6 +320,9 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 	all := map[string]types.ServiceConfig{}
 	withNetworkMode := map[string]bool{}
 	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		if isMergeKey(svcs.Content[i]) {
+			return nil, false // services merged in with `<<`: the full path
+		}
 		sname := svcs.Content[i].Value
 		budget := maxServiceValues
 		v, ok := nodeValue(svcs.Content[i+1], &budget)

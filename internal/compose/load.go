@@ -165,7 +165,7 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 
-	ix := &index{cache: cache, top: parsed}
+	ix := &index{cache: cache, top: parsed, in: newInterpolator(proj.Environment)}
 	p := &workload.Project{Name: proj.Name, Files: files}
 	names := make([]string, 0, len(proj.Services))
 	for n := range proj.Services {
@@ -387,14 +387,8 @@ func trimValidating(msg string) string {
 }
 
 func serviceKeyLine(f *yamlFile, name string) int {
-	svcs := resolve(mapValue(f.root, "services"))
-	if svcs == nil || svcs.Kind != yaml.MappingNode {
-		return 0
-	}
-	for i := 0; i+1 < len(svcs.Content); i += 2 {
-		if svcs.Content[i].Value == name {
-			return svcs.Content[i].Line
-		}
+	if k := f.serviceKeys[name]; k != nil {
+		return k.Line
 	}
 	return 0
 }

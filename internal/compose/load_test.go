@@ -303,3 +303,51 @@ var expectedRejects = map[string]bool{
 	"compose-go/loader/testdata/remote/nested/compose.yaml":               true, // remote:nested resource needs a remote loader
 	"compose-go/schema/using-variables.yaml":                              true, // `external: ${VAR}` unset: not a boolean
 }
+
+// TestLoadLocatesEachItemByItsNode: an item is located at its own YAML
+// node, whatever variables it is written with, through extends into the
+// base file, and for services a `<<` merge brings in (issue 12, item 2).
+// Both paths must agree, so each case runs on both.
+func TestLoadLocatesEachItemByItsNode(t *testing.T) {
+	for _, validate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			p := mustLoad(t, Options{Files: []string{"testdata/locate/compose.yaml"}, Validate: validate})
+			web := service(t, p, "web")
+			mounts := map[string]workload.Position{}
+			for _, m := range web.Mounts {
+				mounts[m.Target] = m.Pos
+			}
+			at(t, "interpolated bind source", mounts["/data"], "compose.yaml", 13)
+			at(t, "socket through a variable", mounts["/var/run/docker.sock"], "compose.yaml", 14)
+			at(t, "long syntax, interpolated target", mounts["/var/log/web"], "compose.yaml", 15)
+			if got := mounts["/data"].Column; got != 9 {
+				t.Errorf("volume column %d, want 9 (the item's own node)", got)
+			}
+			ports := map[string]workload.Position{}
+			for _, pt := range web.Ports {
+				ports[fmt.Sprintf("%d/%s", pt.Target, pt.Protocol)] = pt.Pos
+			}
+			at(t, "interpolated published port", ports["80/tcp"], "compose.yaml", 19)
+			at(t, "53/tcp", ports["53/tcp"], "compose.yaml", 20)
+			at(t, "53/udp (same ports, other protocol)", ports["53/udp"], "compose.yaml", 21)
+			at(t, "interpolated device", web.Devices[0].Pos, "compose.yaml", 23)
+			at(t, "interpolated cap_add", web.CapAddPos[0], "compose.yaml", 25)
+			at(t, "interpolated secret source", web.Secrets[0].Pos, "compose.yaml", 27)
+
+			child := service(t, p, "child")
+			for _, m := range child.Mounts {
+				switch m.Target {
+				case "/base":
+					at(t, "extended base's interpolated volume", m.Pos, "base.yaml", 5)
+				case "/child":
+					at(t, "child's own volume", m.Pos, "compose.yaml", 33)
+				}
+			}
+			at(t, "extended base's interpolated port", child.Ports[0].Pos, "base.yaml", 7)
+
+			merged := service(t, p, "merged")
+			at(t, "service merged with <<", merged.Pos, "compose.yaml", 4)
+			at(t, "its privileged key", merged.PrivilegedPos, "compose.yaml", 6)
+		})
+	}
+}

@@ -26,8 +26,11 @@ const MaxFileSize = 16 << 20
 type yamlFile struct {
 	path string
 	root *yaml.Node // the top-level mapping
-	// services maps a service name to its mapping node (aliases resolved).
-	services map[string]*yaml.Node
+	// services maps a service name to its mapping node (aliases resolved),
+	// serviceKeys to the key node that names it; both include services a
+	// `<<` merge brings into the services mapping.
+	services    map[string]*yaml.Node
+	serviceKeys map[string]*yaml.Node
 	// defines reports whether the file defines the &security-baseline anchor.
 	definesBaseline bool
 	// rawTags is true when the file uses !reset/!override, which compose-go
@@ -87,7 +90,7 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 			f, err = nil, &ParseError{File: path, Msg: fmt.Sprintf("cannot parse YAML: %v", r)}
 		}
 	}()
-	f = &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}}
+	f = &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}, serviceKeys: map[string]*yaml.Node{}}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil {
@@ -114,12 +117,10 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 	f.definesBaseline = definesAnchor(root, BaselineAnchor)
 	if svcs := mapValue(root, "services"); svcs != nil {
 		svcs = resolve(svcs)
-		if svcs.Kind == yaml.MappingNode {
-			for i := 0; i+1 < len(svcs.Content); i += 2 {
-				name := svcs.Content[i].Value
-				if v := resolve(svcs.Content[i+1]); v.Kind == yaml.MappingNode {
-					f.services[name] = v
-				}
+		for _, e := range mergedEntries(svcs) {
+			if v := resolve(e.value); v != nil && v.Kind == yaml.MappingNode {
+				f.services[e.key.Value] = v
+				f.serviceKeys[e.key.Value] = e.key
 			}
 		}
 	}
@@ -394,6 +395,37 @@ func flatGetDepth(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
 		}
 	}
 	return nil, nil
+}
+
+// entry is one key and its value in a mapping.
+type entry struct{ key, value *yaml.Node }
+
+// mergedEntries lists a mapping's entries as a merge-aware decoder sees
+// them: explicit keys first, then the keys merged mappings add, earlier
+// merges first. Each entry keeps the nodes where it is written.
+func mergedEntries(m *yaml.Node) []entry {
+	var out []entry
+	seen := map[string]bool{}
+	var walk func(m *yaml.Node, depth int)
+	walk = func(m *yaml.Node, depth int) {
+		m = resolve(m)
+		if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+			return
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if isMergeKey(k) || seen[k.Value] {
+				continue
+			}
+			seen[k.Value] = true
+			out = append(out, entry{k, m.Content[i+1]})
+		}
+		for _, src := range mergeSources(m) {
+			walk(src, depth+1)
+		}
+	}
+	walk(m, 0)
+	return out
 }
 
 func flatGet(m *yaml.Node, key string) *yaml.Node {

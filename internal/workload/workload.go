@@ -23,6 +23,14 @@ const (
 )
 
 // Position is where a value is written. A zero Line means unknown.
+//
+// Compose sources give the YAML node that defines the value, in the file
+// that writes it: a list item's own node (volumes, ports, devices, secrets,
+// cap_add, security_opt), the value node of a mapping entry (environment,
+// labels) or the item of their list form, the value of a scalar key. A
+// value written through an alias is at the anchored node; one an `extends`
+// base or an included file provides is in that file. Line and Column are
+// 1-based, as the YAML parser reports them.
 type Position struct {
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
