@@ -19,7 +19,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
 )
@@ -169,8 +168,9 @@ func TestLintJSONReport(t *testing.T) {
 	}
 }
 
-// TestLintSARIF validates the SARIF 2.1.0 output against the schema and
-// checks what GitHub code scanning needs: rules, levels, relative URIs, lines.
+// TestLintSARIF checks what GitHub code scanning needs from the built
+// binary: rules, levels, repository-relative URIs, lines. The format itself
+// is validated against the SARIF 2.1.0 schema in internal/report.
 func TestLintSARIF(t *testing.T) {
 	root := repo(t)
 	out := filepath.Join(t.TempDir(), "hyhome.sarif")
@@ -178,21 +178,45 @@ func TestLintSARIF(t *testing.T) {
 	if r.code != 1 || r.stdout != "" {
 		t.Fatalf("exit %d stdout %q, want 1 and the report only in -o", r.code, r.stdout)
 	}
-	doc, err := sarif.Open(out)
+	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := doc.Validate(); err != nil {
-		t.Fatalf("SARIF does not validate: %v", err)
+	var doc struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Rules []map[string]any `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI string `json:"uri"`
+						} `json:"artifactLocation"`
+						Region struct {
+							StartLine int `json:"startLine"`
+						} `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Version != "2.1.0" || len(doc.Runs) != 1 {
+		t.Fatalf("version %q, %d runs", doc.Version, len(doc.Runs))
 	}
 	run0 := doc.Runs[0]
 	if len(run0.Tool.Driver.Rules) < 25 {
 		t.Errorf("%d rules in the driver, want the whole catalogue", len(run0.Tool.Driver.Rules))
 	}
-	res := run0.Results[0]
-	loc := res.Locations[0].PhysicalLocation
-	if *loc.ArtifactLocation.URI != "examples/insecure/compose.yaml" || loc.Region.StartLine == nil || *loc.Region.StartLine == 0 {
-		t.Errorf("location = %s line %v, want a repository-relative URI with a line", *loc.ArtifactLocation.URI, loc.Region.StartLine)
+	loc := run0.Results[0].Locations[0].PhysicalLocation
+	if loc.ArtifactLocation.URI != "examples/insecure/compose.yaml" || loc.Region.StartLine == 0 {
+		t.Errorf("location = %s line %d, want a repository-relative URI with a line", loc.ArtifactLocation.URI, loc.Region.StartLine)
 	}
 }
 
