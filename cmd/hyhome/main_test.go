@@ -234,6 +234,45 @@ func TestLintJUnit(t *testing.T) {
 	}
 }
 
+// TestLintDirectoryReportsBrokenFilesInEveryFormat: linting a directory
+// with one broken project lints the other and reports the broken one as an
+// error entry of every format, with exit status 2 (issue 12, item 4).
+func TestLintDirectoryReportsBrokenFilesInEveryFormat(t *testing.T) {
+	root := repo(t)
+	dir := "internal/lint/testdata/mixed"
+	broken := "internal/lint/testdata/mixed/broken/compose.yaml"
+	for _, tc := range []struct {
+		format string
+		want   []string
+	}{
+		{"text", []string{"runs privileged", "Not linted (could not be loaded):", broken + ":6: error  invalid YAML", "1 file not loaded"}},
+		{"json", []string{`"rule":"privileged"`, `"errors": [{"file":"` + broken + `","line":6,"message":"invalid YAML`}},
+		{"sarif", []string{`"ruleId":"privileged"`, `"executionSuccessful":false,"toolExecutionNotifications":[{"level":"error","message":{"text":"invalid YAML`, `"uri":"` + broken + `"`}},
+		{"junit", []string{`<failure message=`, `<testsuites name="hyhome lint" tests="26" failures="11" errors="1"`, `<error message="invalid YAML`, broken + `:6: invalid YAML`}},
+		{"markdown", []string{"[privileged](docs/rules.md#privileged)", "## Not linted (could not be loaded)", "| `" + broken + ":6` | invalid YAML"}},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			r := run(t, root, "lint", "--format", tc.format, dir)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("report lacks %q:\n%s", w, r.stdout)
+				}
+			}
+			if !strings.Contains(r.stderr, broken+":6: invalid YAML") {
+				t.Errorf("stderr lacks the error: %s", r.stderr)
+			}
+		})
+	}
+	// The same file named on the command line stops the run, as before.
+	r := run(t, root, "lint", broken)
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "compose.yaml:6: invalid YAML") {
+		t.Errorf("named broken file: exit %d stdout %q stderr %q, want 2, nothing, one error line", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestRulesDocIsCurrent(t *testing.T) {
 	r := run(t, repo(t), "rules", "--format", "markdown")
 	want, err := os.ReadFile(filepath.Join(repo(t), "docs", "rules.md"))

@@ -49,9 +49,10 @@ type yamlFile struct {
 
 // ParseError is a YAML or structure error at a position in a file.
 type ParseError struct {
-	File string
-	Line int
-	Msg  string
+	File   string
+	Line   int
+	Column int // 0 when unknown
+	Msg    string
 }
 
 func (e *ParseError) Error() string {

@@ -81,6 +81,14 @@ func writeText(out io.Writer, r *Report, o Options) error {
 	if len(fs) > 0 {
 		fmt.Fprintln(w)
 	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w, paint(o.Color, ansiBold, "Not linted (could not be loaded):"))
+		for _, e := range r.Errors {
+			msg := strings.ReplaceAll(strings.TrimSpace(e.Message), "\n", "\n      ")
+			fmt.Fprintf(w, "  %s: %s  %s\n", e.Location(), paint(o.Color, ansiRed, "error"), msg)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "notice: %s\n", n)
 	}
@@ -103,8 +111,12 @@ func writeText(out io.Writer, r *Report, o Options) error {
 	if scope == "" {
 		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
 	}
-	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted\n",
-		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted))
+	notLoaded := ""
+	if len(r.Errors) > 0 {
+		notLoaded = fmt.Sprintf("; %s not loaded", plural(len(r.Errors), "file"))
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted%s\n",
+		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
 	return w.Flush()
 }
 
@@ -175,6 +187,13 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 		w.WriteString("\n  ")
 	}
 	w.WriteString("],\n")
+	inputErrors := r.Errors
+	if inputErrors == nil {
+		inputErrors = []InputError{}
+	}
+	if err := head("errors", inputErrors); err != nil {
+		return err
+	}
 	if err := head("summary", r.Summary); err != nil {
 		return err
 	}
@@ -222,6 +241,16 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 	}
 	sort.Strings(order)
 	out := JUnitSuites{Name: r.Tool + " " + r.Command}
+	// An input that did not load is a suite of its own with one <error>:
+	// nothing in it was judged.
+	for _, e := range r.Errors {
+		out.Tests++
+		out.Errors++
+		out.Suites = append(out.Suites, JUnitSuite{Name: e.File, Tests: 1, Errors: 1, Cases: []JUnitCase{{
+			Name: "load", Classname: e.File,
+			Error: &JUnitMessage{Message: e.Message, Type: "load", Body: e.Location() + ": " + e.Message},
+		}}})
+	}
 	for _, g := range order {
 		suite := JUnitSuite{Name: g}
 		for _, t := range groups[g] {
@@ -282,6 +311,12 @@ func writeMarkdown(out io.Writer, r *Report, _ Options) error {
 			}
 			fmt.Fprintf(w, "| `%s` | %s | %s | [%s](%s#%s) | %s | %s |\n", mdEscape(f.Location()), mdEscape(f.Service), sev,
 				f.Rule, "docs/rules.md", f.Rule, strings.Join(f.Requirements, ", "), mdEscape(msg))
+		}
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w, "\n## Not linted (could not be loaded)\n\n| location | error |\n|---|---|")
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "| `%s` | %s |\n", mdEscape(e.Location()), mdEscape(e.Message))
 		}
 	}
 	for _, n := range r.Notices {

@@ -91,6 +91,9 @@ func TestJSON(t *testing.T) {
 		t.Errorf("findings = %v", got.Findings)
 	}
 	empty := render(t, "json", &Report{Command: "lint"})
+	if !strings.Contains(empty, `"errors": []`) {
+		t.Errorf("an empty report must have errors: [], got %s", empty)
+	}
 	if !strings.Contains(empty, `"findings": []`) {
 		t.Errorf("an empty report must have findings: [], got %s", empty)
 	}
