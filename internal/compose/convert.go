@@ -352,6 +352,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 			w.Files = append(w.Files, f)
 		}
 	}
+	w.ImagePos, _ = v.key("image")
 	w.UserPos, _ = v.key("user")
 	w.PrivilegedPos, _ = v.key("privileged")
 	w.ReadOnlyRootfsPos, _ = v.key("read_only")

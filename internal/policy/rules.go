@@ -355,21 +355,9 @@ func catalogue() []*Rule {
 			ID:           "image-pinned",
 			Requirements: []string{"CIS-DOCKER"},
 			Severity:     Warning,
-			Description:  "Images should be pinned to a version tag or digest, not latest.",
+			Description:  "Images should be pinned to a digest or a tag with a version number, not a moving tag.",
 			Remediation:  "Use an explicit version tag (e.g. `traefik:v3.1.2`), ideally with its `@sha256:` digest.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				if w.Image == "" || strings.Contains(w.Image, "@sha256:") || strings.HasPrefix(w.Image, "sha256:") {
-					return nil
-				}
-				tag := imageTag(w.Image)
-				switch tag {
-				case "":
-					return one(fmt.Sprintf("image %s has no tag (means latest)", w.Image), w.Pos)
-				case "latest":
-					return one(fmt.Sprintf("image %s is not pinned", w.Image), w.Pos)
-				}
-				return nil
-			},
+			Check:        checkImagePinned,
 		},
 		{
 			ID:           RuleADRExemption,
@@ -408,19 +396,6 @@ func seccompAllowsByDefault(profile string) bool {
 		return true
 	}
 	return false
-}
-
-// imageTag returns the tag of an image reference ("" when none).
-func imageTag(ref string) string {
-	name, _, _ := strings.Cut(ref, "@")
-	last := name
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		last = name[i+1:]
-	}
-	if _, tag, ok := strings.Cut(last, ":"); ok {
-		return tag
-	}
-	return ""
 }
 
 func checkHostNamespaces(w *workload.Workload, _ *Env) []Violation {

@@ -200,7 +200,8 @@ type Workload struct {
 	// Files are the compose files that contributed to this service.
 	Files []string
 
-	Image string
+	Image    string
+	ImagePos Position
 	// ImageUser is the image's default USER, known only to runtime sources
 	// (ImageUserKnown). Compose cannot know it without pulling the image.
 	ImageUser      string
