@@ -322,6 +322,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		Name:           s.Name,
 		Service:        s.Name,
 		Project:        p.Name,
+		ContainerName:  s.ContainerName,
 		Image:          s.Image,
 		User:           s.User,
 		Privileged:     s.Privileged,
@@ -598,12 +599,29 @@ func interpolates(raw string) bool {
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// resolveServiceJoins follows `service:x` namespace modes: joining a service
-// that shares the host's namespace shares it too.
+// resolveServiceJoins follows `service:NAME` and `container:NAME` namespace
+// modes: joining a workload that shares the host's namespace shares it too.
+// A container is found by its container_name, or by the name docker compose
+// gives a service's containers (<project>-<service>-<n>).
 func resolveServiceJoins(p *workload.Project) {
 	byName := map[string]*workload.Workload{}
+	byContainer := map[string]*workload.Workload{}
 	for _, w := range p.Workloads {
 		byName[w.Name] = w
+		if w.ContainerName != "" {
+			byContainer[w.ContainerName] = w
+		}
+	}
+	for _, w := range p.Workloads {
+		if w.ContainerName != "" {
+			continue // an explicit name replaces compose's
+		}
+		for i := 1; i <= max(1, w.Replicas); i++ {
+			n := fmt.Sprintf("%s-%s-%d", p.Name, w.Name, i)
+			if _, taken := byContainer[n]; !taken {
+				byContainer[n] = w
+			}
+		}
 	}
 	type nsGet func(*workload.Workload) *workload.Namespace
 	for _, get := range []nsGet{
@@ -613,18 +631,26 @@ func resolveServiceJoins(p *workload.Project) {
 	} {
 		for _, w := range p.Workloads {
 			n := get(w)
-			seen := map[string]bool{w.Name: true}
+			seen := map[*workload.Workload]bool{w: true}
 			cur := *n
-			for strings.HasPrefix(cur.Mode, "service:") {
-				ref := strings.TrimPrefix(cur.Mode, "service:")
-				other := byName[ref]
-				if other == nil || seen[ref] {
+			for {
+				var other *workload.Workload
+				var via string
+				if ref, ok := strings.CutPrefix(cur.Mode, "service:"); ok {
+					other, via = byName[ref], "service "+ref
+				} else if ref, ok := strings.CutPrefix(cur.Mode, "container:"); ok {
+					other = byContainer[ref]
+					if other != nil {
+						via = fmt.Sprintf("container %s (service %s)", ref, other.Name)
+					}
+				}
+				if other == nil || seen[other] {
 					break
 				}
-				seen[ref] = true
+				seen[other] = true
 				cur = *get(other)
 				if cur.Mode == "host" {
-					n.Effective, n.Via = "host", "service "+other.Name
+					n.Effective, n.Via = "host", via
 					break
 				}
 			}

@@ -722,6 +722,7 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 		return s, false // compose-go: "has neither an image nor a build context"
 	}
 	s.User = str("user")
+	s.ContainerName = str("container_name")
 	s.Pid = str("pid")
 	s.Ipc = str("ipc")
 	s.Uts = str("uts")

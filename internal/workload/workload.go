@@ -192,6 +192,9 @@ type Workload struct {
 	Project string // compose project or stack, if known
 	Service string // compose service, if known
 	ID      string // container or service ID, runtime sources only
+	// ContainerName is a compose service's container_name, which other
+	// services may join as `container:NAME`.
+	ContainerName string
 	// Display is how reports name the workload's source when there is no
 	// file, e.g. "container web (0123456789ab)" or "service web".
 	Display string
