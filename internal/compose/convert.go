@@ -79,10 +79,14 @@ func (ix *index) view(service string) *view {
 		if depth > 16 {
 			return
 		}
-		addService(f, service, depth)
-		for _, inc := range f.includes {
-			if inf, err := ix.cache.get(inc); err == nil {
-				visitFile(inf, depth+1)
+		// A later document of a file overrides an earlier one.
+		docs := f.documents()
+		for i := len(docs) - 1; i >= 0; i-- {
+			addService(docs[i], service, depth)
+			for _, inc := range docs[i].includes {
+				if inf, err := ix.cache.get(inc); err == nil {
+					visitFile(inf, depth+1)
+				}
 			}
 		}
 	}

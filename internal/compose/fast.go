@@ -211,7 +211,7 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 			p, ok = nil, false
 		}
 	}()
-	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 {
+	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 || len(yf.more) > 0 {
 		return nil, false
 	}
 	for i := 0; i+1 < len(yf.root.Content); i += 2 {

@@ -145,7 +145,9 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		details := types.ConfigDetails{WorkingDir: workDir, Environment: popts.Environment}
 		for _, yf := range parsed {
 			cf := types.ConfigFile{Filename: yf.path}
-			if yf.rawTags {
+			if yf.rawTags || len(yf.more) > 0 {
+				// compose-go's own YAML pass: !reset/!override, and the
+				// merge of several documents.
 				cf.Content = yf.content
 			} else {
 				m, err := yf.decoded()
@@ -206,7 +208,11 @@ func projectName(opts Options, parsed []*yamlFile, workDir string, env types.Map
 		return loader.NormalizeProjectName(n), true
 	}
 	fromFile := ""
+	var docs []*yamlFile
 	for _, f := range parsed {
+		docs = append(docs, f.documents()...)
+	}
+	for _, f := range docs {
 		n := resolve(mapValue(f.root, "name"))
 		if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
 			continue
@@ -323,8 +329,12 @@ var (
 
 // explainLoadError adds the file and line compose-go's messages lack when
 // the message names a service or key we can find in the parsed files.
-func explainLoadError(err error, files []*yamlFile) error {
+func explainLoadError(err error, parsed []*yamlFile) error {
 	msg := err.Error()
+	var files []*yamlFile
+	for _, f := range parsed {
+		files = append(files, f.documents()...)
+	}
 	for _, f := range files {
 		if located.MatchString(msg) && strings.Contains(msg, f.path+":") {
 			return err // already located

@@ -211,7 +211,7 @@ func TestBadInput(t *testing.T) {
 		{"empty.yaml", []string{"empty.yaml", "empty compose file"}},
 		{"top-level-list.yaml", []string{"top-level-list.yaml:1:", "must be a mapping"}},
 		{"unknown-service-key.yaml", []string{"unknown-service-key.yaml:4:", "service web", "unknown key previleged"}},
-		{"two-documents.yaml", []string{"two-documents.yaml:4:", "one YAML document"}},
+		{"empty-document.yaml", []string{"empty-document.yaml:4:", "YAML document 2 is empty"}},
 		{"does-not-exist.yaml", []string{"does-not-exist.yaml", "no such file"}},
 		// A key written twice in one mapping: docker compose refuses it
 		// ("mapping key already defined"); a reader that keeps one of the
@@ -348,6 +348,30 @@ func TestLoadLocatesEachItemByItsNode(t *testing.T) {
 			merged := service(t, p, "merged")
 			at(t, "service merged with <<", merged.Pos, "compose.yaml", 4)
 			at(t, "its privileged key", merged.PrivilegedPos, "compose.yaml", 6)
+		})
+	}
+}
+
+// TestLoadMergesDocumentsOfOneFile: the documents of one file are merged in
+// order, as compose-go does, and each value is located in the document
+// that writes it (issue 12, item 8).
+func TestLoadMergesDocumentsOfOneFile(t *testing.T) {
+	for _, validate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			p := mustLoad(t, Options{Files: []string{"testdata/multidoc/compose.yaml"}, Validate: validate})
+			web := service(t, p, "web")
+			if !web.Privileged || !web.ReadOnlyRootfs || web.User != "1000" || len(web.Mounts) != 1 {
+				t.Errorf("web = privileged %v read_only %v user %q mounts %v, want the documents merged", web.Privileged, web.ReadOnlyRootfs, web.User, web.Mounts)
+			}
+			at(t, "web declared in document 1", web.Pos, "compose.yaml", 6)
+			at(t, "privileged from document 2", web.PrivilegedPos, "compose.yaml", 13)
+			at(t, "read_only through the anchor of document 1", web.ReadOnlyRootfsPos, "compose.yaml", 4)
+			at(t, "volume from document 2", web.Mounts[0].Pos, "compose.yaml", 15)
+			worker := service(t, p, "worker")
+			if worker.User != "root" {
+				t.Errorf("worker user %q, want root from document 3", worker.User)
+			}
+			at(t, "user from document 3", worker.UserPos, "compose.yaml", 21)
 		})
 	}
 }

@@ -87,10 +87,11 @@ func FindProjects(dir string) (*Set, error) {
 		if f == nil {
 			continue
 		}
-		for _, inc := range f.includes {
+		includes, extends := f.referenced()
+		for _, inc := range includes {
 			parts[inc] = true
 		}
-		for _, ext := range f.extendsFiles {
+		for _, ext := range extends {
 			if ext != f.path {
 				parts[ext] = true
 			}

@@ -42,9 +42,11 @@ type yamlFile struct {
 	configOnce sync.Once
 	config     map[string]any
 	configErr  error
-	// includes and extendsFiles are files this one pulls in (absolute).
+	// includes and extendsFiles are files this document pulls in (absolute).
 	includes     []string
 	extendsFiles []string
+	// more are the file's later YAML documents (the first is f itself).
+	more []*yamlFile
 }
 
 // ParseError is a YAML or structure error at a position in a file.
@@ -91,21 +93,41 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 			f, err = nil, &ParseError{File: path, Msg: fmt.Sprintf("cannot parse YAML: %v", r)}
 		}
 	}()
-	f = &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}, serviceKeys: map[string]*yaml.Node{}}
-	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &ParseError{File: path, Msg: "empty compose file"}
+	// A file may hold several YAML documents; compose-go merges them in
+	// order, as it merges -f files. Each document is a part of its own.
+	for n := 1; ; n++ {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, yamlError(path, err)
 		}
-		return nil, yamlError(path, err)
+		part, err := parseDocument(path, b, &doc, n)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			f = part
+		} else {
+			f.more = append(f.more, part)
+		}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &ParseError{File: path, Line: extra.Line, Msg: "a compose file holds one YAML document; found a second one"}
-	}
-	if len(doc.Content) == 0 {
+	if f == nil {
 		return nil, &ParseError{File: path, Msg: "empty compose file"}
+	}
+	return f, nil
+}
+
+// parseDocument reads the n-th document of a file.
+func parseDocument(path string, b []byte, doc *yaml.Node, n int) (*yamlFile, error) {
+	f := &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}, serviceKeys: map[string]*yaml.Node{}}
+	if len(doc.Content) == 0 || resolve(doc.Content[0]).Tag == "!!null" {
+		if n == 1 {
+			return nil, &ParseError{File: path, Line: doc.Line, Msg: "empty compose file"}
+		}
+		return nil, &ParseError{File: path, Line: doc.Line, Msg: fmt.Sprintf("YAML document %d is empty: every document of a compose file must be a mapping", n)}
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
@@ -137,6 +159,21 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 	}
 	f.rawTags = hasTag(root, "!reset") || hasTag(root, "!override")
 	return f, nil
+}
+
+// documents are the file's YAML documents in order (later ones override
+// earlier ones, as compose-go merges them).
+func (f *yamlFile) documents() []*yamlFile {
+	return append([]*yamlFile{f}, f.more...)
+}
+
+// referenced lists the files any document of f includes or extends.
+func (f *yamlFile) referenced() (includes, extends []string) {
+	for _, d := range f.documents() {
+		includes = append(includes, d.includes...)
+		extends = append(extends, d.extendsFiles...)
+	}
+	return includes, extends
 }
 
 // duplicateKey finds a mapping that writes one key twice, the way the YAML
