@@ -559,6 +559,10 @@ func checkTraefikTLS(p *workload.Project, _ *Env) []Violation {
 			usedOptions["default"] = true
 			return
 		}
+		if gw == nil {
+			vs = append(vs, traefikUnknownTLS(owner, r))
+			return
+		}
 		where := "its entry points are not TLS"
 		if len(r.EntryPoints) > 0 {
 			where = fmt.Sprintf("entry points %s are not TLS", strings.Join(r.EntryPoints, ", "))
