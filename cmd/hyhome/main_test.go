@@ -94,6 +94,8 @@ func TestLintExitCodes(t *testing.T) {
 		{"unknown rule", []string{"lint", "--rule", "nope", "examples/hardened"}, 2, "", `unknown rule "nope"`},
 		{"duplicate services block", []string{"lint", "internal/compose/testdata/invalid/duplicate-services-block.yaml"}, 2, "", `duplicate-services-block.yaml:6: invalid YAML: mapping key "services" already defined at line 3`},
 		{"duplicate service", []string{"lint", "--validate", "internal/compose/testdata/invalid/duplicate-service.yaml"}, 2, "", `duplicate-service.yaml:4: invalid YAML: mapping key "web" already defined`},
+		{"file over --max-file-size", []string{"lint", "--max-file-size", "100", "examples/hardened/compose.yaml"}, 2, "", "compose.yaml: larger than the 100 bytes limit on compose files (--max-file-size raises it)"},
+		{"bad --max-file-size", []string{"lint", "--max-file-size", "big", "examples/hardened"}, 2, "", "--max-file-size"},
 		{"required variable", []string{"lint", "internal/compose/testdata/invalid/required-variable.yaml"}, 2, "", "WEB_TAG"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

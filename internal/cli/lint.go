@@ -148,9 +148,10 @@ func relativize(fs []policy.Finding, targets []report.Target) {
 
 func newLintCmd(a *app) *cobra.Command {
 	var (
-		rf        reportFlags
-		opts      lint.Options
-		keepGoing bool
+		rf          reportFlags
+		opts        lint.Options
+		keepGoing   bool
+		maxFileSize string
 	)
 	cmd := &cobra.Command{
 		Use:   "lint [FILE|DIR]...",
@@ -167,6 +168,9 @@ A DIR argument lints every project in it that loads; each file that does not loa
 is an error entry of the report (every format) and makes the exit status 2. A FILE
 argument or -f file that does not load stops the run with one error line on stderr
 and nothing on stdout, unless --keep-going.
+
+A compose file larger than --max-file-size (16MiB by default) is refused, not
+parsed: an error entry naming the file.
 
 Exit status: 0 clean, 1 a finding at or above --fail-on, 2 input that could not be
 read or parsed.`,
@@ -191,6 +195,11 @@ read or parsed.`,
 			} else {
 				a.logger().Warn("memory-budget needs the host's memory; pass --host-memory", "err", err)
 			}
+			n, ok := workload.ParseMemory(maxFileSize)
+			if !ok || n <= 0 {
+				return fail(ExitError, fmt.Errorf("--max-file-size: %q is not a size (e.g. 16MiB)", maxFileSize))
+			}
+			opts.MaxFileSize = n
 			opts.Paths = args
 			opts.Environ = os.Environ()
 			opts.Policy = env
@@ -255,6 +264,7 @@ read or parsed.`,
 	fl.StringArrayVar(&opts.Profiles, "profile", nil, "activate a profile (repeatable; '*' activates all)")
 	fl.StringArrayVar(&opts.EnvFiles, "env-file", nil, "interpolation variables from this file instead of .env (repeatable)")
 	fl.BoolVar(&keepGoing, "keep-going", false, "also report the projects that loaded when a FILE or -f project fails (directories always do; still exits 2)")
+	fl.StringVar(&maxFileSize, "max-file-size", "16MiB", "refuse compose files larger than this (e.g. 64MiB)")
 	fl.BoolVar(&opts.Validate, "validate", false, "validate every field against the compose specification (compose-go's full pipeline; slower)")
 	return cmd
 }

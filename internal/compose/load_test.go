@@ -221,11 +221,24 @@ func TestBadInput(t *testing.T) {
 		{"duplicate-service-key.yaml", []string{"duplicate-service-key.yaml:5:", `mapping key "privileged" already defined at line 4`}},
 		{"duplicate-in-extension.yaml", []string{"duplicate-in-extension.yaml:3:", `mapping key "read_only" already defined at line 2`}},
 		{"duplicate-merge-key.yaml", []string{"duplicate-merge-key.yaml:8:", `mapping key "<<" already defined at line 7`}},
+		// compose-go's messages located at the node they are about (issue
+		// 12, item 10).
+		{"service-not-mapping.yaml", []string{"service-not-mapping.yaml:4:", "services.a must be a mapping"}},
+		{"invalid-port.yaml", []string{"invalid-port.yaml:6:", "invalid port", "abc"}},
+		{"invalid-port-long.yaml", []string{"invalid-port-long.yaml:6:", `parsing "abc"`}},
+		{"invalid-volume.yaml", []string{"invalid-volume.yaml:6:", "invalid volume", ":/media/"}},
+		{"undefined-volume.yaml", []string{"undefined-volume.yaml:6:", "undefined volume missing"}},
+		{"undefined-network.yaml", []string{"undefined-network.yaml:6:", "undefined network back"}},
+		{"undefined-secret.yaml", []string{"undefined-secret.yaml:5:", "undefined secret nope"}},
+		{"undefined-dependency.yaml", []string{"undefined-dependency.yaml:5:", `depends on undefined service "db"`}},
+		{"missing-env-file.yaml", []string{"missing-env-file.yaml:5:", "does-not-exist.env not found"}},
+		{"dependency-cycle.yaml", []string{"dependency-cycle.yaml:", "dependency cycle"}},
+		{"missing-extends-file.yaml", []string{"missing-extends-file.yaml:4:", "no-such-base.yaml"}},
 	} {
 		// Both paths: the fast path and compose-go's full pipeline.
 		for _, validate := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/validate=%v", tc.file, validate), func(t *testing.T) {
-				_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}, Validate: validate})
+				_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}, Validate: validate, Environ: []string{}})
 				if err == nil {
 					t.Fatal("loaded without error")
 				}
@@ -373,5 +386,31 @@ func TestLoadMergesDocumentsOfOneFile(t *testing.T) {
 			}
 			at(t, "user from document 3", worker.UserPos, "compose.yaml", 21)
 		})
+	}
+}
+
+// TestFileSizeLimit: a file over Options.MaxFileSize is refused, naming
+// the file and the limit; under it, it loads (issue 12, item 10).
+func TestFileSizeLimit(t *testing.T) {
+	f := filepath.Join("testdata", "anchors", "compose.yaml")
+	fi, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(context.Background(), Options{Files: []string{f}, MaxFileSize: fi.Size() - 1})
+	if err == nil || !strings.Contains(err.Error(), "compose.yaml: larger than the") || !strings.Contains(err.Error(), "--max-file-size") {
+		t.Errorf("err = %v, want the file refused with its limit", err)
+	}
+	if _, err := Load(context.Background(), Options{Files: []string{f}, MaxFileSize: fi.Size()}); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	set, err := FindProjects("testdata/walk", WithMaxFileSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range set.Projects {
+		if _, err := Load(context.Background(), set.Options(ps, Options{})); err == nil || !strings.Contains(err.Error(), "larger than the 1 bytes limit") {
+			t.Errorf("%v: err = %v, want the walk's limit applied", ps.Files, err)
+		}
 	}
 }

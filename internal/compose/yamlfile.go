@@ -18,8 +18,10 @@ import (
 // BaselineAnchor is the anchor name SPEC-SYS-01 §4 prescribes.
 const BaselineAnchor = "security-baseline"
 
-// MaxFileSize bounds a compose file; larger input is refused, not parsed.
-const MaxFileSize = 16 << 20
+// DefaultMaxFileSize bounds a compose file unless Options.MaxFileSize
+// says otherwise (`hyhome lint --max-file-size`); larger input is refused,
+// not parsed, so that a stray multi-gigabyte YAML file cannot exhaust memory.
+const DefaultMaxFileSize = 16 << 20
 
 // yamlFile is one compose file parsed once: its node tree (for positions
 // and anchors) and the plain value handed to compose-go.
@@ -27,8 +29,8 @@ type yamlFile struct {
 	path string
 	root *yaml.Node // the top-level mapping
 	// services maps a service name to its mapping node (aliases resolved),
-	// serviceKeys to the key node that names it; both include services a
-	// `<<` merge brings into the services mapping.
+	// serviceKeys every service name (a mapping or not) to the key node
+	// that names it; both include services a `<<` merge brings in.
 	services    map[string]*yaml.Node
 	serviceKeys map[string]*yaml.Node
 	// defines reports whether the file defines the &security-baseline anchor.
@@ -66,7 +68,10 @@ func (e *ParseError) Error() string {
 
 // readFile reads and parses a compose file. Only regular files are read
 // (a FIFO would block, a device could be endless).
-func readFile(path string) (*yamlFile, error) {
+func readFile(path string, limit int64) (*yamlFile, error) {
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -77,7 +82,10 @@ func readFile(path string) (*yamlFile, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory, not a compose file", path)
 	}
-	b, err := safefile.ReadFile(path, MaxFileSize)
+	b, err := safefile.ReadFile(path, limit)
+	if errors.Is(err, safefile.ErrTooLarge) {
+		return nil, &ParseError{File: path, Msg: fmt.Sprintf("larger than the %s limit on compose files (--max-file-size raises it)", humanBytes(limit))}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading compose file: %w", err)
 	}
@@ -141,9 +149,9 @@ func parseDocument(path string, b []byte, doc *yaml.Node, n int) (*yamlFile, err
 	if svcs := mapValue(root, "services"); svcs != nil {
 		svcs = resolve(svcs)
 		for _, e := range mergedEntries(svcs) {
+			f.serviceKeys[e.key.Value] = e.key
 			if v := resolve(e.value); v != nil && v.Kind == yaml.MappingNode {
 				f.services[e.key.Value] = v
-				f.serviceKeys[e.key.Value] = e.key
 			}
 		}
 	}
@@ -535,12 +543,15 @@ func hasTag(n *yaml.Node, tag string) bool {
 	return false
 }
 
-// topLevelKeyLine returns the line of a top-level key, 0 if absent.
-func (f *yamlFile) topLevelKeyLine(key string) int {
-	for i := 0; i+1 < len(f.root.Content); i += 2 {
-		if f.root.Content[i].Value == key {
-			return f.root.Content[i].Line
+// humanBytes renders a size the way --max-file-size takes it.
+func humanBytes(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.unit)
 		}
 	}
-	return 0
+	return fmt.Sprintf("%d bytes", n)
 }

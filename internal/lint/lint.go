@@ -34,6 +34,8 @@ type Options struct {
 	Environ     []string
 	// Validate sends every project through compose-go's full validation.
 	Validate bool
+	// MaxFileSize bounds each compose file (0: compose.DefaultMaxFileSize).
+	MaxFileSize int64
 	// Policy is the evaluation environment (ADRs, strictness, host memory).
 	Policy policy.Env
 }
@@ -134,6 +136,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		EnvFiles:    opts.EnvFiles,
 		Environ:     opts.Environ,
 		Validate:    opts.Validate,
+		MaxFileSize: opts.MaxFileSize,
 	}
 	var jobs []job
 	switch {
@@ -157,7 +160,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				jobs = append(jobs, job{load: o})
 				continue
 			}
-			set, err := compose.FindProjects(p)
+			set, err := compose.FindProjects(p, compose.WithMaxFileSize(opts.MaxFileSize))
 			if err != nil {
 				return nil, fmt.Errorf("searching %s for compose files: %w", p, err)
 			}
