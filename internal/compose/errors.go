@@ -2,6 +2,7 @@ package compose
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -187,7 +188,7 @@ func explainLoadError(err error, docs []*yamlFile, env types.Mapping) error {
 			if k, v := flatGetKV(svc, key); k != nil {
 				// A cast error quotes the value: point at it.
 				if q := quotedValue.FindStringSubmatch(first); q != nil {
-					if _, n := findScalar([]*yamlFile{{root: v}}, func(s string) bool { return s == q[1] }); n != nil {
+					if n := scalarUnder(v, func(s string) bool { return s == q[1] }); n != nil {
 						return at(f, n, msg)
 					}
 				}
@@ -202,7 +203,7 @@ func explainLoadError(err error, docs []*yamlFile, env types.Mapping) error {
 	return err
 }
 
-func dirOf(f *yamlFile) string { return f.path[:strings.LastIndexAny(f.path, `/\`)+1] }
+func dirOf(f *yamlFile) string { return filepath.Dir(f.path) }
 
 func trimValidating(msg string) string {
 	if strings.HasPrefix(msg, "validating ") {
@@ -309,6 +310,17 @@ func findAnyItem(docs []*yamlFile, field string, match func(*yaml.Node) bool) (*
 // findScalar finds the first scalar (in document order) whose text match
 // accepts.
 func findScalar(docs []*yamlFile, match func(string) bool) (*yamlFile, *yaml.Node) {
+	for _, f := range docs {
+		if n := scalarUnder(f.root, match); n != nil {
+			return f, n
+		}
+	}
+	return nil, nil
+}
+
+// scalarUnder finds the first scalar under n whose text match accepts;
+// aliases are not followed (the anchored node is found where it is written).
+func scalarUnder(n *yaml.Node, match func(string) bool) *yaml.Node {
 	var walk func(n *yaml.Node, depth int) *yaml.Node
 	walk = func(n *yaml.Node, depth int) *yaml.Node {
 		if n == nil || n.Kind == yaml.AliasNode || depth > maxNodeDepth {
@@ -324,12 +336,7 @@ func findScalar(docs []*yamlFile, match func(string) bool) (*yamlFile, *yaml.Nod
 		}
 		return nil
 	}
-	for _, f := range docs {
-		if n := walk(f.root, 0); n != nil {
-			return f, n
-		}
-	}
-	return nil, nil
+	return walk(n, 0)
 }
 
 // refersTo reports whether a volumes/networks/secrets/configs item names

@@ -302,7 +302,7 @@ func secretShaped(v string) bool {
 			classes++
 		}
 	}
-	return classes >= 2 && (digit || other || upper && lower) || len(v) >= 20 && entropy(v) >= 3.5
+	return classes >= 2 || len(v) >= 20 && entropy(v) >= 3.5
 }
 
 // entropy is the Shannon entropy of s in bits per character.
