@@ -139,7 +139,7 @@ func (v *view) key(keys ...string) (workload.Position, *yaml.Node) {
 // produces, computed from its interpolated value the way compose-go
 // computes the item's; a node may produce several (a port range).
 func (v *view) locate(field string, ids func(n *yaml.Node) []string) map[string]workload.Position {
-	out := map[string]workload.Position{}
+	var out map[string]workload.Position
 	for _, c := range v.contribs {
 		seq := resolve(flatGet(c.node, field))
 		if seq == nil || seq.Kind != yaml.SequenceNode {
@@ -150,6 +150,9 @@ func (v *view) locate(field string, ids func(n *yaml.Node) []string) map[string]
 				continue
 			}
 			for _, id := range ids(it) {
+				if out == nil {
+					out = map[string]workload.Position{}
+				}
 				if _, done := out[id]; !done {
 					out[id] = pos(c.file, it)
 				}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/distribution/reference"
-
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -18,22 +16,14 @@ import (
 // a commit and pins too (sha-1a2b3c4).
 
 // imageTag returns the tag of an image reference ("" when none) and
-// whether it has a digest, as the engine parses references.
+// whether it has a digest. The grammar (distribution/reference) puts the
+// tag after the last colon of the last path component, before any
+// `@digest`, so a registry port (registry:5000/app) is never a tag. It is
+// read by hand: the grammar's regular expression costs more than the rule.
 func imageTag(ref string) (tag string, digest bool) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		// Not a valid reference (e.g. upper case): read the tag by hand.
-		name, _, hasDigest := strings.Cut(ref, "@")
-		last := name[strings.LastIndex(name, "/")+1:]
-		_, tag, _ = strings.Cut(last, ":")
-		return tag, hasDigest
-	}
-	if _, ok := named.(reference.Digested); ok {
-		digest = true
-	}
-	if t, ok := named.(reference.Tagged); ok {
-		tag = t.Tag()
-	}
+	name, _, digest := strings.Cut(ref, "@")
+	last := name[strings.LastIndex(name, "/")+1:]
+	_, tag, _ = strings.Cut(last, ":")
 	return tag, digest
 }
 
@@ -72,7 +62,7 @@ func isCommit(p string) bool {
 }
 
 func checkImagePinned(w *workload.Workload, _ *Env) []Violation {
-	if w.Image == "" || strings.HasPrefix(w.Image, "sha256:") {
+	if w.Image == "" || strings.HasPrefix(w.Image, "sha256:") { // an image ID
 		return nil
 	}
 	tag, digest := imageTag(w.Image)

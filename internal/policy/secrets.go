@@ -325,9 +325,16 @@ func entropy(s string) float64 {
 // userinfo, a scheme-less DSN or a connection string; fromHost is true when
 // that password is interpolated from the host environment.
 func urlPassword(raw, value string) (has, fromHost bool) {
+	// A password in a URL or DSN needs an @, in a connection string an =.
+	if !strings.ContainsAny(raw, "@=") && !strings.ContainsAny(value, "@=") {
+		return false, false
+	}
 	// Interpolations stand in as a marker, so that the shape is judged as
 	// written: postgres://${USER}:${PASS}@db/app has a password.
-	marked := varRE.ReplaceAllString(raw, "HYHOMEVAR")
+	marked := raw
+	if strings.Contains(raw, "$") {
+		marked = varRE.ReplaceAllString(raw, "HYHOMEVAR")
+	}
 	for _, s := range []string{marked, value} {
 		if s == "" {
 			continue
