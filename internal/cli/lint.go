@@ -116,21 +116,25 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
+// relPath shows a path under the working directory relative to it.
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil || p == "" {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
 // relativize shows paths under the working directory relative to it.
 func relativize(fs []policy.Finding, targets []report.Target) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return
 	}
-	rel := func(p string) string {
-		if p == "" {
-			return p
-		}
-		if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
-			return r
-		}
-		return p
-	}
+	rel := relPath
 	prefix := wd + string(filepath.Separator)
 	for i := range fs {
 		fs[i].File = rel(fs[i].File)
@@ -144,9 +148,10 @@ func relativize(fs []policy.Finding, targets []report.Target) {
 
 func newLintCmd(a *app) *cobra.Command {
 	var (
-		rf        reportFlags
-		opts      lint.Options
-		keepGoing bool
+		rf          reportFlags
+		opts        lint.Options
+		keepGoing   bool
+		maxFileSize string
 	)
 	cmd := &cobra.Command{
 		Use:   "lint [FILE|DIR]...",
@@ -159,8 +164,16 @@ With no argument, lint finds compose.yaml / docker-compose.yml and its override 
 the working directory the way docker compose does. A FILE argument is a project of
 its own; a DIR argument is walked for every compose project in it.
 
+A DIR argument lints every project in it that loads; each file that does not load
+is an error entry of the report (every format) and makes the exit status 2. A FILE
+argument or -f file that does not load stops the run with one error line on stderr
+and nothing on stdout, unless --keep-going.
+
+A compose file larger than --max-file-size (16MiB by default) is refused, not
+parsed: an error entry naming the file.
+
 Exit status: 0 clean, 1 a finding at or above --fail-on, 2 input that could not be
-read or parsed (nothing is printed on stdout then).`,
+read or parsed.`,
 		Example: `  hyhome lint examples/insecure
   hyhome lint -f compose.yaml -f compose.prod.yaml --profile monitoring
   hyhome lint --format sarif -o hyhome.sarif .
@@ -182,6 +195,11 @@ read or parsed (nothing is printed on stdout then).`,
 			} else {
 				a.logger().Warn("memory-budget needs the host's memory; pass --host-memory", "err", err)
 			}
+			n, ok := workload.ParseMemory(maxFileSize)
+			if !ok || n <= 0 {
+				return fail(ExitError, fmt.Errorf("--max-file-size: %q is not a size (e.g. 16MiB)", maxFileSize))
+			}
+			opts.MaxFileSize = n
 			opts.Paths = args
 			opts.Environ = os.Environ()
 			opts.Policy = env
@@ -189,13 +207,20 @@ read or parsed (nothing is printed on stdout then).`,
 			if err != nil {
 				return fail(ExitError, err)
 			}
-			if len(res.Errors) > 0 {
+			// A project the user named that fails stops the run, as it
+			// always has: one error line, nothing on stdout. Projects a
+			// directory walk found are all linted, and the ones that do
+			// not load are error entries of the report (eslint and KICS
+			// behave so): one bad file never hides the others' findings.
+			named := false
+			for _, e := range res.Errors {
+				named = named || e.Named
+			}
+			if named && !keepGoing {
 				for _, e := range res.Errors {
 					fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Error()))
 				}
-				if !keepGoing {
-					return fail(ExitError, nil)
-				}
+				return fail(ExitError, nil)
 			}
 			relativize(res.Findings, res.Targets)
 			r := &report.Report{
@@ -204,6 +229,19 @@ read or parsed (nothing is printed on stdout then).`,
 				Findings: res.Findings,
 				Summary:  res.Summary(),
 				Targets:  res.Targets,
+			}
+			for _, e := range res.Errors {
+				in := e.Input()
+				in.File = relPath(in.File)
+				r.Errors = append(r.Errors, in)
+			}
+			// The text report on a terminal shows the errors; anything
+			// else (a file, another format) also gets them on stderr, for
+			// CI logs.
+			if len(r.Errors) > 0 && (rf.output != "" || rf.format != "text" || !isTerminal(a.stdout)) {
+				for _, e := range r.Errors {
+					fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Location()+": "+e.Message))
+				}
 			}
 			if err := rf.write(a, r); err != nil {
 				return err
@@ -225,7 +263,8 @@ read or parsed (nothing is printed on stdout then).`,
 	fl.StringVarP(&opts.ProjectName, "project-name", "p", "", "project name")
 	fl.StringArrayVar(&opts.Profiles, "profile", nil, "activate a profile (repeatable; '*' activates all)")
 	fl.StringArrayVar(&opts.EnvFiles, "env-file", nil, "interpolation variables from this file instead of .env (repeatable)")
-	fl.BoolVar(&keepGoing, "keep-going", false, "report the projects that loaded even when others failed (still exits 2)")
+	fl.BoolVar(&keepGoing, "keep-going", false, "also report the projects that loaded when a FILE or -f project fails (directories always do; still exits 2)")
+	fl.StringVar(&maxFileSize, "max-file-size", "16MiB", "refuse compose files larger than this (e.g. 64MiB)")
 	fl.BoolVar(&opts.Validate, "validate", false, "validate every field against the compose specification (compose-go's full pipeline; slower)")
 	return cmd
 }

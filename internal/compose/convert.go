@@ -5,8 +5,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/format"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
@@ -21,6 +24,9 @@ import (
 type index struct {
 	cache *fileCache
 	top   []*yamlFile
+	// in interpolates an item's text as compose-go does, so that an item
+	// is recognised by the value it produces, `${DATA:-./data}:/data` too.
+	in *interpolator
 }
 
 // contrib is one mapping that contributes to a service.
@@ -33,10 +39,11 @@ type contrib struct {
 type view struct {
 	name     string
 	contribs []contrib
+	in       *interpolator
 }
 
 func (ix *index) view(service string) *view {
-	v := &view{name: service}
+	v := &view{name: service, in: ix.in}
 	seen := map[*yaml.Node]bool{}
 	var visitFile func(f *yamlFile, depth int)
 	var addService func(f *yamlFile, name string, depth int)
@@ -72,10 +79,14 @@ func (ix *index) view(service string) *view {
 		if depth > 16 {
 			return
 		}
-		addService(f, service, depth)
-		for _, inc := range f.includes {
-			if inf, err := ix.cache.get(inc); err == nil {
-				visitFile(inf, depth+1)
+		// A later document of a file overrides an earlier one.
+		docs := f.documents()
+		for i := len(docs) - 1; i >= 0; i-- {
+			addService(docs[i], service, depth)
+			for _, inc := range docs[i].includes {
+				if inf, err := ix.cache.get(inc); err == nil {
+					visitFile(inf, depth+1)
+				}
 			}
 		}
 	}
@@ -121,37 +132,140 @@ func (v *view) key(keys ...string) (workload.Position, *yaml.Node) {
 	return workload.Position{}, nil
 }
 
-// item finds the first item of a sequence (or mapping entry) under key for
-// which match is true.
-func (v *view) item(key string, match func(n *yaml.Node) bool) workload.Position {
+// locate maps the identity of every item of a list field to the node that
+// writes it, in the highest-precedence contribution that has it: an item
+// is found by its own YAML node (the anchored node when written through an
+// alias), never by the service's. ids gives the identities an item node
+// produces, computed from its interpolated value the way compose-go
+// computes the item's; a node may produce several (a port range).
+func (v *view) locate(field string, ids func(n *yaml.Node) []string) map[string]workload.Position {
+	var out map[string]workload.Position
 	for _, c := range v.contribs {
-		seq := resolve(flatGet(c.node, key))
-		if seq == nil {
+		seq := resolve(flatGet(c.node, field))
+		if seq == nil || seq.Kind != yaml.SequenceNode {
 			continue
 		}
-		switch seq.Kind {
-		case yaml.SequenceNode:
-			for _, it := range seq.Content {
-				if match(resolve(it)) {
-					return pos(c.file, resolve(it))
-				}
+		for _, it := range seq.Content {
+			if it = resolve(it); it == nil {
+				continue
 			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(seq.Content); i += 2 {
-				// mapping form (environment, labels): match on a synthetic
-				// "key=value" scalar.
-				k, val := seq.Content[i], resolve(seq.Content[i+1])
-				syn := &yaml.Node{Kind: yaml.ScalarNode, Value: k.Value + "=" + val.Value}
-				if match(syn) {
-					if val.Kind == yaml.ScalarNode && val.Line > 0 {
-						return pos(c.file, val)
-					}
-					return pos(c.file, k)
+			for _, id := range ids(it) {
+				if out == nil {
+					out = map[string]workload.Position{}
+				}
+				if _, done := out[id]; !done {
+					out[id] = pos(c.file, it)
 				}
 			}
 		}
 	}
-	return workload.Position{}
+	return out
+}
+
+// text interpolates a scalar item; ok is false when it does not
+// interpolate (compose-go would have refused the project).
+func (v *view) text(n *yaml.Node) (string, bool) {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	if v.in == nil || !strings.Contains(n.Value, "$") {
+		return n.Value, true
+	}
+	r, err := v.in.opts.Substitute(n.Value, template.Mapping(v.in.opts.LookupValue))
+	return r, err == nil
+}
+
+// field interpolates a scalar under key in a long-syntax item.
+func (v *view) field(n *yaml.Node, key string) (string, bool) {
+	return v.text(resolve(flatGet(n, key)))
+}
+
+// scalarIDs identifies a plain string item (cap_add, security_opt, ...).
+func (v *view) scalarIDs(n *yaml.Node) []string {
+	if t, ok := v.text(n); ok {
+		return []string{t}
+	}
+	return nil
+}
+
+// volumeIDs identifies a volumes: item by its container path, which
+// compose merges volumes by.
+func (v *view) volumeIDs(n *yaml.Node) []string {
+	if n.Kind == yaml.MappingNode {
+		if t, ok := v.field(n, "target"); ok && t != "" {
+			return []string{path.Clean(t)}
+		}
+		return nil
+	}
+	t, ok := v.text(n)
+	if !ok {
+		return nil
+	}
+	vol, err := format.ParseVolume(t)
+	if err != nil || vol.Target == "" {
+		return nil
+	}
+	return []string{path.Clean(vol.Target)}
+}
+
+// portID and portTargetID identify a published port exactly, and by its
+// container port alone when compose-go normalised the rest.
+func portID(hostIP, published string, target uint32, proto string) string {
+	if proto == "" {
+		proto = "tcp"
+	}
+	return fmt.Sprintf("%s|%s|%d|%s", hostIP, published, target, proto)
+}
+
+func portTargetID(target uint32) string { return fmt.Sprintf("target %d", target) }
+
+func (v *view) portIDs(n *yaml.Node) []string {
+	if n.Kind == yaml.MappingNode {
+		ts, ok := v.field(n, "target")
+		t, err := strconv.ParseUint(ts, 10, 32)
+		if !ok || err != nil {
+			return nil
+		}
+		pub, _ := v.field(n, "published")
+		ip, _ := v.field(n, "host_ip")
+		proto, _ := v.field(n, "protocol")
+		return []string{portID(ip, pub, uint32(t), proto), portTargetID(uint32(t))}
+	}
+	t, ok := v.text(n)
+	if !ok {
+		return nil
+	}
+	ps, err := types.ParsePortConfig(t)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range ps {
+		out = append(out, portID(p.HostIP, p.Published, p.Target, p.Protocol), portTargetID(p.Target))
+	}
+	return out
+}
+
+// secretIDs identifies a secrets: item by its source.
+func (v *view) secretIDs(n *yaml.Node) []string {
+	if n.Kind == yaml.MappingNode {
+		n = resolve(flatGet(n, "source"))
+	}
+	return v.scalarIDs(n)
+}
+
+// deviceIDs identifies a devices: item by its host path.
+func (v *view) deviceIDs(n *yaml.Node) []string {
+	if n.Kind == yaml.MappingNode {
+		n = resolve(flatGet(n, "source"))
+		return v.scalarIDs(n)
+	}
+	t, ok := v.text(n)
+	if !ok {
+		return nil
+	}
+	src, _, _ := strings.Cut(t, ":")
+	return []string{src}
 }
 
 // entry finds a KEY=VALUE style entry (environment, labels) by key and
@@ -215,6 +329,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		Name:           s.Name,
 		Service:        s.Name,
 		Project:        p.Name,
+		ContainerName:  s.ContainerName,
 		Image:          s.Image,
 		User:           s.User,
 		Privileged:     s.Privileged,
@@ -227,9 +342,9 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		Command:        append(append([]string(nil), s.Entrypoint...), s.Command...),
 	}
 	if c, ok := v.primary(); ok {
-		w.Pos = workload.Position{File: c.file.path, Line: serviceKeyLine(c.file, s.Name)}
-		if w.Pos.Line == 0 {
-			w.Pos = pos(c.file, c.node)
+		w.Pos = pos(c.file, c.node)
+		if k := c.file.serviceKeys[s.Name]; k != nil {
+			w.Pos = pos(c.file, k)
 		}
 		w.Baseline = workload.Baseline{
 			Applicable:  true,
@@ -245,15 +360,16 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 			w.Files = append(w.Files, f)
 		}
 	}
+	w.ImagePos, _ = v.key("image")
 	w.UserPos, _ = v.key("user")
 	w.PrivilegedPos, _ = v.key("privileged")
 	w.ReadOnlyRootfsPos, _ = v.key("read_only")
 	w.SecurityOptAt, _ = v.key("security_opt")
 	w.CapDropAt, _ = v.key("cap_drop")
 	w.NetworksPos, _ = v.key("networks")
+	secOptAt := v.locate("security_opt", v.scalarIDs)
 	for i, o := range s.SecurityOpt {
-		o := o
-		w.SecurityOptPos = append(w.SecurityOptPos, v.item("security_opt", func(n *yaml.Node) bool { return n.Value == o }))
+		w.SecurityOptPos = append(w.SecurityOptPos, secOptAt[o])
 		// docker compose sends `seccomp:<file>` as the file's JSON; judge
 		// the profile the engine will get, as the guard does.
 		if so := workload.ParseSecurityOpt(o); so.Key == "seccomp" && so.Value != "unconfined" && !strings.HasPrefix(strings.TrimSpace(so.Value), "{") {
@@ -268,13 +384,13 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 			w.SecurityOpt[i] = "seccomp=" + string(b)
 		}
 	}
+	capAddAt := v.locate("cap_add", v.scalarIDs)
 	for _, c := range s.CapAdd {
-		c := c
-		w.CapAddPos = append(w.CapAddPos, v.item("cap_add", func(n *yaml.Node) bool { return n.Value == c }))
+		w.CapAddPos = append(w.CapAddPos, capAddAt[c])
 	}
+	capDropAt := v.locate("cap_drop", v.scalarIDs)
 	for _, c := range s.CapDrop {
-		c := c
-		w.CapDropPos = append(w.CapDropPos, v.item("cap_drop", func(n *yaml.Node) bool { return n.Value == c }))
+		w.CapDropPos = append(w.CapDropPos, capDropAt[c])
 	}
 
 	// Namespaces; service:x joins are resolved once every service is known.
@@ -388,10 +504,10 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 	}
 
 	// Mounts.
+	volumeAt := v.locate("volumes", v.volumeIDs)
 	for _, vol := range s.Volumes {
-		vol := vol
 		m := workload.Mount{Type: vol.Type, Source: vol.Source, Target: vol.Target, ReadOnly: vol.ReadOnly}
-		m.Pos = v.item("volumes", func(n *yaml.Node) bool { return volumeTarget(n) == path.Clean(vol.Target) })
+		m.Pos = volumeAt[path.Clean(vol.Target)]
 		if vol.Type == types.VolumeTypeVolume && vol.Source != "" {
 			if cfg, ok := p.Volumes[vol.Source]; ok {
 				m.External = bool(cfg.External)
@@ -411,8 +527,8 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		w.Mounts = append(w.Mounts, workload.Mount{Type: "tmpfs", Target: target})
 	}
 
+	secretAt := v.locate("secrets", v.secretIDs)
 	for _, sec := range s.Secrets {
-		sec := sec
 		target := sec.Target
 		switch {
 		case target == "":
@@ -421,33 +537,21 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 			target = "/run/secrets/" + target
 		}
 		target = path.Clean(target) // the engine cleans mount destinations
-		p := v.item("secrets", func(n *yaml.Node) bool {
-			if n.Kind == yaml.ScalarNode {
-				return n.Value == sec.Source
-			}
-			src := resolve(flatGet(n, "source"))
-			return src != nil && src.Value == sec.Source
-		})
-		w.Secrets = append(w.Secrets, workload.Secret{Source: sec.Source, Target: target, Pos: p})
+		w.Secrets = append(w.Secrets, workload.Secret{Source: sec.Source, Target: target, Pos: secretAt[sec.Source]})
 	}
 
+	portAt := v.locate("ports", v.portIDs)
 	for _, port := range s.Ports {
-		port := port
-		p := v.item("ports", func(n *yaml.Node) bool { return portMatches(n, port) })
+		p, ok := portAt[portID(port.HostIP, port.Published, port.Target, port.Protocol)]
+		if !ok {
+			p = portAt[portTargetID(port.Target)]
+		}
 		w.Ports = append(w.Ports, workload.Port{HostIP: port.HostIP, Published: port.Published, Target: port.Target, Protocol: port.Protocol, Mode: port.Mode, Pos: p})
 	}
 
+	deviceAt := v.locate("devices", v.deviceIDs)
 	for _, d := range s.Devices {
-		d := d
-		p := v.item("devices", func(n *yaml.Node) bool {
-			if n.Kind == yaml.ScalarNode {
-				src, _, _ := strings.Cut(n.Value, ":")
-				return src == d.Source
-			}
-			src := resolve(flatGet(n, "source"))
-			return src != nil && src.Value == d.Source
-		})
-		w.Devices = append(w.Devices, workload.Device{Host: d.Source, Container: d.Target, Permissions: d.Permissions, Pos: p})
+		w.Devices = append(w.Devices, workload.Device{Host: d.Source, Container: d.Target, Permissions: d.Permissions, Pos: deviceAt[d.Source]})
 	}
 
 	if hc := s.HealthCheck; hc != nil {
@@ -515,51 +619,30 @@ func interpolates(raw string) bool {
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// volumeTarget reads the container path of a volumes: entry, short
-// ("src:dst[:mode]" or "dst") or long syntax.
-func volumeTarget(n *yaml.Node) string {
-	if n.Kind == yaml.MappingNode {
-		if t := resolve(flatGet(n, "target")); t != nil {
-			return path.Clean(t.Value)
-		}
-		return ""
-	}
-	parts := strings.Split(n.Value, ":")
-	switch {
-	case len(parts) == 1:
-		return path.Clean(parts[0])
-	case len(parts) >= 2 && len(parts[0]) == 1 && isAlpha(parts[0][0]) && len(parts) >= 3:
-		return path.Clean(parts[2]) // a Windows drive letter source
-	default:
-		return path.Clean(parts[1])
-	}
-}
-
-// portMatches reports whether a ports: entry produced the given port.
-func portMatches(n *yaml.Node, port types.ServicePortConfig) bool {
-	if n.Kind == yaml.MappingNode {
-		t := resolve(flatGet(n, "target"))
-		return t != nil && t.Value == fmt.Sprint(port.Target)
-	}
-	ps, err := types.ParsePortConfig(n.Value)
-	if err != nil {
-		return false
-	}
-	for _, p := range ps {
-		if p.Target == port.Target && (port.Published == "" || p.Published == port.Published) {
-			return true
-		}
-	}
-	return false
-}
-
-// resolveServiceJoins follows `service:x` namespace modes: joining a service
-// that shares the host's namespace shares it too, and the joined service is
-// recorded (Namespace.Joined) for the rules to judge.
+// resolveServiceJoins follows `service:NAME` and `container:NAME` namespace
+// modes: joining a workload that shares the host's namespace shares it too.
+// A container is found by its container_name, or by the name docker compose
+// gives a service's containers (<project>-<service>-<n>).
+// The joined workload is recorded (Namespace.Joined) for the rules to judge.
 func resolveServiceJoins(p *workload.Project) {
 	byName := map[string]*workload.Workload{}
+	byContainer := map[string]*workload.Workload{}
 	for _, w := range p.Workloads {
 		byName[w.Name] = w
+		if w.ContainerName != "" {
+			byContainer[w.ContainerName] = w
+		}
+	}
+	for _, w := range p.Workloads {
+		if w.ContainerName != "" {
+			continue // an explicit name replaces compose's
+		}
+		for i := 1; i <= max(1, w.Replicas); i++ {
+			n := fmt.Sprintf("%s-%s-%d", p.Name, w.Name, i)
+			if _, taken := byContainer[n]; !taken {
+				byContainer[n] = w
+			}
+		}
 	}
 	type nsGet func(*workload.Workload) *workload.Namespace
 	for _, get := range []nsGet{
@@ -569,21 +652,29 @@ func resolveServiceJoins(p *workload.Project) {
 	} {
 		for _, w := range p.Workloads {
 			n := get(w)
-			seen := map[string]bool{w.Name: true}
+			seen := map[*workload.Workload]bool{w: true}
 			cur := *n
-			for strings.HasPrefix(cur.Mode, "service:") {
-				ref := strings.TrimPrefix(cur.Mode, "service:")
-				other := byName[ref]
-				if other == nil || seen[ref] {
+			for {
+				var other *workload.Workload
+				var via string
+				if ref, ok := strings.CutPrefix(cur.Mode, "service:"); ok {
+					other, via = byName[ref], "service "+ref
+				} else if ref, ok := strings.CutPrefix(cur.Mode, "container:"); ok {
+					other = byContainer[ref]
+					if other != nil {
+						via = fmt.Sprintf("container %s (service %s)", ref, other.Name)
+					}
+				}
+				if other == nil || seen[other] {
 					break
 				}
-				seen[ref] = true
+				seen[other] = true
 				if n.Joined == nil {
 					n.Joined = other
 				}
 				cur = *get(other)
 				if cur.Mode == "host" {
-					n.Effective, n.Via = "host", "service "+other.Name
+					n.Effective, n.Via = "host", via
 					break
 				}
 			}

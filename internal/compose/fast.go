@@ -211,7 +211,7 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 			p, ok = nil, false
 		}
 	}()
-	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 {
+	if yf.rawTags || len(yf.includes) > 0 || len(yf.extendsFiles) > 0 || len(yf.more) > 0 {
 		return nil, false
 	}
 	for i := 0; i+1 < len(yf.root.Content); i += 2 {
@@ -320,6 +320,9 @@ func fastProject(yf *yamlFile, name, workDir string, env types.Mapping, profiles
 	all := map[string]types.ServiceConfig{}
 	withNetworkMode := map[string]bool{}
 	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		if isMergeKey(svcs.Content[i]) {
+			return nil, false // services merged in with `<<`: the full path
+		}
 		sname := svcs.Content[i].Value
 		budget := maxServiceValues
 		v, ok := nodeValue(svcs.Content[i+1], &budget)
@@ -719,6 +722,7 @@ func fastService(name string, m map[string]any, workDir string, env types.Mappin
 		return s, false // compose-go: "has neither an image nor a build context"
 	}
 	s.User = str("user")
+	s.ContainerName = str("container_name")
 	s.Pid = str("pid")
 	s.Ipc = str("ipc")
 	s.Uts = str("uts")

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +45,9 @@ type Options struct {
 	// Environ is the process environment used for interpolation
 	// (os.Environ() in the CLI; tests pass their own).
 	Environ []string
+	// MaxFileSize bounds the size of each compose file read (0:
+	// DefaultMaxFileSize); a larger one is refused, not parsed.
+	MaxFileSize int64
 	// cache shares parsed files between projects of one directory walk.
 	cache *fileCache
 }
@@ -60,6 +62,8 @@ func init() {
 type fileCache struct {
 	mu    sync.Mutex
 	files map[string]*cacheEntry
+	// limit bounds each file's size (0: DefaultMaxFileSize).
+	limit int64
 }
 
 type cacheEntry struct {
@@ -85,7 +89,7 @@ func (c *fileCache) release(paths ...string) {
 
 func (c *fileCache) get(path string) (*yamlFile, error) {
 	if c == nil {
-		return readFile(path)
+		return readFile(path, 0)
 	}
 	c.mu.Lock()
 	e, ok := c.files[path]
@@ -94,7 +98,7 @@ func (c *fileCache) get(path string) (*yamlFile, error) {
 		c.files[path] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.f, e.err = readFile(path) })
+	e.once.Do(func() { e.f, e.err = readFile(path, c.limit) })
 	return e.f, e.err
 }
 
@@ -115,6 +119,7 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	cache := opts.cache
 	if cache == nil {
 		cache = newFileCache()
+		cache.limit = opts.MaxFileSize
 	}
 	var parsed []*yamlFile
 	for _, f := range files {
@@ -145,7 +150,9 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		details := types.ConfigDetails{WorkingDir: workDir, Environment: popts.Environment}
 		for _, yf := range parsed {
 			cf := types.ConfigFile{Filename: yf.path}
-			if yf.rawTags {
+			if yf.rawTags || len(yf.more) > 0 {
+				// compose-go's own YAML pass: !reset/!override, and the
+				// merge of several documents.
 				cf.Content = yf.content
 			} else {
 				m, err := yf.decoded()
@@ -161,11 +168,11 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 			loader.WithProfiles(opts.Profiles),
 		}
 		if proj, err = safeLoad(ctx, details, lopts); err != nil {
-			return nil, explainLoadError(err, parsed)
+			return nil, explainLoadError(err, relatedFiles(cache, parsed), popts.Environment)
 		}
 	}
 
-	ix := &index{cache: cache, top: parsed}
+	ix := &index{cache: cache, top: parsed, in: newInterpolator(proj.Environment)}
 	p := &workload.Project{Name: proj.Name, Files: files}
 	names := make([]string, 0, len(proj.Services))
 	for n := range proj.Services {
@@ -206,7 +213,11 @@ func projectName(opts Options, parsed []*yamlFile, workDir string, env types.Map
 		return loader.NormalizeProjectName(n), true
 	}
 	fromFile := ""
+	var docs []*yamlFile
 	for _, f := range parsed {
+		docs = append(docs, f.documents()...)
+	}
+	for _, f := range docs {
 		n := resolve(mapValue(f.root, "name"))
 		if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
 			continue
@@ -312,89 +323,4 @@ func resolveFiles(opts Options) (files []string, workDir string, err error) {
 		return nil, "", err
 	}
 	return files, workDir, nil
-}
-
-var (
-	servicePathPattern = regexp.MustCompile(`\bservices\.([A-Za-z0-9._-]+?)(?:\.([A-Za-z0-9_]+))?\b`)
-	located            = regexp.MustCompile(`\.ya?ml:[0-9]+`)
-	falseSchema        = regexp.MustCompile(`services\.([A-Za-z0-9._-]+?)\.([A-Za-z0-9_]+) false schema`)
-	additionalProp     = regexp.MustCompile(`[Aa]dditional propert(?:y|ies) '?([^' ]+)'? (?:(?:is|are) )?not allowed`)
-)
-
-// explainLoadError adds the file and line compose-go's messages lack when
-// the message names a service or key we can find in the parsed files.
-func explainLoadError(err error, files []*yamlFile) error {
-	msg := err.Error()
-	for _, f := range files {
-		if located.MatchString(msg) && strings.Contains(msg, f.path+":") {
-			return err // already located
-		}
-	}
-	if m := falseSchema.FindStringSubmatch(msg); m != nil {
-		// The schema's way of saying "no such key".
-		for _, f := range files {
-			if svc := f.services[m[1]]; svc != nil {
-				if k, _ := flatGetKV(svc, m[2]); k != nil {
-					return &ParseError{File: f.path, Line: k.Line, Msg: fmt.Sprintf("service %s: unknown key %s (not in the compose specification)", m[1], m[2])}
-				}
-			}
-		}
-	}
-	if m := additionalProp.FindStringSubmatch(msg); m != nil {
-		key := m[1]
-		for _, f := range files {
-			if sm := servicePathPattern.FindStringSubmatch(msg); sm != nil {
-				if svc := f.services[sm[1]]; svc != nil {
-					if k, _ := flatGetKV(svc, key); k != nil {
-						return &ParseError{File: f.path, Line: k.Line, Msg: trimValidating(msg)}
-					}
-				}
-			}
-			if l := f.topLevelKeyLine(key); l > 0 {
-				return &ParseError{File: f.path, Line: l, Msg: trimValidating(msg)}
-			}
-		}
-	}
-	if sm := servicePathPattern.FindStringSubmatch(msg); sm != nil {
-		for _, f := range files {
-			if svc := f.services[sm[1]]; svc != nil {
-				line := 0
-				if sm[2] != "" {
-					if k, _ := flatGetKV(svc, sm[2]); k != nil {
-						line = k.Line
-					}
-				}
-				if line == 0 {
-					line = serviceKeyLine(f, sm[1])
-				}
-				return &ParseError{File: f.path, Line: line, Msg: trimValidating(msg)}
-			}
-		}
-	}
-	if len(files) > 0 {
-		return fmt.Errorf("%s: %s", files[0].path, trimValidating(msg))
-	}
-	return err
-}
-
-func trimValidating(msg string) string {
-	if strings.HasPrefix(msg, "validating ") {
-		if i := strings.Index(msg, ": "); i >= 0 {
-			return msg[i+2:]
-		}
-	}
-	return msg
-}
-
-func serviceKeyLine(f *yamlFile, name string) int {
-	svcs := resolve(mapValue(f.root, "services"))
-	if svcs == nil || svcs.Kind != yaml.MappingNode {
-		return 0
-	}
-	for i := 0; i+1 < len(svcs.Content); i += 2 {
-		if svcs.Content[i].Value == name {
-			return svcs.Content[i].Line
-		}
-	}
-	return 0
 }

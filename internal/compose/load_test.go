@@ -3,6 +3,8 @@ package compose
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -211,20 +213,44 @@ func TestBadInput(t *testing.T) {
 		{"empty.yaml", []string{"empty.yaml", "empty compose file"}},
 		{"top-level-list.yaml", []string{"top-level-list.yaml:1:", "must be a mapping"}},
 		{"unknown-service-key.yaml", []string{"unknown-service-key.yaml:4:", "service web", "unknown key previleged"}},
-		{"two-documents.yaml", []string{"two-documents.yaml:4:", "one YAML document"}},
+		{"empty-document.yaml", []string{"empty-document.yaml:4:", "YAML document 2 is empty"}},
 		{"does-not-exist.yaml", []string{"does-not-exist.yaml", "no such file"}},
+		// A key written twice in one mapping: docker compose refuses it
+		// ("mapping key already defined"); a reader that keeps one of the
+		// two would pass a privileged service unseen (issue 12, item 1).
+		{"duplicate-services-block.yaml", []string{"duplicate-services-block.yaml:6:", `mapping key "services" already defined at line 3`}},
+		{"duplicate-service.yaml", []string{"duplicate-service.yaml:4:", `mapping key "web" already defined at line 2`}},
+		{"duplicate-service-key.yaml", []string{"duplicate-service-key.yaml:5:", `mapping key "privileged" already defined at line 4`}},
+		{"duplicate-in-extension.yaml", []string{"duplicate-in-extension.yaml:3:", `mapping key "read_only" already defined at line 2`}},
+		{"duplicate-merge-key.yaml", []string{"duplicate-merge-key.yaml:8:", `mapping key "<<" already defined at line 7`}},
+		// compose-go's messages located at the node they are about (issue
+		// 12, item 10).
+		{"service-not-mapping.yaml", []string{"service-not-mapping.yaml:4:", "services.a must be a mapping"}},
+		{"invalid-port.yaml", []string{"invalid-port.yaml:6:", "invalid port", "abc"}},
+		{"invalid-port-long.yaml", []string{"invalid-port-long.yaml:6:", `parsing "abc"`}},
+		{"invalid-volume.yaml", []string{"invalid-volume.yaml:6:", "invalid volume", ":/media/"}},
+		{"undefined-volume.yaml", []string{"undefined-volume.yaml:6:", "undefined volume missing"}},
+		{"undefined-network.yaml", []string{"undefined-network.yaml:6:", "undefined network back"}},
+		{"undefined-secret.yaml", []string{"undefined-secret.yaml:5:", "undefined secret nope"}},
+		{"undefined-dependency.yaml", []string{"undefined-dependency.yaml:5:", `depends on undefined service "db"`}},
+		{"missing-env-file.yaml", []string{"missing-env-file.yaml:5:", "does-not-exist.env not found"}},
+		{"dependency-cycle.yaml", []string{"dependency-cycle.yaml:", "dependency cycle"}},
+		{"missing-extends-file.yaml", []string{"missing-extends-file.yaml:4:", "no-such-base.yaml"}},
 	} {
-		t.Run(tc.file, func(t *testing.T) {
-			_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}})
-			if err == nil {
-				t.Fatal("loaded without error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
+		// Both paths: the fast path and compose-go's full pipeline.
+		for _, validate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/validate=%v", tc.file, validate), func(t *testing.T) {
+				_, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "invalid", tc.file)}, Validate: validate, Environ: []string{}})
+				if err == nil {
+					t.Fatal("loaded without error")
 				}
-			}
-		})
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -288,4 +314,102 @@ var expectedRejects = map[string]bool{
 	"compose-go/loader/testdata/remote/cycle/compose-cycle.yaml":          true, // remote:cycle resource needs a remote loader
 	"compose-go/loader/testdata/remote/nested/compose.yaml":               true, // remote:nested resource needs a remote loader
 	"compose-go/schema/using-variables.yaml":                              true, // `external: ${VAR}` unset: not a boolean
+}
+
+// TestLoadLocatesEachItemByItsNode: an item is located at its own YAML
+// node, whatever variables it is written with, through extends into the
+// base file, and for services a `<<` merge brings in (issue 12, item 2).
+// Both paths must agree, so each case runs on both.
+func TestLoadLocatesEachItemByItsNode(t *testing.T) {
+	for _, validate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			p := mustLoad(t, Options{Files: []string{"testdata/locate/compose.yaml"}, Validate: validate})
+			web := service(t, p, "web")
+			mounts := map[string]workload.Position{}
+			for _, m := range web.Mounts {
+				mounts[m.Target] = m.Pos
+			}
+			at(t, "interpolated bind source", mounts["/data"], "compose.yaml", 13)
+			at(t, "socket through a variable", mounts["/var/run/docker.sock"], "compose.yaml", 14)
+			at(t, "long syntax, interpolated target", mounts["/var/log/web"], "compose.yaml", 15)
+			if got := mounts["/data"].Column; got != 9 {
+				t.Errorf("volume column %d, want 9 (the item's own node)", got)
+			}
+			ports := map[string]workload.Position{}
+			for _, pt := range web.Ports {
+				ports[fmt.Sprintf("%d/%s", pt.Target, pt.Protocol)] = pt.Pos
+			}
+			at(t, "interpolated published port", ports["80/tcp"], "compose.yaml", 19)
+			at(t, "53/tcp", ports["53/tcp"], "compose.yaml", 20)
+			at(t, "53/udp (same ports, other protocol)", ports["53/udp"], "compose.yaml", 21)
+			at(t, "interpolated device", web.Devices[0].Pos, "compose.yaml", 23)
+			at(t, "interpolated cap_add", web.CapAddPos[0], "compose.yaml", 25)
+			at(t, "interpolated secret source", web.Secrets[0].Pos, "compose.yaml", 27)
+
+			child := service(t, p, "child")
+			for _, m := range child.Mounts {
+				switch m.Target {
+				case "/base":
+					at(t, "extended base's interpolated volume", m.Pos, "base.yaml", 5)
+				case "/child":
+					at(t, "child's own volume", m.Pos, "compose.yaml", 33)
+				}
+			}
+			at(t, "extended base's interpolated port", child.Ports[0].Pos, "base.yaml", 7)
+
+			merged := service(t, p, "merged")
+			at(t, "service merged with <<", merged.Pos, "compose.yaml", 4)
+			at(t, "its privileged key", merged.PrivilegedPos, "compose.yaml", 6)
+		})
+	}
+}
+
+// TestLoadMergesDocumentsOfOneFile: the documents of one file are merged in
+// order, as compose-go does, and each value is located in the document
+// that writes it (issue 12, item 8).
+func TestLoadMergesDocumentsOfOneFile(t *testing.T) {
+	for _, validate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			p := mustLoad(t, Options{Files: []string{"testdata/multidoc/compose.yaml"}, Validate: validate})
+			web := service(t, p, "web")
+			if !web.Privileged || !web.ReadOnlyRootfs || web.User != "1000" || len(web.Mounts) != 1 {
+				t.Errorf("web = privileged %v read_only %v user %q mounts %v, want the documents merged", web.Privileged, web.ReadOnlyRootfs, web.User, web.Mounts)
+			}
+			at(t, "web declared in document 1", web.Pos, "compose.yaml", 6)
+			at(t, "privileged from document 2", web.PrivilegedPos, "compose.yaml", 13)
+			at(t, "read_only through the anchor of document 1", web.ReadOnlyRootfsPos, "compose.yaml", 4)
+			at(t, "volume from document 2", web.Mounts[0].Pos, "compose.yaml", 15)
+			worker := service(t, p, "worker")
+			if worker.User != "root" {
+				t.Errorf("worker user %q, want root from document 3", worker.User)
+			}
+			at(t, "user from document 3", worker.UserPos, "compose.yaml", 21)
+		})
+	}
+}
+
+// TestFileSizeLimit: a file over Options.MaxFileSize is refused, naming
+// the file and the limit; under it, it loads (issue 12, item 10).
+func TestFileSizeLimit(t *testing.T) {
+	f := filepath.Join("testdata", "anchors", "compose.yaml")
+	fi, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(context.Background(), Options{Files: []string{f}, MaxFileSize: fi.Size() - 1})
+	if err == nil || !strings.Contains(err.Error(), "compose.yaml: larger than the") || !strings.Contains(err.Error(), "--max-file-size") {
+		t.Errorf("err = %v, want the file refused with its limit", err)
+	}
+	if _, err := Load(context.Background(), Options{Files: []string{f}, MaxFileSize: fi.Size()}); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	set, err := FindProjects("testdata/walk", WithMaxFileSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range set.Projects {
+		if _, err := Load(context.Background(), set.Options(ps, Options{})); err == nil || !strings.Contains(err.Error(), "larger than the 1 bytes limit") {
+			t.Errorf("%v: err = %v, want the walk's limit applied", ps.Files, err)
+		}
+	}
 }

@@ -25,6 +25,21 @@ type Set struct {
 	cache    *fileCache
 }
 
+// FindOption tunes FindProjects.
+type FindOption func(*Set)
+
+// WithMaxFileSize bounds the size of each file read (0: the default).
+func WithMaxFileSize(n int64) FindOption {
+	return func(s *Set) { s.cache.limit = n }
+}
+
+func (s *Set) limit() int64 {
+	if s.cache.limit > 0 {
+		return s.cache.limit
+	}
+	return DefaultMaxFileSize
+}
+
 // Options returns load options for a project of the set.
 func (s *Set) Options(p ProjectSpec, base Options) Options {
 	base.Files, base.WorkDir, base.cache = p.Files, p.WorkDir, s.cache
@@ -40,7 +55,11 @@ var skipDirs = map[string]bool{".git": true, "node_modules": true, "vendor": tru
 // would: a default file with its override is one project; any other compose
 // file is a project of its own. Files another file includes or extends are
 // parts of that project, not projects themselves.
-func FindProjects(dir string) (*Set, error) {
+func FindProjects(dir string, opts ...FindOption) (*Set, error) {
+	set := &Set{cache: newFileCache()}
+	for _, o := range opts {
+		o(set)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -60,7 +79,7 @@ func FindProjects(dir string) (*Set, error) {
 		if ext != ".yml" && ext != ".yaml" || !safefile.IsRegular(p) {
 			return nil // not YAML, or a FIFO, device or dangling link
 		}
-		if composeName.MatchString(d.Name()) || hasServicesKey(p) {
+		if composeName.MatchString(d.Name()) || hasServicesKey(p, set.limit()) {
 			candidates = append(candidates, p)
 		}
 		return nil
@@ -68,7 +87,6 @@ func FindProjects(dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := &Set{cache: newFileCache()}
 	if len(candidates) == 0 {
 		return set, nil
 	}
@@ -79,7 +97,7 @@ func FindProjects(dir string) (*Set, error) {
 	parts := map[string]bool{}
 	var referencing []string
 	for _, c := range candidates {
-		if b, err := safefile.ReadFile(c, MaxFileSize); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
+		if b, err := safefile.ReadFile(c, set.limit()); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
 			referencing = append(referencing, c)
 		}
 	}
@@ -87,10 +105,11 @@ func FindProjects(dir string) (*Set, error) {
 		if f == nil {
 			continue
 		}
-		for _, inc := range f.includes {
+		includes, extends := f.referenced()
+		for _, inc := range includes {
 			parts[inc] = true
 		}
-		for _, ext := range f.extendsFiles {
+		for _, ext := range extends {
 			if ext != f.path {
 				parts[ext] = true
 			}
@@ -136,8 +155,8 @@ func isOverrideName(name string) bool {
 }
 
 // hasServicesKey reports whether a YAML file has a top-level services: key.
-func hasServicesKey(p string) bool {
-	b, err := safefile.ReadFile(p, MaxFileSize)
+func hasServicesKey(p string, limit int64) bool {
+	b, err := safefile.ReadFile(p, limit)
 	if err != nil {
 		return false
 	}

@@ -18,16 +18,21 @@ import (
 // BaselineAnchor is the anchor name SPEC-SYS-01 §4 prescribes.
 const BaselineAnchor = "security-baseline"
 
-// MaxFileSize bounds a compose file; larger input is refused, not parsed.
-const MaxFileSize = 16 << 20
+// DefaultMaxFileSize bounds a compose file unless Options.MaxFileSize
+// says otherwise (`hyhome lint --max-file-size`); larger input is refused,
+// not parsed, so that a stray multi-gigabyte YAML file cannot exhaust memory.
+const DefaultMaxFileSize = 16 << 20
 
 // yamlFile is one compose file parsed once: its node tree (for positions
 // and anchors) and the plain value handed to compose-go.
 type yamlFile struct {
 	path string
 	root *yaml.Node // the top-level mapping
-	// services maps a service name to its mapping node (aliases resolved).
-	services map[string]*yaml.Node
+	// services maps a service name to its mapping node (aliases resolved),
+	// serviceKeys every service name (a mapping or not) to the key node
+	// that names it; both include services a `<<` merge brings in.
+	services    map[string]*yaml.Node
+	serviceKeys map[string]*yaml.Node
 	// defines reports whether the file defines the &security-baseline anchor.
 	definesBaseline bool
 	// rawTags is true when the file uses !reset/!override, which compose-go
@@ -39,16 +44,19 @@ type yamlFile struct {
 	configOnce sync.Once
 	config     map[string]any
 	configErr  error
-	// includes and extendsFiles are files this one pulls in (absolute).
+	// includes and extendsFiles are files this document pulls in (absolute).
 	includes     []string
 	extendsFiles []string
+	// more are the file's later YAML documents (the first is f itself).
+	more []*yamlFile
 }
 
 // ParseError is a YAML or structure error at a position in a file.
 type ParseError struct {
-	File string
-	Line int
-	Msg  string
+	File   string
+	Line   int
+	Column int // 0 when unknown
+	Msg    string
 }
 
 func (e *ParseError) Error() string {
@@ -60,7 +68,10 @@ func (e *ParseError) Error() string {
 
 // readFile reads and parses a compose file. Only regular files are read
 // (a FIFO would block, a device could be endless).
-func readFile(path string) (*yamlFile, error) {
+func readFile(path string, limit int64) (*yamlFile, error) {
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -71,7 +82,10 @@ func readFile(path string) (*yamlFile, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory, not a compose file", path)
 	}
-	b, err := safefile.ReadFile(path, MaxFileSize)
+	b, err := safefile.ReadFile(path, limit)
+	if errors.Is(err, safefile.ErrTooLarge) {
+		return nil, &ParseError{File: path, Msg: fmt.Sprintf("larger than the %s limit on compose files (--max-file-size raises it)", humanBytes(limit))}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading compose file: %w", err)
 	}
@@ -87,36 +101,57 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 			f, err = nil, &ParseError{File: path, Msg: fmt.Sprintf("cannot parse YAML: %v", r)}
 		}
 	}()
-	f = &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}}
-	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &ParseError{File: path, Msg: "empty compose file"}
+	// A file may hold several YAML documents; compose-go merges them in
+	// order, as it merges -f files. Each document is a part of its own.
+	for n := 1; ; n++ {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, yamlError(path, err)
 		}
-		return nil, yamlError(path, err)
+		part, err := parseDocument(path, b, &doc, n)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			f = part
+		} else {
+			f.more = append(f.more, part)
+		}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &ParseError{File: path, Line: extra.Line, Msg: "a compose file holds one YAML document; found a second one"}
-	}
-	if len(doc.Content) == 0 {
+	if f == nil {
 		return nil, &ParseError{File: path, Msg: "empty compose file"}
+	}
+	return f, nil
+}
+
+// parseDocument reads the n-th document of a file.
+func parseDocument(path string, b []byte, doc *yaml.Node, n int) (*yamlFile, error) {
+	f := &yamlFile{path: path, content: b, services: map[string]*yaml.Node{}, serviceKeys: map[string]*yaml.Node{}}
+	if len(doc.Content) == 0 || resolve(doc.Content[0]).Tag == "!!null" {
+		if n == 1 {
+			return nil, &ParseError{File: path, Line: doc.Line, Msg: "empty compose file"}
+		}
+		return nil, &ParseError{File: path, Line: doc.Line, Msg: fmt.Sprintf("YAML document %d is empty: every document of a compose file must be a mapping", n)}
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		return nil, &ParseError{File: path, Line: root.Line, Msg: "the top level of a compose file must be a mapping"}
 	}
+	if err := duplicateKey(path, doc.Content[0], 0); err != nil {
+		return nil, err
+	}
 	f.root = root
 	f.definesBaseline = definesAnchor(root, BaselineAnchor)
 	if svcs := mapValue(root, "services"); svcs != nil {
 		svcs = resolve(svcs)
-		if svcs.Kind == yaml.MappingNode {
-			for i := 0; i+1 < len(svcs.Content); i += 2 {
-				name := svcs.Content[i].Value
-				if v := resolve(svcs.Content[i+1]); v.Kind == yaml.MappingNode {
-					f.services[name] = v
-				}
+		for _, e := range mergedEntries(svcs) {
+			f.serviceKeys[e.key.Value] = e.key
+			if v := resolve(e.value); v != nil && v.Kind == yaml.MappingNode {
+				f.services[e.key.Value] = v
 			}
 		}
 	}
@@ -132,6 +167,81 @@ func parseFile(path string, b []byte) (f *yamlFile, err error) {
 	}
 	f.rawTags = hasTag(root, "!reset") || hasTag(root, "!override")
 	return f, nil
+}
+
+// documents are the file's YAML documents in order (later ones override
+// earlier ones, as compose-go merges them).
+func (f *yamlFile) documents() []*yamlFile {
+	return append([]*yamlFile{f}, f.more...)
+}
+
+// referenced lists the files any document of f includes or extends.
+func (f *yamlFile) referenced() (includes, extends []string) {
+	for _, d := range f.documents() {
+		includes = append(includes, d.includes...)
+		extends = append(extends, d.extendsFiles...)
+	}
+	return includes, extends
+}
+
+// duplicateKey finds a mapping that writes one key twice, the way the YAML
+// library's decoder does (same node kind and value, merge keys included) and
+// docker compose refuses ("mapping key already defined"). Every path must
+// refuse it: the fast path reads nodes, where a duplicate is silently one of
+// two definitions, and a second `services:` block could hide a privileged
+// service. Aliases are not followed: the node they name is checked where it
+// is written.
+func duplicateKey(path string, n *yaml.Node, depth int) error {
+	if n == nil || n.Kind == yaml.AliasNode || depth > maxNodeDepth {
+		return nil
+	}
+	if n.Kind == yaml.MappingNode {
+		if err := duplicateInMapping(path, n); err != nil {
+			return err
+		}
+	}
+	for _, c := range n.Content {
+		if err := duplicateKey(path, c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxNodeDepth bounds the walk; the YAML library refuses deeper documents.
+const maxNodeDepth = 10000
+
+func duplicateInMapping(path string, m *yaml.Node) error {
+	type id struct {
+		kind  yaml.Kind
+		value string
+	}
+	// Small mappings (most of them) are compared pairwise, without a map.
+	if len(m.Content) <= 32 {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			ki := m.Content[i]
+			for j := i + 2; j+1 < len(m.Content); j += 2 {
+				if kj := m.Content[j]; kj.Kind == ki.Kind && kj.Value == ki.Value {
+					return duplicateError(path, ki, kj)
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[id]*yaml.Node, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if first, dup := seen[id{k.Kind, k.Value}]; dup {
+			return duplicateError(path, first, k)
+		}
+		seen[id{k.Kind, k.Value}] = k
+	}
+	return nil
+}
+
+func duplicateError(path string, first, again *yaml.Node) error {
+	return &ParseError{File: path, Line: again.Line,
+		Msg: fmt.Sprintf("invalid YAML: mapping key %q already defined at line %d", again.Value, first.Line)}
 }
 
 // decoded returns the document as compose-go takes it (x-* blocks removed).
@@ -333,6 +443,37 @@ func flatGetDepth(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
 	return nil, nil
 }
 
+// entry is one key and its value in a mapping.
+type entry struct{ key, value *yaml.Node }
+
+// mergedEntries lists a mapping's entries as a merge-aware decoder sees
+// them: explicit keys first, then the keys merged mappings add, earlier
+// merges first. Each entry keeps the nodes where it is written.
+func mergedEntries(m *yaml.Node) []entry {
+	var out []entry
+	seen := map[string]bool{}
+	var walk func(m *yaml.Node, depth int)
+	walk = func(m *yaml.Node, depth int) {
+		m = resolve(m)
+		if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+			return
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if isMergeKey(k) || seen[k.Value] {
+				continue
+			}
+			seen[k.Value] = true
+			out = append(out, entry{k, m.Content[i+1]})
+		}
+		for _, src := range mergeSources(m) {
+			walk(src, depth+1)
+		}
+	}
+	walk(m, 0)
+	return out
+}
+
 func flatGet(m *yaml.Node, key string) *yaml.Node {
 	_, v := flatGetKV(m, key)
 	return v
@@ -402,12 +543,15 @@ func hasTag(n *yaml.Node, tag string) bool {
 	return false
 }
 
-// topLevelKeyLine returns the line of a top-level key, 0 if absent.
-func (f *yamlFile) topLevelKeyLine(key string) int {
-	for i := 0; i+1 < len(f.root.Content); i += 2 {
-		if f.root.Content[i].Value == key {
-			return f.root.Content[i].Line
+// humanBytes renders a size the way --max-file-size takes it.
+func humanBytes(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.unit)
 		}
 	}
-	return 0
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/hy-home/hyhome/internal/compose"
 	"github.com/hy-home/hyhome/internal/parallel"
@@ -32,6 +34,8 @@ type Options struct {
 	Environ     []string
 	// Validate sends every project through compose-go's full validation.
 	Validate bool
+	// MaxFileSize bounds each compose file (0: compose.DefaultMaxFileSize).
+	MaxFileSize int64
 	// Policy is the evaluation environment (ADRs, strictness, host memory).
 	Policy policy.Env
 }
@@ -45,8 +49,59 @@ type Result struct {
 	Services int
 	// Files are the distinct compose files that were read.
 	Files []string
-	// Errors are projects that could not be loaded, one error each.
-	Errors []error
+	// Errors are projects that could not be loaded, one each, in file order.
+	Errors []LoadError
+}
+
+// LoadError is a project that could not be loaded.
+type LoadError struct {
+	// File is the project's first file (the directory when discovery
+	// found none).
+	File string
+	// Named is true when the user named the project (a file argument, -f,
+	// or the working directory's default files) rather than a directory
+	// walk finding it: `hyhome lint` then keeps today's behaviour of
+	// stopping at the error, while a walk lints every project that loads.
+	Named bool
+	Err   error
+}
+
+func (e LoadError) Error() string { return e.Err.Error() }
+func (e LoadError) Unwrap() error { return e.Err }
+
+// Input is the error as a report entry: the file and line it names, and
+// the message without them.
+func (e LoadError) Input() report.InputError {
+	var pe *compose.ParseError
+	if errors.As(e.Err, &pe) {
+		return report.InputError{File: pe.File, Line: pe.Line, Column: pe.Column, Message: pe.Msg}
+	}
+	msg := e.Err.Error()
+	file := e.File
+	if rest, ok := strings.CutPrefix(msg, file+": "); ok {
+		msg = rest
+	}
+	return report.InputError{File: file, Message: msg}
+}
+
+// projectFiles names a project that did not load: its files, absolute as
+// a loaded project's are, or its directory when discovery found none.
+func projectFiles(o compose.Options) []string {
+	var out []string
+	for _, f := range o.Files {
+		if abs, err := filepath.Abs(f); err == nil {
+			f = abs
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		dir := o.WorkDir
+		if dir == "" {
+			dir, _ = os.Getwd()
+		}
+		out = append(out, dir)
+	}
+	return out
 }
 
 func firstFile(fs []string) string {
@@ -66,6 +121,8 @@ func (r *Result) Summary() policy.Summary {
 
 type job struct {
 	load compose.Options
+	// walked is true for projects a directory walk found.
+	walked bool
 }
 
 // Run lints what opts name. It returns an error only when nothing could be
@@ -79,6 +136,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		EnvFiles:    opts.EnvFiles,
 		Environ:     opts.Environ,
 		Validate:    opts.Validate,
+		MaxFileSize: opts.MaxFileSize,
 	}
 	var jobs []job
 	switch {
@@ -87,9 +145,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	case len(opts.Files) > 0:
 		o := base
 		o.Files = opts.Files
-		jobs = append(jobs, job{o})
+		jobs = append(jobs, job{load: o})
 	case len(opts.Paths) == 0:
-		jobs = append(jobs, job{base}) // discover in the working directory
+		jobs = append(jobs, job{load: base}) // discover in the working directory
 	default:
 		for _, p := range opts.Paths {
 			fi, err := os.Stat(p)
@@ -99,10 +157,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			if !fi.IsDir() {
 				o := base
 				o.Files = []string{p}
-				jobs = append(jobs, job{o})
+				jobs = append(jobs, job{load: o})
 				continue
 			}
-			set, err := compose.FindProjects(p)
+			set, err := compose.FindProjects(p, compose.WithMaxFileSize(opts.MaxFileSize))
 			if err != nil {
 				return nil, fmt.Errorf("searching %s for compose files: %w", p, err)
 			}
@@ -110,7 +168,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, fmt.Errorf("%s: %w (no compose.yaml, docker-compose.yml or YAML file with a top-level services: key)", p, compose.ErrNoComposeFile)
 			}
 			for _, ps := range set.Projects {
-				jobs = append(jobs, job{set.Options(ps, base)})
+				jobs = append(jobs, job{load: set.Options(ps, base), walked: true})
 			}
 		}
 	}
@@ -131,6 +189,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res, err := compose.Load(ctx, jobs[i].load)
 		if err != nil {
 			outs[i].err = err
+			outs[i].files = projectFiles(jobs[i].load)
 			return
 		}
 		e := env
@@ -166,7 +225,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	for _, i := range order {
 		o := &outs[i]
 		if o.err != nil {
-			r.Errors = append(r.Errors, o.err)
+			r.Errors = append(r.Errors, LoadError{File: firstFile(o.files), Named: !jobs[i].walked, Err: o.err})
 			continue
 		}
 		r.Findings = append(r.Findings, o.findings...)

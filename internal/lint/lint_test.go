@@ -48,3 +48,32 @@ func TestRunMissingPath(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestRunDirectoryKeepsGoing: a directory with one broken project still
+// lints the others, and reports the broken one as an error entry naming
+// its file and line, found by the walk (not named by the user).
+func TestRunDirectoryKeepsGoing(t *testing.T) {
+	res, err := Run(context.Background(), Options{Paths: []string{"testdata/mixed"}, Policy: policy.Env{HostMemory: 8 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Services != 1 || len(res.Findings) == 0 {
+		t.Errorf("services=%d findings=%d, want the good project linted", res.Services, len(res.Findings))
+	}
+	if len(res.Errors) != 1 {
+		t.Fatalf("errors = %v, want the broken project", res.Errors)
+	}
+	e := res.Errors[0]
+	in := e.Input()
+	if e.Named || !strings.HasSuffix(in.File, filepath.Join("broken", "compose.yaml")) || in.Line != 6 || !strings.Contains(in.Message, "invalid YAML") {
+		t.Errorf("error = %+v (named %v), want broken/compose.yaml:6 invalid YAML, found by the walk", in, e.Named)
+	}
+	// A file named on the command line is Named.
+	res, err = Run(context.Background(), Options{Paths: []string{"testdata/mixed/broken/compose.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) != 1 || !res.Errors[0].Named {
+		t.Errorf("errors = %+v, want one named", res.Errors)
+	}
+}

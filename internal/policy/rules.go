@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"net"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -337,21 +336,9 @@ func catalogue() []*Rule {
 			ID:           "image-pinned",
 			Requirements: []string{"CIS-DOCKER"},
 			Severity:     Warning,
-			Description:  "Images should be pinned to a version tag or digest, not latest.",
+			Description:  "Images should be pinned to a digest or a tag with a version number, not a moving tag.",
 			Remediation:  "Use an explicit version tag (e.g. `traefik:v3.1.2`), ideally with its `@sha256:` digest.",
-			Check: func(w *workload.Workload, _ *Env) []Violation {
-				if w.Image == "" || strings.Contains(w.Image, "@sha256:") || strings.HasPrefix(w.Image, "sha256:") {
-					return nil
-				}
-				tag := imageTag(w.Image)
-				switch tag {
-				case "":
-					return one(fmt.Sprintf("image %s has no tag (means latest)", w.Image), w.Pos)
-				case "latest":
-					return one(fmt.Sprintf("image %s is not pinned", w.Image), w.Pos)
-				}
-				return nil
-			},
+			Check:        checkImagePinned,
 		},
 		{
 			ID:           RuleADRExemption,
@@ -367,19 +354,6 @@ func catalogue() []*Rule {
 			},
 		},
 	}
-}
-
-// imageTag returns the tag of an image reference ("" when none).
-func imageTag(ref string) string {
-	name, _, _ := strings.Cut(ref, "@")
-	last := name
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		last = name[i+1:]
-	}
-	if _, tag, ok := strings.Cut(last, ":"); ok {
-		return tag
-	}
-	return ""
 }
 
 func checkHostNamespaces(w *workload.Workload, env *Env) []Violation {
@@ -526,108 +500,6 @@ func numericUserOnly(spec string, groupAdd []string) bool {
 	return true
 }
 
-// credentialWords are key parts that mark a variable as holding a credential.
-var credentialWords = map[string]bool{
-	"PASSWORD": true, "PASSWD": true, "PASS": true, "PWD": true, "SECRET": true, "TOKEN": true,
-	"APIKEY": true, "CREDENTIAL": true, "CREDENTIALS": true, "PRIVATEKEY": true,
-}
-
-// credentialPairs are two-word parts that mark a credential (API_KEY, ...).
-var credentialPairs = map[string]bool{
-	"API_KEY": true, "PRIVATE_KEY": true, "ACCESS_KEY": true, "SECRET_KEY": true, "AUTH_KEY": true,
-	"CLIENT_SECRET": true, "MASTER_KEY": true, "ENCRYPTION_KEY": true, "SIGNING_KEY": true, "LICENSE_KEY": true,
-}
-
-// notCredentialWords after a credential word make the variable a setting
-// about credentials rather than a credential (PASSWORD_MIN_LENGTH, TOKEN_TTL).
-var notCredentialWords = map[string]bool{
-	"LENGTH": true, "MIN": true, "MAX": true, "EXPIRY": true, "EXPIRE": true, "EXPIRES": true, "EXPIRATION": true,
-	"TTL": true, "TIMEOUT": true, "LIFETIME": true, "POLICY": true, "RESET": true, "HASH": true, "HASHING": true,
-	"ALGORITHM": true, "ALGO": true, "ROUNDS": true, "COST": true, "ENABLED": true, "ENABLE": true, "DISABLE": true,
-	"DISABLED": true, "REQUIRED": true, "LOGIN": true, "AUTH": true, "TYPE": true, "MODE": true, "COMPLEXITY": true,
-	"HEADER": true, "URL": true, "URI": true, "ENDPOINT": true, "ISSUER": true, "AUDIENCE": true, "NAME": true,
-	"USER": true, "USERNAME": true, "DIR": true, "PATH": true, "FORMAT": true, "COOKIE": true, "REFRESH": true,
-}
-
-// IsCredentialKey reports whether an environment variable name looks like it
-// holds a credential.
-func IsCredentialKey(key string) bool {
-	parts := strings.Split(strings.ToUpper(strings.ReplaceAll(key, "-", "_")), "_")
-	hit := -1
-	for i, p := range parts {
-		if credentialWords[p] || i+1 < len(parts) && credentialPairs[p+"_"+parts[i+1]] {
-			hit = i
-			if !credentialWords[p] {
-				hit = i + 1
-			}
-		}
-	}
-	if hit < 0 {
-		return false
-	}
-	for _, p := range parts[hit+1:] {
-		if notCredentialWords[p] {
-			return false
-		}
-	}
-	return true
-}
-
-// underRunSecrets reports whether a container path is inside /run/secrets/
-// once cleaned as the engine cleans mount destinations ("/run/secrets/../x"
-// is /x).
-func underRunSecrets(p string) bool {
-	p = strings.TrimSpace(p)
-	if !strings.HasPrefix(p, "/") {
-		return false
-	}
-	return strings.HasPrefix(path.Clean(p), "/run/secrets/")
-}
-
-func checkSecretsInEnv(w *workload.Workload, _ *Env) []Violation {
-	var vs []Violation
-	for _, e := range w.Env {
-		key := strings.ToUpper(e.Key)
-		if strings.HasSuffix(key, "_FILE") {
-			base := e.Key[:len(e.Key)-len("_FILE")]
-			if IsCredentialKey(base) && e.HasValue && e.Value != "" && !underRunSecrets(e.Value) {
-				vs = append(vs, Violation{Message: fmt.Sprintf("%s points at %s, not a Docker secret under /run/secrets/", e.Key, e.Value), Pos: w.At(e.Pos), Severity: Warning})
-			}
-			continue
-		}
-		if !IsCredentialKey(e.Key) {
-			continue
-		}
-		switch {
-		case !e.HasValue:
-			vs = append(vs, Violation{Message: fmt.Sprintf("%s passes a credential through from the host environment", e.Key), Pos: w.At(e.Pos)})
-		case e.Value == "" && !e.Interpolated:
-		case underRunSecrets(e.Value):
-		case isBoolish(e.Value) && !e.Interpolated:
-		case e.Interpolated:
-			vs = append(vs, Violation{Message: fmt.Sprintf("%s takes a credential from the host environment (%s)", e.Key, rawOr(e)), Pos: w.At(e.Pos)})
-		default:
-			vs = append(vs, Violation{Message: fmt.Sprintf("%s holds a literal credential", e.Key), Pos: w.At(e.Pos)})
-		}
-	}
-	return vs
-}
-
-func rawOr(e workload.EnvVar) string {
-	if e.Raw != "" {
-		return e.Raw
-	}
-	return "interpolated"
-}
-
-func isBoolish(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "true", "false", "yes", "no", "on", "off":
-		return true
-	}
-	return false
-}
-
 func checkMetrics(w *workload.Workload, _ *Env) []Violation {
 	if port, pos, ok := w.Label(workload.LabelMetricsPort); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(port))
@@ -707,6 +579,10 @@ func checkTraefikTLS(p *workload.Project, _ *Env) []Violation {
 		}
 		if entryPointsTLS(r.EntryPoints, eps) {
 			usedOptions["default"] = true
+			return
+		}
+		if gw == nil {
+			vs = append(vs, traefikUnknownTLS(owner, r))
 			return
 		}
 		where := "its entry points are not TLS"

@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
-
 	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 )
@@ -83,6 +81,14 @@ func writeText(out io.Writer, r *Report, o Options) error {
 	if len(fs) > 0 {
 		fmt.Fprintln(w)
 	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w, paint(o.Color, ansiBold, "Not linted (could not be loaded):"))
+		for _, e := range r.Errors {
+			msg := strings.ReplaceAll(strings.TrimSpace(e.Message), "\n", "\n      ")
+			fmt.Fprintf(w, "  %s: %s  %s\n", e.Location(), paint(o.Color, ansiRed, "error"), msg)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, n := range r.Notices {
 		fmt.Fprintf(w, "notice: %s\n", n)
 	}
@@ -105,8 +111,12 @@ func writeText(out io.Writer, r *Report, o Options) error {
 	if scope == "" {
 		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
 	}
-	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted\n",
-		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted))
+	notLoaded := ""
+	if len(r.Errors) > 0 {
+		notLoaded = fmt.Sprintf("; %s not loaded", plural(len(r.Errors), "file"))
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted%s\n",
+		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
 	return w.Flush()
 }
 
@@ -177,6 +187,13 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 		w.WriteString("\n  ")
 	}
 	w.WriteString("],\n")
+	inputErrors := r.Errors
+	if inputErrors == nil {
+		inputErrors = []InputError{}
+	}
+	if err := head("errors", inputErrors); err != nil {
+		return err
+	}
 	if err := head("summary", r.Summary); err != nil {
 		return err
 	}
@@ -190,114 +207,6 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 	}
 	fmt.Fprintf(w, "  \"notices\": %s\n}\n", b)
 	return w.Flush()
-}
-
-// securitySeverity is GitHub code scanning's numeric severity property.
-var securitySeverity = map[policy.Severity]string{policy.Error: "8.0", policy.Warning: "5.0", policy.Info: "2.0"}
-
-var sarifLevel = map[policy.Severity]string{policy.Error: "error", policy.Warning: "warning", policy.Info: "note"}
-
-// SARIFInformationURI is where rule documentation lives.
-const SARIFInformationURI = "https://github.com/hy-home/hyhome/blob/main/docs/rules.md"
-
-func writeSARIF(w io.Writer, r *Report, o Options) error {
-	doc := sarif.NewReport()
-	run := sarif.NewRunWithInformationURI(r.Tool, SARIFInformationURI)
-	if r.Version != "" {
-		run.Tool.Driver.Version = &r.Version
-	}
-	for _, rule := range r.Rules {
-		pb := sarif.NewPropertyBag()
-		pb.Add("requirements", rule.Requirements)
-		pb.Add("tags", append([]string{"security"}, rule.Requirements...))
-		pb.Add("security-severity", securitySeverity[rule.Severity])
-		run.AddRule(rule.ID).
-			WithName(ruleName(rule.ID)).
-			WithShortDescription(&sarif.MultiformatMessageString{Text: &rule.Description}).
-			WithFullDescription(&sarif.MultiformatMessageString{Text: &rule.Description}).
-			WithHelp(&sarif.MultiformatMessageString{Text: &rule.Remediation}).
-			WithHelpURI(SARIFInformationURI + "#" + rule.ID).
-			WithDefaultConfiguration(&sarif.ReportingConfiguration{Level: sarifLevel[rule.Severity]}).
-			WithProperties(pb)
-	}
-	for i := range r.Findings {
-		f := &r.Findings[i]
-		res := run.CreateResultForRule(f.Rule).
-			WithLevel(sarifLevel[f.Severity]).
-			WithMessage(sarif.NewTextMessage(fmt.Sprintf("%s: %s", f.Service, f.Message)))
-		if idx := run.GetRuleIndex(f.Rule); idx >= 0 {
-			res.WithRuleIndex(idx)
-		}
-		loc := sarif.NewLocation()
-		if f.File != "" {
-			uri := sarifURI(f.File, o.BaseDir)
-			al := sarif.NewSimpleArtifactLocation(uri)
-			if !filepath.IsAbs(f.File) || o.BaseDir != "" && !strings.HasPrefix(uri, "file://") {
-				al.WithURIBaseID("%SRCROOT%")
-			}
-			pl := sarif.NewPhysicalLocation().WithArtifactLocation(al)
-			if f.Line > 0 {
-				reg := sarif.NewRegion().WithStartLine(f.Line)
-				if f.Column > 0 {
-					reg.WithStartColumn(f.Column)
-				}
-				pl.WithRegion(reg)
-			}
-			loc.WithPhysicalLocation(pl)
-			run.AddDistinctArtifact(uri)
-		}
-		ll := sarif.NewLogicalLocation().WithName(f.Service).WithFullyQualifiedName(strings.TrimSpace(f.Project + "/" + f.Service)).WithKind("resource")
-		loc.WithLogicalLocations([]*sarif.LogicalLocation{ll})
-		res.AddLocation(loc)
-		res.WithPartialFingerprints(map[string]string{"hyhome/v1": fingerprint(f)})
-		pb := sarif.NewPropertyBag()
-		pb.Add("requirements", f.Requirements)
-		pb.Add("source", f.Source)
-		res.WithProperties(pb)
-		if f.Exempted {
-			res.AddSuppression(sarif.NewSuppression().WithKind("external").WithStatus("accepted").
-				WithJustification(fmt.Sprintf("exempted by %s", f.ADR)))
-		}
-	}
-	doc.AddRun(run)
-	// Compact: SARIF is read by tools, and indenting a large log doubles
-	// the memory and time it takes to write.
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := json.NewEncoder(bw).Encode(doc); err != nil {
-		return err
-	}
-	return bw.Flush()
-}
-
-// sarifURI makes a path relative to base (the repository root GitHub
-// resolves %SRCROOT% against) and uses forward slashes.
-func sarifURI(file, base string) string {
-	if base != "" {
-		if abs, err := filepath.Abs(file); err == nil {
-			if rel, err := filepath.Rel(base, abs); err == nil && !strings.HasPrefix(rel, "..") {
-				return filepath.ToSlash(rel)
-			}
-			return "file://" + filepath.ToSlash(abs)
-		}
-	}
-	return filepath.ToSlash(file)
-}
-
-// fingerprint identifies a finding across runs without line numbers, so
-// that code scanning tracks it through edits.
-func fingerprint(f *policy.Finding) string {
-	return strings.Join([]string{f.Rule, f.Project, f.Service, f.Message}, "|")
-}
-
-// ruleName turns "no-new-privileges" into "NoNewPrivileges" (SARIF names).
-func ruleName(id string) string {
-	var b strings.Builder
-	for _, p := range strings.Split(id, "-") {
-		if p != "" {
-			b.WriteString(strings.ToUpper(p[:1]) + p[1:])
-		}
-	}
-	return b.String()
 }
 
 // writeJUnit makes one suite per file (or runtime source) and one test case
@@ -332,6 +241,16 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 	}
 	sort.Strings(order)
 	out := JUnitSuites{Name: r.Tool + " " + r.Command}
+	// An input that did not load is a suite of its own with one <error>:
+	// nothing in it was judged.
+	for _, e := range r.Errors {
+		out.Tests++
+		out.Errors++
+		out.Suites = append(out.Suites, JUnitSuite{Name: e.File, Tests: 1, Errors: 1, Cases: []JUnitCase{{
+			Name: "load", Classname: e.File,
+			Error: &JUnitMessage{Message: e.Message, Type: "load", Body: e.Location() + ": " + e.Message},
+		}}})
+	}
 	for _, g := range order {
 		suite := JUnitSuite{Name: g}
 		for _, t := range groups[g] {
@@ -392,6 +311,12 @@ func writeMarkdown(out io.Writer, r *Report, _ Options) error {
 			}
 			fmt.Fprintf(w, "| `%s` | %s | %s | [%s](%s#%s) | %s | %s |\n", mdEscape(f.Location()), mdEscape(f.Service), sev,
 				f.Rule, "docs/rules.md", f.Rule, strings.Join(f.Requirements, ", "), mdEscape(msg))
+		}
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w, "\n## Not linted (could not be loaded)\n\n| location | error |\n|---|---|")
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "| `%s` | %s |\n", mdEscape(e.Location()), mdEscape(e.Message))
 		}
 	}
 	for _, n := range r.Notices {

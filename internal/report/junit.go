@@ -14,6 +14,7 @@ type JUnitSuites struct {
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr,omitempty"`
 	Skipped  int          `xml:"skipped,attr"`
 	Suites   []JUnitSuite `xml:"testsuite"`
 }

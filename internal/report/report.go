@@ -21,6 +21,25 @@ type Target struct {
 	Kind    string `json:"kind"`
 }
 
+// InputError is an input that could not be judged: a compose file that does
+// not load. Every format reports each one (JSON errors[], SARIF
+// toolExecutionNotifications, JUnit <error>, a text and Markdown section),
+// so that one bad file never hides the findings of the others.
+type InputError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+// Location renders file:line (or the file alone).
+func (e InputError) Location() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	return e.File
+}
+
 // Report is everything a format may print.
 type Report struct {
 	Tool     string
@@ -29,6 +48,8 @@ type Report struct {
 	Findings []policy.Finding
 	Summary  policy.Summary
 	Targets  []Target
+	// Errors are the inputs that could not be judged, in file order.
+	Errors []InputError
 	// Rules is the catalogue the findings come from (rule metadata for SARIF
 	// and JUnit); nil means policy.Default.
 	Rules []*policy.Rule

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
-
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
@@ -93,24 +91,24 @@ func TestJSON(t *testing.T) {
 		t.Errorf("findings = %v", got.Findings)
 	}
 	empty := render(t, "json", &Report{Command: "lint"})
+	if !strings.Contains(empty, `"errors": []`) {
+		t.Errorf("an empty report must have errors: [], got %s", empty)
+	}
 	if !strings.Contains(empty, `"findings": []`) {
 		t.Errorf("an empty report must have findings: [], got %s", empty)
 	}
 }
 
-func TestSARIFValidatesAndSuppressesExemptions(t *testing.T) {
-	doc, err := sarif.FromString(render(t, "sarif", sample()))
-	if err != nil {
+func TestSARIFSuppressesExemptions(t *testing.T) {
+	var doc sarifLog
+	if err := json.Unmarshal([]byte(render(t, "sarif", sample())), &doc); err != nil {
 		t.Fatal(err)
-	}
-	if err := doc.Validate(); err != nil {
-		t.Fatalf("invalid SARIF: %v", err)
 	}
 	res := doc.Runs[0].Results
 	if len(res) != 3 {
 		t.Fatalf("%d results", len(res))
 	}
-	if len(res[1].Suppressions) != 1 || *res[1].Suppressions[0].Justification != "exempted by ADR-0001" {
+	if len(res[1].Suppressions) != 1 || res[1].Suppressions[0].Justification != "exempted by ADR-0001" {
 		t.Errorf("exempted finding not suppressed: %+v", res[1].Suppressions)
 	}
 	if res[2].Locations[0].PhysicalLocation != nil {

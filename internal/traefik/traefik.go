@@ -528,6 +528,7 @@ func RoutersFromLabels(w *workload.Workload) []workload.Router {
 		return r
 	}
 	enabled := false
+	ruled := map[*workload.Router]bool{}
 	for _, k := range w.SortedLabels() {
 		v := w.Labels[k]
 		lk := strings.ToLower(k)
@@ -552,11 +553,17 @@ func RoutersFromLabels(w *workload.Workload) []workload.Router {
 		r := router(proto, name, w.At(w.LabelPos[k]))
 		la := strings.ToLower(attr)
 		switch {
+		case la == "rule":
+			// A router is defined by its rule: findings point there.
+			r.Pos = w.At(w.LabelPos[k])
+			ruled[r] = true
 		case la == "entrypoints":
 			r.EntryPoints = splitList(v)
 		case la == "tls":
 			r.TLS = truthy(v)
-			r.Pos = w.At(w.LabelPos[k])
+			if !ruled[r] {
+				r.Pos = w.At(w.LabelPos[k])
+			}
 		case la == "tls.options":
 			r.TLS = true
 			r.TLSOptions = stripProvider(v)

@@ -24,6 +24,14 @@ const (
 )
 
 // Position is where a value is written. A zero Line means unknown.
+//
+// Compose sources give the YAML node that defines the value, in the file
+// that writes it: a list item's own node (volumes, ports, devices, secrets,
+// cap_add, security_opt), the value node of a mapping entry (environment,
+// labels) or the item of their list form, the value of a scalar key. A
+// value written through an alias is at the anchored node; one an `extends`
+// base or an included file provides is in that file. Line and Column are
+// 1-based, as the YAML parser reports them.
 type Position struct {
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
@@ -248,6 +256,9 @@ type Workload struct {
 	Project string // compose project or stack, if known
 	Service string // compose service, if known
 	ID      string // container or service ID, runtime sources only
+	// ContainerName is a compose service's container_name, which other
+	// services may join as `container:NAME`.
+	ContainerName string
 	// Display is how reports name the workload's source when there is no
 	// file, e.g. "container web (0123456789ab)" or "service web".
 	Display string
@@ -256,7 +267,8 @@ type Workload struct {
 	// Files are the compose files that contributed to this service.
 	Files []string
 
-	Image string
+	Image    string
+	ImagePos Position
 	// ImageUser is the image's default USER, known only to runtime sources
 	// (ImageUserKnown). Compose cannot know it without pulling the image.
 	ImageUser      string
