@@ -64,14 +64,12 @@ func (r *Result) Summary() policy.Summary {
 	return s
 }
 
-type job struct {
-	load compose.Options
-}
-
-// Run lints what opts name. It returns an error only when nothing could be
-// attempted (e.g. a path that does not exist); per-project load failures
-// are in Result.Errors.
-func Run(ctx context.Context, opts Options) (*Result, error) {
+// Projects turns what opts name into one load option set per compose
+// project, with lint's discovery: -f files merged into one project, each
+// FILE argument a project of its own, each DIR walked for projects, and no
+// argument the default files of the working directory. `hyhome fix` finds
+// its projects through it too.
+func Projects(opts Options) ([]compose.Options, error) {
 	base := compose.Options{
 		WorkDir:     opts.WorkDir,
 		ProjectName: opts.ProjectName,
@@ -80,16 +78,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Environ:     opts.Environ,
 		Validate:    opts.Validate,
 	}
-	var jobs []job
+	var jobs []compose.Options
 	switch {
 	case len(opts.Files) > 0 && len(opts.Paths) > 0:
 		return nil, errors.New("give compose files either with -f (merged into one project) or as arguments, not both")
 	case len(opts.Files) > 0:
 		o := base
 		o.Files = opts.Files
-		jobs = append(jobs, job{o})
+		jobs = append(jobs, o)
 	case len(opts.Paths) == 0:
-		jobs = append(jobs, job{base}) // discover in the working directory
+		jobs = append(jobs, base) // discover in the working directory
 	default:
 		for _, p := range opts.Paths {
 			fi, err := os.Stat(p)
@@ -99,7 +97,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			if !fi.IsDir() {
 				o := base
 				o.Files = []string{p}
-				jobs = append(jobs, job{o})
+				jobs = append(jobs, o)
 				continue
 			}
 			set, err := compose.FindProjects(p)
@@ -110,9 +108,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, fmt.Errorf("%s: %w (no compose.yaml, docker-compose.yml or YAML file with a top-level services: key)", p, compose.ErrNoComposeFile)
 			}
 			for _, ps := range set.Projects {
-				jobs = append(jobs, job{set.Options(ps, base)})
+				jobs = append(jobs, set.Options(ps, base))
 			}
 		}
+	}
+	return jobs, nil
+}
+
+// Run lints what opts name. It returns an error only when nothing could be
+// attempted (e.g. a path that does not exist); per-project load failures
+// are in Result.Errors.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	jobs, err := Projects(opts)
+	if err != nil {
+		return nil, err
 	}
 
 	type outcome struct {
@@ -128,7 +137,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		env.Registry = policy.Default
 	}
 	parallel.ForEach(ctx, len(jobs), 0, func(i int) {
-		res, err := compose.Load(ctx, jobs[i].load)
+		res, err := compose.Load(ctx, jobs[i])
 		if err != nil {
 			outs[i].err = err
 			return
