@@ -21,9 +21,9 @@ type value struct {
 	isSeq, isMap    bool
 }
 
-func str(s string) *value     { return &value{str: s, tag: "!!str"} }
-func integer(n int64) *value  { return &value{str: strconv.FormatInt(n, 10), tag: "!!int"} }
-func boolean(b bool) *value   { return &value{str: strconv.FormatBool(b), tag: "!!bool"} }
+func str(s string) *value      { return &value{str: s, tag: "!!str"} }
+func integer(n int64) *value   { return &value{str: strconv.FormatInt(n, 10), tag: "!!int"} }
+func boolean(b bool) *value    { return &value{str: strconv.FormatBool(b), tag: "!!bool"} }
 func alias(name string) *value { return &value{alias: name} }
 
 func seqOf(items ...*value) *value { return &value{isSeq: true, seq: items} }
