@@ -31,6 +31,7 @@ import (
 type Edit struct {
 	File    string `json:"file"`
 	Line    int    `json:"line,omitempty"`
+	Project string `json:"project,omitempty"`
 	Service string `json:"service,omitempty"`
 	Rule    string `json:"rule"`
 	// Safe edits cannot take away anything a service uses; the others
@@ -113,6 +114,20 @@ func (r *Result) Suggested() map[string]int {
 type sourceCache struct {
 	mu    sync.Mutex
 	files map[string]*cachedSource
+	// claimed are the secret files planned so far: two variables never
+	// share one.
+	claimed map[string]bool
+}
+
+// claim reserves a secret file path; false when another edit has it.
+func (c *sourceCache) claim(path string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.claimed[path] {
+		return false
+	}
+	c.claimed[path] = true
+	return true
 }
 
 type cachedSource struct {
@@ -143,7 +158,7 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 	if env.Registry == nil {
 		env.Registry = policy.Default
 	}
-	cache := &sourceCache{files: map[string]*cachedSource{}}
+	cache := &sourceCache{files: map[string]*cachedSource{}, claimed: map[string]bool{}}
 	type outcome struct {
 		p        *planner
 		findings int

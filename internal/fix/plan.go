@@ -2,6 +2,7 @@ package fix
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -85,7 +86,7 @@ const (
 // note records an edit: applied when its changes go in, a suggestion when
 // it is unsafe and --unsafe is off, or when err says why fix declined.
 func (p *planner) note(w *workload.Workload, rule string, safe bool, line int, file string, after string, err error, cs ...*change) *Edit {
-	e := &Edit{File: file, Line: line, Service: w.Name, Rule: rule, Safe: safe, After: after}
+	e := &Edit{File: file, Line: line, Project: w.Project, Service: w.Name, Rule: rule, Safe: safe, After: after}
 	p.edits = append(p.edits, e)
 	switch {
 	case err != nil:
@@ -709,7 +710,7 @@ func splitVolume(raw string) ([]string, int, error) {
 		}
 	}
 	parts = append(parts, raw[start:])
-	if len(parts) >= 3 && len(parts[0]) == 1 {
+	if len(parts) >= 3 && len(parts[0]) == 1 && isLetter(parts[0][0]) {
 		return nil, count, declinef("%q has a Windows drive letter", raw)
 	}
 	if len(parts) > 3 {
@@ -717,6 +718,8 @@ func splitVolume(raw string) ([]string, int, error) {
 	}
 	return parts, count, nil
 }
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // readOnlyVolume adds the ro option to a short-syntax volume.
 func readOnlyVolume(raw string) (string, error) {
@@ -789,6 +792,10 @@ func (p *planner) planSocket(w *workload.Workload, f policy.Finding, src *source
 		return workload.Position{}
 	}
 	after := "DOCKER_HOST: " + p.opts.DockerHost + " instead of the socket mount"
+	if !strings.HasSuffix(path.Clean(m.Source), ".sock") {
+		p.note(w, "docker-socket", false, f.Line, f.File, "", declinef("%s is a directory that holds the Docker socket; narrow the mount by hand", m.Source))
+		return workload.Position{}
+	}
 	msrc, item, err := p.volumeItem(m, src, svc)
 	if err != nil {
 		p.note(w, "docker-socket", false, f.Line, f.File, after, err)
@@ -905,9 +912,42 @@ func (p *planner) planSecret(w *workload.Workload, f policy.Finding) {
 		decline(declinef("%s:%d: %s is not written in the service's own environment (an anchor?); move it by hand", src.path, env.Pos.Line, env.Key))
 		return
 	}
-	name := secretNameChars.ReplaceAllString(strings.ToLower(w.Name+"_"+env.Key), "_")
-	rel := "./secrets/" + name + ".txt"
-	file := filepath.Join(filepath.Dir(src.path), "secrets", name+".txt")
+	// A name no other edit claimed, whose file and declaration, if they
+	// exist, hold this very value.
+	base := strings.Trim(secretNameChars.ReplaceAllString(strings.ToLower(w.Name+"_"+env.Key), "_"), "_")
+	_, decls := mapGet(src.root, "secrets")
+	decls = resolve(decls)
+	var name, rel, file string
+	exists := false
+	for i := 1; i <= 100 && name == ""; i++ {
+		cand := base
+		if i > 1 {
+			cand = fmt.Sprintf("%s_%d", base, i)
+		}
+		r := "./secrets/" + cand + ".txt"
+		f := filepath.Join(filepath.Dir(src.path), "secrets", cand+".txt")
+		if decls != nil && decls.Kind == yaml.MappingNode {
+			if dk, dv := mapGet(decls, cand); dk != nil {
+				if _, fv := mapGet(resolve(dv), "file"); fv == nil || path.Clean(fv.Value) != path.Clean(r) {
+					continue
+				}
+			}
+		}
+		same := false
+		if b, err := os.ReadFile(f); err == nil {
+			if !bytes.Equal(b, []byte(env.Value)) {
+				continue
+			}
+			same = true
+		}
+		if p.files.claim(f) {
+			name, rel, file, exists = cand, r, f, same
+		}
+	}
+	if name == "" {
+		decline(declinef("no free secret name for %s", env.Key))
+		return
+	}
 	newKey := env.Key + "_FILE"
 	var cs []*change
 	if coll.Kind == yaml.MappingNode {
@@ -957,23 +997,11 @@ func (p *planner) planSecret(w *workload.Workload, f policy.Finding) {
 			decline(err)
 			return
 		}
-		if dk, dv := mapGet(m, name); dk != nil {
-			if _, fv := mapGet(resolve(dv), "file"); fv == nil || path.Clean(fv.Value) != path.Clean(rel) {
-				decline(declinef("%s:%d: a secret named %s exists already", src.path, dk.Line, name))
-				return
-			}
-		} else {
+		if dk, _ := mapGet(m, name); dk == nil {
 			cs = append(cs, &change{src: src, kind: opAddKey, node: m, key: name, val: decl})
 		}
 	}
-	sf := &SecretFile{Path: file, value: env.Value}
-	if b, err := os.ReadFile(file); err == nil {
-		if !bytes.Equal(b, []byte(env.Value)) {
-			decline(declinef("%s exists with other content", file))
-			return
-		}
-		sf.Exists = true
-	}
+	sf := &SecretFile{Path: file, value: env.Value, Exists: exists}
 	e := p.note(w, "secrets-in-env", false, env.Pos.Line, src.path, newKey+": "+secretsRoot+name+" (value moved to "+rel+", mode 0600)", nil, cs...)
 	e.Before = env.Key + ": <redacted>"
 	if e.Applied {

@@ -17,6 +17,9 @@ type splice struct {
 	start, end int
 	text       string
 	changes    []*change
+	// col orders insertions at one offset: the deeper collection's
+	// entries come first, so that they stay inside it.
+	col int
 }
 
 // group is the changes of one kind to one node, rendered as one splice.
@@ -172,15 +175,30 @@ func apply(src *source, fp *filePlan) ([]byte, map[*Edit]string) {
 			continue
 		}
 		s.changes = g.changes
+		if len(g.node.Content) > 0 {
+			s.col = g.node.Content[0].Column
+		}
 		sp = append(sp, s)
 	}
 	if len(failed) > 0 {
 		return nil, failed
 	}
-	sort.SliceStable(sp, func(a, b int) bool { return sp[a].start < sp[b].start })
+	// At one offset, insertions go first (the deeper collection's before
+	// the shallower's), then the one replacement or removal that may start
+	// there.
+	sort.SliceStable(sp, func(a, b int) bool {
+		x, y := sp[a], sp[b]
+		if x.start != y.start {
+			return x.start < y.start
+		}
+		if (x.end == x.start) != (y.end == y.start) {
+			return x.end == x.start
+		}
+		return x.col > y.col
+	})
 	for i := 1; i < len(sp); i++ {
 		prev, cur := sp[i-1], sp[i]
-		if cur.start < prev.end || cur.start == prev.start && prev.end > prev.start {
+		if cur.start < prev.end {
 			for _, c := range cur.changes {
 				failed[c.edit] = fmt.Sprintf("this edit overlaps another one at line %d; apply it by hand", lineOf(src, cur.start))
 			}
@@ -429,14 +447,30 @@ func (s *source) renderRemoveItem(seq, item *yaml.Node) (splice, error) {
 	if err != nil || s.data[dash] != '-' || !s.onlySpacesBefore(item.Line, col) {
 		return splice{}, declinef("line %d: the item does not start its line with a dash", item.Line)
 	}
-	return splice{start: s.lineStart[item.Line-1], end: s.itemEnd(item, col, false)}, nil
+	start := s.lineStart[item.Line-1]
+	end := s.itemEnd(item, col, false)
+	return splice{start: start, end: end, text: s.keptComments(start, end)}, nil
+}
+
+// keptComments are the whole-line comments of a removed region: the text
+// they annotate goes, the comments stay where they were.
+func (s *source) keptComments(start, end int) string {
+	var b strings.Builder
+	for l := lineOf(s, start); l <= len(s.lineStart) && s.lineStart[l-1] < end; l++ {
+		if strings.HasPrefix(strings.TrimSpace(s.line(l)), "#") {
+			b.Write(s.data[s.lineStart[l-1]:min(s.lineEnd(l), end)])
+		}
+	}
+	return b.String()
 }
 
 func (s *source) renderRemoveKey(m, k *yaml.Node) (splice, error) {
 	if m.Style&yaml.FlowStyle != 0 || !s.onlySpacesBefore(k.Line, k.Column) {
 		return splice{}, declinef("line %d: removing %s is left to a human", k.Line, k.Value)
 	}
-	return splice{start: s.lineStart[k.Line-1], end: s.itemEnd(k, k.Column, true)}, nil
+	start := s.lineStart[k.Line-1]
+	end := s.itemEnd(k, k.Column, true)
+	return splice{start: start, end: end, text: s.keptComments(start, end)}, nil
 }
 
 // anchorValue is the baseline fix defines.
