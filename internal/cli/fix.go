@@ -30,6 +30,7 @@ func newFixCmd(a *app) *cobra.Command {
 		tier, mem   []string
 		user, tmpfs []string
 		memTable    string
+		only, off   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "fix [FILE|DIR]...",
@@ -100,6 +101,12 @@ Exit status: 0 done (or nothing to do), 1 with --check when an edit would apply,
 			opts.Lint.Paths = args
 			opts.Lint.Environ = os.Environ()
 			opts.Lint.Policy = policy.Env{Registry: policy.Default, Strict: strict, ADRs: adr.NewResolver(adrDirs...)}
+			rf := reportFlags{only: only, disable: off, failOn: "error", format: "text"}
+			env, _, err := rf.policyEnv()
+			if err != nil {
+				return fail(ExitError, err)
+			}
+			opts.Lint.Policy.Only, opts.Lint.Policy.Disabled = env.Only, env.Disabled
 			ctx := context.Background()
 			res, err := fix.Plan(ctx, opts)
 			if err != nil {
@@ -151,6 +158,8 @@ Exit status: 0 done (or nothing to do), 1 with --check when an edit would apply,
 	fl.StringArrayVar(&user, "user", nil, "non-root user to set (unsafe): UID:GID for every service or SERVICE=UID:GID")
 	fl.StringArrayVar(&tmpfs, "tmpfs", nil, "tmpfs path to add with read_only (unsafe): PATH or SERVICE=PATH (repeatable)")
 	fl.StringVar(&opts.DockerHost, "docker-host", fix.DefaultDockerHost, "DOCKER_HOST that replaces a Docker socket mount (unsafe): the guard's endpoint")
+	fl.StringSliceVar(&only, "rule", nil, "fix only these rule IDs (repeatable or comma-separated)")
+	fl.StringSliceVar(&off, "disable", nil, "do not fix these rule IDs")
 	fl.BoolVar(&strict, "strict", false, "ignore every exemption (hy-home.adr / hy-home.exempt labels)")
 	fl.StringArrayVar(&adrDirs, "adr-dir", nil, "directory of ADRs that exemptions cite (default: docs/adr next to the compose file, then at the repository root)")
 	fl.StringArrayVarP(&opts.Lint.Files, "file", "f", nil, "compose file; several are merged as docker compose merges them")

@@ -32,6 +32,9 @@ type group struct {
 	keys  []string
 	vals  []*value
 	first bool
+	// before is the key new keys were put in front of (after a block
+	// scalar they cannot follow).
+	before *yaml.Node
 }
 
 // plan is the merged, conflict-free set of changes to one file.
@@ -67,10 +70,26 @@ func renderFile(src *source, cs []*change) *File {
 			out, failed = apply(src, fp)
 			if len(failed) == 0 {
 				if err := verify(src, fp, out); err != nil {
-					for _, c := range live {
-						fail(c.edit, "fix could not verify the edited file, so it leaves it alone: "+err.Error())
+					// Find the edits that fail on their own; the others
+					// are rendered again without them.
+					for e, cs := range byEdit(live) {
+						if efp, f := mergeChanges(cs); len(f) == 0 {
+							if eout, f := apply(src, efp); len(f) == 0 && verify(src, efp, eout) == nil {
+								continue
+							}
+						}
+						failed[e] = "fix could not verify this edit, so it leaves it to a human: " + err.Error()
 					}
-					return nil
+					if len(failed) == 0 {
+						for _, c := range live {
+							fail(c.edit, "fix could not verify the edits of this file together, so it leaves them to a human: "+err.Error())
+						}
+						return nil
+					}
+					for e, why := range failed {
+						fail(e, why)
+					}
+					continue
 				}
 				f := &File{Path: src.path, Mode: src.mode, Old: src.data, New: out}
 				seen := map[*Edit]bool{}
@@ -94,6 +113,14 @@ func renderFile(src *source, cs []*change) *File {
 		fail(c.edit, "fix could not settle the edits of this file")
 	}
 	return nil
+}
+
+func byEdit(cs []*change) map[*Edit][]*change {
+	m := map[*Edit][]*change{}
+	for _, c := range cs {
+		m[c.edit] = append(m[c.edit], c)
+	}
+	return m
 }
 
 func fail(e *Edit, why string) {
@@ -405,6 +432,14 @@ func (s *source) renderAddKeys(g *group) (splice, error) {
 		return splice{start: at, end: at, text: b.String()}, nil
 	}
 	g.first = false
+	// After a block scalar (| or >) new keys would change its value at
+	// the end of a file (its final line break) or drop its kept blank
+	// lines (|+): they go before it instead.
+	if lastKey, lastVal := m.Content[len(m.Content)-2], m.Content[len(m.Content)-1]; lastVal.Kind == yaml.ScalarNode && lastVal.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && s.onlySpacesBefore(lastKey.Line, lastKey.Column) {
+		at := s.lineStart[lastKey.Line-1]
+		g.before = lastKey
+		return splice{start: at, end: at, text: b.String()}, nil
+	}
 	at, err := s.blockEnd(m, col)
 	if err != nil {
 		return splice{}, err

@@ -124,9 +124,17 @@ func (ex *expectations) compare(o, n *yaml.Node, root bool, path string) error {
 			if len(got) < len(g.keys) {
 				return fmt.Errorf("%s: %s lacks the added keys", describe(o), path)
 			}
-			if g.first {
+			switch {
+			case g.first:
 				added, got = got[:len(g.keys)], got[len(g.keys):]
-			} else {
+			case g.before != nil:
+				at := len(got) - len(g.keys) - 1
+				if at < 0 {
+					return fmt.Errorf("%s: %s lacks the added keys", describe(o), path)
+				}
+				added = append([]pair(nil), got[at:at+len(g.keys)]...)
+				got = append(got[:at:at], got[at+len(g.keys):]...)
+			default:
 				added, got = got[len(got)-len(g.keys):], got[:len(got)-len(g.keys)]
 			}
 			for i, k := range g.keys {
