@@ -87,6 +87,12 @@ const (
 // it is unsafe and --unsafe is off, or when err says why fix declined.
 func (p *planner) note(w *workload.Workload, rule string, safe bool, line int, file string, after string, err error, cs ...*change) *Edit {
 	e := &Edit{File: file, Line: line, Project: w.Project, Service: w.Name, Rule: rule, Safe: safe, After: after}
+	if err == nil && len(cs) == 0 {
+		// Nothing to change: the value is there already, or another edit
+		// (the baseline merge) brings it.
+		e.Applied = true
+		return e
+	}
 	p.edits = append(p.edits, e)
 	switch {
 	case err != nil:
