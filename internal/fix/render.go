@@ -72,13 +72,17 @@ func renderFile(src *source, cs []*change) *File {
 				if err := verify(src, fp, out); err != nil {
 					// Find the edits that fail on their own; the others
 					// are rendered again without them.
+					failed = map[*Edit]string{}
 					for e, cs := range byEdit(live) {
+						why := err
 						if efp, f := mergeChanges(cs); len(f) == 0 {
-							if eout, f := apply(src, efp); len(f) == 0 && verify(src, efp, eout) == nil {
-								continue
+							if eout, f := apply(src, efp); len(f) == 0 {
+								if why = verify(src, efp, eout); why == nil {
+									continue
+								}
 							}
 						}
-						failed[e] = "fix could not verify this edit, so it leaves it to a human: " + err.Error()
+						failed[e] = "fix could not verify this edit, so it leaves it to a human: " + why.Error()
 					}
 					if len(failed) == 0 {
 						for _, c := range live {
@@ -407,6 +411,7 @@ func (s *source) renderAddKeys(g *group) (splice, error) {
 	m := g.node
 	q := quotingOf(m)
 	if m.Style&yaml.FlowStyle != 0 {
+		g.first = false // a flow mapping gets new entries at its end
 		at, sep, err := s.flowInsert(m)
 		if err != nil {
 			return splice{}, err
