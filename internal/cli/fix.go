@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,13 @@ Exit status: 0 done (or nothing to do), 1 with --check when an edit would apply,
   hyhome fix --unsafe --user 65534:65534 --tmpfs /tmp -f compose.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGC()
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// Fix holds every file's tree until all projects are
+				// planned (edits of one file come from several projects):
+				// more room than lint's soft limit, or the collector
+				// runs all the time.
+				debug.SetMemoryLimit(512 << 20)
+			}
 			if diff && check {
 				return fail(ExitError, errors.New("--diff and --check: choose one"))
 			}
@@ -133,7 +141,7 @@ Exit status: 0 done (or nothing to do), 1 with --check when an edit would apply,
 				return fail(ExitError, err)
 			}
 			if !diff && !check {
-				if err := fix.Apply(ctx, opts.Lint, res); err != nil {
+				if err := fix.Apply(ctx, res); err != nil {
 					return fail(ExitError, err)
 				}
 			}

@@ -194,7 +194,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 			for _, f := range res.Files {
 				old[f.Path] = f.Old
 			}
-			if err := Apply(ctx, opts.Lint, res); err != nil {
+			if err := Apply(ctx, res); err != nil {
 				t.Fatalf("apply: %v", err)
 			}
 			after, err := lint.Run(ctx, opts.Lint)

@@ -85,6 +85,9 @@ type Result struct {
 	Services int
 	// Errors are projects that could not be loaded.
 	Errors []error
+	// reload are the projects of several files that edits touch: Apply
+	// loads them again after writing.
+	reload []compose.Options
 }
 
 // Applied counts applied edits by rule.
@@ -136,6 +139,24 @@ type cachedSource struct {
 	err  error
 }
 
+// offer hands the cache a file compose parsed already.
+func (c *sourceCache) offer(p compose.Parsed) {
+	c.mu.Lock()
+	e, ok := c.files[p.Path]
+	if !ok {
+		e = &cachedSource{}
+		c.files[p.Path] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		if src, ok := fromParsed(p); ok {
+			e.src = src
+			return
+		}
+		e.src, e.err = readSource(p.Path)
+	})
+}
+
 func (c *sourceCache) get(path string) (*source, error) {
 	c.mu.Lock()
 	e, ok := c.files[path]
@@ -164,6 +185,8 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 		findings int
 		services int
 		first    string
+		job      compose.Options
+		files    map[string]bool
 		err      error
 	}
 	outs := make([]outcome, len(jobs))
@@ -172,6 +195,9 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			outs[i].err = err
 			return
+		}
+		for _, p := range res.Parsed {
+			cache.offer(p)
 		}
 		e := env
 		findings := policy.Evaluate(res.Project, &e)
@@ -190,7 +216,16 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 				p.workload(w, fs)
 			}
 		}
-		outs[i] = outcome{p: p, findings: n, services: len(res.Project.Workloads), first: res.Files[0]}
+		files := map[string]bool{}
+		for _, f := range res.Files {
+			files[f] = true
+		}
+		for _, w := range res.Project.Workloads {
+			for _, f := range w.Files {
+				files[f] = true
+			}
+		}
+		outs[i] = outcome{p: p, findings: n, services: len(res.Project.Workloads), first: res.Files[0], job: jobs[i], files: files}
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -227,9 +262,22 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 	parallel.ForEach(ctx, len(srcs), 0, func(i int) {
 		files[i] = renderFile(srcs[i], bySrc[srcs[i]])
 	})
+	changed := map[string]bool{}
 	for _, f := range files {
 		if f != nil {
 			r.Files = append(r.Files, f)
+			changed[f.Path] = true
+		}
+	}
+	for _, o := range outs {
+		if o.err != nil || len(o.files) < 2 {
+			continue
+		}
+		for f := range o.files {
+			if changed[f] {
+				r.reload = append(r.reload, o.job)
+				break
+			}
 		}
 	}
 	// A secret whose edit was dropped is not written.

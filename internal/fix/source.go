@@ -25,7 +25,6 @@ type source struct {
 	mode os.FileMode
 	data []byte
 	root *yaml.Node // the top-level mapping
-	doc  *yaml.Node
 	// lineStart[i] is the offset of line i+1.
 	lineStart []int
 	// bom is the length of a UTF-8 byte order mark the parser skipped.
@@ -61,14 +60,15 @@ func readSource(path string) (*source, error) {
 	return parseSource(path, fi.Mode().Perm(), b)
 }
 
-// parseSource parses b; a panic in the YAML library becomes an error.
+// parseSource parses b; a panic in the YAML library becomes an error. A
+// file of several YAML documents is refused: compose merges them, and an
+// edit of one could be overridden by the next.
 func parseSource(path string, mode os.FileMode, b []byte) (s *source, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, fmt.Errorf("%s: cannot parse YAML: %v", path, r)
 		}
 	}()
-	s = &source{path: path, mode: mode, data: b, parent: map[*yaml.Node]*yaml.Node{}, at: map[[2]int][]*yaml.Node{}}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil {
@@ -77,10 +77,19 @@ func parseSource(path string, mode os.FileMode, b []byte) (s *source, err error)
 		}
 		return nil, fmt.Errorf("%s: invalid YAML: %w", path, err)
 	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return nil, declinef("%s holds several YAML documents; fix edits one-document files", path)
+	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: the top level of a compose file must be a mapping", path)
 	}
-	s.doc, s.root = &doc, doc.Content[0]
+	return newSource(path, mode, b, doc.Content[0]), nil
+}
+
+// newSource indexes a parsed file.
+func newSource(path string, mode os.FileMode, b []byte, root *yaml.Node) *source {
+	s := &source{path: path, mode: mode, data: b, root: root, parent: map[*yaml.Node]*yaml.Node{}, at: map[[2]int][]*yaml.Node{}}
 	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
 		s.bom = 3
 	}
@@ -95,7 +104,41 @@ func parseSource(path string, mode os.FileMode, b []byte) (s *source, err error)
 	}
 	s.index(s.root, nil)
 	s.indent, s.seqIndent = s.inferIndent()
-	return s, nil
+	return s
+}
+
+// fromParsed takes a file compose parsed, unless it may hold several
+// documents (compose-go merges them; fix parses such a file itself and
+// refuses it).
+func fromParsed(p compose.Parsed) (*source, bool) {
+	if p.Root == nil || p.Root.Kind != yaml.MappingNode || multiDocument(p.Data) {
+		return nil, false
+	}
+	fi, err := os.Stat(p.Path)
+	if err != nil {
+		return nil, false
+	}
+	return newSource(p.Path, fi.Mode().Perm(), p.Data, p.Root), true
+}
+
+// multiDocument reports whether a file may hold a document marker after
+// its start (a line beginning with --- or ...).
+func multiDocument(b []byte) bool {
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		line := b[i:]
+		if j >= 0 {
+			line = b[i : i+j]
+		}
+		if i > 0 && (bytes.HasPrefix(line, []byte("---")) || bytes.HasPrefix(line, []byte("..."))) {
+			return true
+		}
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return false
 }
 
 func (s *source) index(n, parent *yaml.Node) {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -173,6 +174,25 @@ var yaml11NonString = regexp.MustCompile(`^(?i:y|n|yes|no|on|off|true|false|null
 // The YAML library itself decides: what it resolves to anything but that
 // string (a number, a boolean, null, a mapping, a comment) is quoted.
 func plainSafe(s string, flow bool) bool {
+	key := plainKey{s, flow}
+	if v, ok := plainCache.Load(key); ok {
+		return v.(bool)
+	}
+	ok := plainSafeUncached(s, flow)
+	plainCache.Store(key, ok)
+	return ok
+}
+
+type plainKey struct {
+	s    string
+	flow bool
+}
+
+// plainCache remembers plainSafe's answers: fix writes the same few values
+// (no-new-privileges:true, ALL, a tier) thousands of times on a corpus.
+var plainCache sync.Map
+
+func plainSafeUncached(s string, flow bool) bool {
 	if s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "\n\r\t\"'`") {
 		return false
 	}

@@ -11,7 +11,8 @@ import (
 	udiff "github.com/aymanbagabas/go-udiff"
 
 	"github.com/hy-home/hyhome/internal/atomicfile"
-	"github.com/hy-home/hyhome/internal/lint"
+	"github.com/hy-home/hyhome/internal/compose"
+	"github.com/hy-home/hyhome/internal/parallel"
 )
 
 // Diff is the unified diff of one changed file, secrets redacted. Labels
@@ -24,19 +25,24 @@ func (f *File) Diff(label string) string {
 
 // Apply writes a result: each secret file first (mode 0600, in a 0700
 // directory), then each compose file atomically, keeping its mode (a
-// symbolic link is written through, not replaced). It then loads the
-// projects again; if one that loaded before no longer does, every file is
-// put back as it was, the secret files it created are removed, and the
-// load error is returned. Fix must never leave a project docker compose
-// cannot read.
-func Apply(ctx context.Context, opts lint.Options, r *Result) error {
+// symbolic link is written through, not replaced). A project made of
+// several files (-f files, include, extends across files) is then loaded
+// again, because an edit verified in one file can meet a value of another
+// file only there; if one no longer loads, every file is put back as it
+// was, the secret files fix created are removed, and the load error is
+// returned. A one-file project needs no reload: its edited file was parsed
+// back and compared node by node already (and the fuzz test holds that
+// such a file loads).
+func Apply(ctx context.Context, r *Result) error {
 	var created []string
-	var written []*File
+	written := make([]bool, len(r.Files))
 	undo := func() error {
 		var errs []error
-		for _, f := range written {
-			if err := atomicfile.WriteBytes(f.target(), f.Mode, f.Old); err != nil {
-				errs = append(errs, err)
+		for i, f := range r.Files {
+			if written[i] {
+				if err := atomicfile.WriteBytes(f.target(), f.Mode, f.Old); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		for _, p := range created {
@@ -55,25 +61,29 @@ func Apply(ctx context.Context, opts lint.Options, r *Result) error {
 		}
 		created = append(created, s.Path)
 	}
-	for _, f := range r.Files {
+	// Each write syncs its file: they run side by side so that the syncs
+	// overlap.
+	errs := make([]error, len(r.Files))
+	parallel.ForEach(ctx, len(r.Files), 8, func(i int) {
+		f := r.Files[i]
 		t, err := filepath.EvalSymlinks(f.Path)
 		if err != nil {
-			return errors.Join(fmt.Errorf("writing %s: %w", f.Path, err), undo())
+			errs[i] = fmt.Errorf("writing %s: %w", f.Path, err)
+			return
 		}
 		f.resolved = t
-		if err := atomicfile.WriteBytes(t, f.Mode, f.New); err != nil {
-			return errors.Join(err, undo())
+		if errs[i] = atomicfile.WriteBytes(t, f.Mode, f.New); errs[i] == nil {
+			written[i] = true
 		}
-		written = append(written, f)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return errors.Join(err, undo())
 	}
-	if len(written) == 0 {
-		return nil
-	}
-	after, err := lint.Run(ctx, opts)
-	if err == nil && len(after.Errors) > len(r.Errors) {
-		err = after.Errors[0]
-	}
-	if err != nil {
+	loadErrs := make([]error, len(r.reload))
+	parallel.ForEach(ctx, len(r.reload), 0, func(i int) {
+		_, loadErrs[i] = compose.Load(ctx, r.reload[i])
+	})
+	if err := errors.Join(loadErrs...); err != nil {
 		return errors.Join(fmt.Errorf("the fixed files no longer load, so they were put back: %w", err), undo())
 	}
 	return nil
