@@ -40,6 +40,8 @@ type group struct {
 // plan is the merged, conflict-free set of changes to one file.
 type filePlan struct {
 	groups []*group
+	// splices are the rendered groups in file order (set by apply).
+	splices []splice
 	byKey  map[groupKey]*group
 }
 
@@ -247,6 +249,7 @@ func apply(src *source, fp *filePlan) ([]byte, map[*Edit]string) {
 		last = s.end
 	}
 	b.Write(src.data[last:])
+	fp.splices = sp
 	return b.Bytes(), nil
 }
 

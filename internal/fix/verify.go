@@ -24,13 +24,17 @@ type expectations struct {
 // Byte-level layout outside the edits is unchanged by construction (they
 // are splices); this proves the splices mean what they were meant to.
 func verify(src *source, fp *filePlan, out []byte) error {
-	after, err := parseSource(src.path, src.mode, out)
-	if err != nil {
-		return err
-	}
 	ex := &expectations{
 		appends: map[*yaml.Node][]*value{}, addKeys: map[*yaml.Node][]*group{}, sets: map[*yaml.Node]*value{},
 		removed: map[*yaml.Node]bool{}, mergeAdd: map[*yaml.Node]bool{},
+	}
+	reduced, dropped := src.reduce(fp.splices, out)
+	for _, k := range dropped {
+		ex.removed[k] = true
+	}
+	after, err := parseSource(src.path, src.mode, reduced)
+	if err != nil {
+		return err
 	}
 	for _, g := range fp.groups {
 		switch g.kind {
@@ -53,6 +57,82 @@ func verify(src *source, fp *filePlan, out []byte) error {
 		}
 	}
 	return ex.compare(src.root, after.root, true, "")
+}
+
+// reduce leaves out of the edited file the top-level entries no splice
+// comes near that define no anchor (CasaOS's large x-casaos blocks, say):
+// top-level entries of a block mapping are parsed independently of each
+// other but for anchors, so the parser reads the others exactly as in the
+// whole file, and verify need not parse those twice. It returns the bytes
+// to parse and the keys left out (which verify then expects to be
+// missing).
+func (s *source) reduce(sp []splice, out []byte) ([]byte, []*yaml.Node) {
+	root := s.root
+	if root.Style&yaml.FlowStyle != 0 || len(root.Content) < 4 {
+		return out, nil
+	}
+	type entry struct {
+		key        *yaml.Node
+		start, end int
+	}
+	var entries []entry
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Kind != yaml.ScalarNode || k.Column != 1 || isMergeKey(k) || !s.onlySpacesBefore(k.Line, k.Column) {
+			return out, nil
+		}
+		entries = append(entries, entry{key: k, start: s.lineStart[k.Line-1], end: len(s.data)})
+		if n := len(entries); n > 1 {
+			entries[n-2].end = entries[n-1].start
+		}
+	}
+	var b []byte
+	var dropped []*yaml.Node
+	last, delta, si := 0, 0, 0 // last: new-file offset copied up to
+	for i, e := range entries {
+		for si < len(sp) && sp[si].start < e.start {
+			delta += len(sp[si].text) - (sp[si].end - sp[si].start)
+			si++
+		}
+		touched := false
+		for _, x := range sp {
+			if x.start <= e.end && x.end >= e.start {
+				touched = true
+				break
+			}
+		}
+		if touched || e.key.Value == anchorKey || e.key.Value == "services" || hasAnchor(root.Content[2*i+1], 0) {
+			continue
+		}
+		if b == nil {
+			b = make([]byte, 0, len(out))
+		}
+		b = append(b, out[last:e.start+delta]...)
+		last = e.end + delta
+		dropped = append(dropped, e.key)
+	}
+	if dropped == nil {
+		return out, nil
+	}
+	return append(b, out[last:]...), dropped
+}
+
+func hasAnchor(n *yaml.Node, depth int) bool {
+	if n == nil || depth > 256 {
+		return n != nil
+	}
+	if n.Anchor != "" {
+		return true
+	}
+	if n.Kind == yaml.AliasNode {
+		return false
+	}
+	for _, c := range n.Content {
+		if hasAnchor(c, depth+1) {
+			return true
+		}
+	}
+	return false
 }
 
 func describe(n *yaml.Node) string {
