@@ -42,7 +42,7 @@ type filePlan struct {
 	groups []*group
 	// splices are the rendered groups in file order (set by apply).
 	splices []splice
-	byKey  map[groupKey]*group
+	byKey   map[groupKey]*group
 }
 
 type groupKey struct {
