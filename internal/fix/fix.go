@@ -327,5 +327,12 @@ func (r *Result) Summary() string {
 	for _, n := range r.Manual {
 		manual += n
 	}
-	return fmt.Sprintf("%d files, %d edits, %d suggestions, %d findings with no automatic fix", len(r.Files), applied, suggested, manual)
+	return fmt.Sprintf("%s changed, %s, %s, %s with no automatic fix", plural(len(r.Files), "file"), plural(applied, "edit"), plural(suggested, "suggestion"), plural(manual, "finding"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
