@@ -42,6 +42,10 @@ type source struct {
 
 var errDecline = errors.New("declined")
 
+// maxFileSize bounds a file fix reads itself (one compose did not hand it:
+// an extended or included file); compose's default bound.
+const maxFileSize = 16 << 20
+
 // declinef is an edit fix will not guess at: it becomes a suggestion with
 // the reason.
 func declinef(format string, args ...any) error {
@@ -53,7 +57,7 @@ func readSource(path string) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := safefile.ReadFile(path, compose.MaxFileSize)
+	b, err := safefile.ReadFile(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading compose file: %w", err)
 	}
