@@ -298,11 +298,6 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 	return r, nil
 }
 
-func sortStrings(s []string) []string {
-	sort.Strings(s)
-	return s
-}
-
 // redact hides secret values in text.
 func redact(text string, secrets []string) string {
 	for _, s := range secrets {

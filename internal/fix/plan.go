@@ -68,15 +68,6 @@ var fixable = map[string]bool{
 	"bind-mount-readonly": true, "docker-socket": true, "secrets-in-env": true,
 }
 
-// Rules fix edits, for docs and reports.
-func Rules() []string {
-	out := make([]string, 0, len(fixable))
-	for r := range fixable {
-		out = append(out, r)
-	}
-	return sortStrings(out)
-}
-
 const (
 	nnpValue    = "no-new-privileges:true"
 	anchorKey   = "x-security-baseline"
@@ -502,7 +493,6 @@ func (p *planner) planLimits(w *workload.Workload, mem, pids []policy.Finding, s
 	if len(mem) == 0 && len(pids) == 0 {
 		return
 	}
-	_ = memWhy
 	var limits *yaml.Node
 	var limitsErr error
 	limitsKey := 0
@@ -522,7 +512,7 @@ func (p *planner) planLimits(w *workload.Workload, mem, pids []policy.Finding, s
 		p.note(w, "memory-limit", true, mk.Line, src.path, "", declinef("mem_limit is written but sets no limit; change it by hand"))
 		mem = nil
 	}
-	add := func(rule, key string, v *value, fs []policy.Finding) {
+	add := func(rule, key string, v *value, fs []policy.Finding, why string) {
 		if len(fs) == 0 {
 			return
 		}
@@ -530,16 +520,16 @@ func (p *planner) planLimits(w *workload.Workload, mem, pids []policy.Finding, s
 		case limitsErr != nil:
 			p.note(w, rule, true, limitsKey, src.path, "", limitsErr)
 		case limits != nil:
-			p.note(w, rule, true, limitsKey, src.path, "deploy.resources.limits."+key+": "+v.str, nil,
+			p.note(w, rule, true, limitsKey, src.path, "deploy.resources.limits."+key+": "+v.str+why, nil,
 				&change{src: src, kind: opAddKey, node: limits, key: key, val: v})
 		default:
 			top := map[string]string{"memory": "mem_limit", "pids": "pids_limit"}[key]
-			p.note(w, rule, true, svc.Line, src.path, top+": "+v.str, nil,
+			p.note(w, rule, true, svc.Line, src.path, top+": "+v.str+why, nil,
 				&change{src: src, kind: opAddKey, node: svc, key: top, val: v})
 		}
 	}
-	add("memory-limit", "memory", str(memoryText(memSize)), mem)
-	add("pids-limit", "pids", integer(p.opts.PidsLimit), pids)
+	add("memory-limit", "memory", str(memoryText(memSize)), mem, " ("+memWhy+")")
+	add("pids-limit", "pids", integer(p.opts.PidsLimit), pids, "")
 }
 
 func (p *planner) planUser(w *workload.Workload, f policy.Finding, src *source, svc *yaml.Node) {

@@ -37,7 +37,7 @@ type group struct {
 	before *yaml.Node
 }
 
-// plan is the merged, conflict-free set of changes to one file.
+// filePlan is the merged, conflict-free set of changes to one file.
 type filePlan struct {
 	groups []*group
 	// splices are the rendered groups in file order (set by apply).

@@ -425,8 +425,8 @@ func (s *source) blockEnd(n *yaml.Node, col int) (int, error) {
 	return s.lineEnd(lastContent), nil
 }
 
-// lineIndentOf returns the text before column col on a node's line, when
-// it is only spaces.
+// onlySpacesBefore reports whether only spaces come before column col on
+// a line.
 func (s *source) onlySpacesBefore(line, col int) bool {
 	l := s.line(line)
 	n := 0
