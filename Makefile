@@ -62,6 +62,7 @@ bench:
 	bash bench/audit.sh
 	bash bench/guard.sh
 	bash bench/ship.sh
+	bash bench/fix.sh
 
 IMAGE ?= hyhome:local
 

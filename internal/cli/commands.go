@@ -6,6 +6,7 @@ import "github.com/spf13/cobra"
 func commands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newLintCmd(a),
+		newFixCmd(a),
 		newRulesCmd(a),
 		newGuardCmd(a),
 		newAuditCmd(a),

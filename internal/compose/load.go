@@ -108,6 +108,8 @@ type Result struct {
 	Files   []string
 	// Fast is true when the fast path built the project (see fast.go).
 	Fast bool
+	// Parsed are the -f files as parsed (see Parsed).
+	Parsed []Parsed
 }
 
 // Load loads one compose project and converts its services to workloads.
@@ -188,7 +190,7 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	}
 	resolveServiceJoins(p)
 	cache.release(files...)
-	return &Result{Project: p, Files: files, Fast: fast}, nil
+	return &Result{Project: p, Files: files, Fast: fast, Parsed: parsedFiles(parsed)}, nil
 }
 
 // safeLoad runs compose-go, turning a panic on hostile input into an error.

@@ -119,16 +119,31 @@ func (r *Result) Summary() policy.Summary {
 	return s
 }
 
+// job is one compose project to load.
 type job struct {
 	load compose.Options
 	// walked is true for projects a directory walk found.
 	walked bool
 }
 
-// Run lints what opts name. It returns an error only when nothing could be
-// attempted (e.g. a path that does not exist); per-project load failures
-// are in Result.Errors.
-func Run(ctx context.Context, opts Options) (*Result, error) {
+// Projects turns what opts name into one load option set per compose
+// project, with lint's discovery: -f files merged into one project, each
+// FILE argument a project of its own, each DIR walked for projects, and no
+// argument the default files of the working directory. `hyhome fix` finds
+// its projects through it too.
+func Projects(opts Options) ([]compose.Options, error) {
+	jobs, err := projects(opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]compose.Options, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.load
+	}
+	return out, nil
+}
+
+func projects(opts Options) ([]job, error) {
 	base := compose.Options{
 		WorkDir:     opts.WorkDir,
 		ProjectName: opts.ProjectName,
@@ -171,6 +186,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				jobs = append(jobs, job{load: set.Options(ps, base), walked: true})
 			}
 		}
+	}
+	return jobs, nil
+}
+
+// Run lints what opts name. It returns an error only when nothing could be
+// attempted (e.g. a path that does not exist); per-project load failures
+// are in Result.Errors.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	jobs, err := projects(opts)
+	if err != nil {
+		return nil, err
 	}
 
 	type outcome struct {
