@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/hy-home/hyhome/internal/policy"
 	"io"
 	"net/url"
 	"strings"
@@ -17,14 +18,15 @@ import (
 // none of those values, so the guard rewrites them in the answers of
 // profiles that do not reveal them (Profile.Reveals). Keys and structure
 // stay; values become redactedValue, except values that cannot be secret
-// and that a consumer judges (an empty value, a /run/secrets/ path, a
-// boolean; the log and mount options a policy reads).
+// and that a consumer judges (the log and mount options a policy reads);
+// environment values become a stand-in of their class that secrets-in-env
+// judges as it judges the value (policy.RedactEnvValue).
 //
 // Rewriting is streamed: a list is rewritten element by element and the
 // event stream line by line, so neither a large list nor a stream that never
 // ends is held in memory or delayed.
 
-const redactedValue = "[redacted]"
+const redactedValue = policy.RedactedValue
 
 // redaction is what one route's answers need rewritten, by secret class.
 type redaction struct {
@@ -369,34 +371,21 @@ func firstByte(raw json.RawMessage) byte {
 	return b[0]
 }
 
-// redactEnvList rewrites ["KEY=value", ...]: keys stay (hyhome audit's
-// secrets-in-env judges them), values become redactedValue unless they are
-// empty, a /run/secrets/ path or a boolean, which are not secrets and which
-// the rule reads as compliant.
+// redactEnvList rewrites ["KEY=value", ...]: keys stay, and each value
+// becomes policy.RedactEnvValue's stand-in of its class, so that hyhome
+// audit's secrets-in-env judges the redacted list exactly as the real one
+// while no credential or unclassified value is shown.
 func redactEnvList(raw json.RawMessage) (json.RawMessage, error) {
 	var env []string
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return raw, nil // not a list of strings: nothing of the kind
 	}
 	for i, kv := range env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || keepEnvValue(v) {
-			continue
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[i] = k + "=" + policy.RedactEnvValue(k, v)
 		}
-		env[i] = k + "=" + redactedValue
 	}
 	return json.Marshal(env)
-}
-
-func keepEnvValue(v string) bool {
-	if v == "" || strings.HasPrefix(v, "/run/secrets/") && !strings.Contains(v, "..") {
-		return true
-	}
-	switch strings.ToLower(v) {
-	case "true", "false", "yes", "no", "on", "off", "0", "1":
-		return true
-	}
-	return false
 }
 
 // logOptionsKept are log driver options whose values are configuration,

@@ -466,3 +466,46 @@ func checkSecretsInEnv(w *workload.Workload, _ *Env) []Violation {
 	}
 	return vs
 }
+
+// RedactedValue replaces a secret in what hyhome shows or forwards.
+const RedactedValue = "[redacted]"
+
+// redactedURL stands for a URL or connection string with a literal
+// password: it keeps the one fact secrets-in-env reads from it.
+const redactedURL = "redacted://redacted:" + RedactedValue + "@redacted"
+
+// RedactEnvValue returns what a reader that must not see secrets (the
+// guard's read-only and shipper profiles) is shown of an environment value
+// as the engine reports it: a stand-in of the value's own class, so that
+// secrets-in-env judges the redacted entry exactly as it judges the real
+// one (hyhome audit through the guard agrees with audit on the engine),
+// while no credential, key material or unclassified value gets through.
+// Values that are not secret and that the rule reads are kept: empty,
+// booleans, /run/secrets/ paths, and other paths where the name is not a
+// password's (the rule names that path in its finding).
+func RedactEnvValue(key, value string) string {
+	v := unquote(value)
+	if v == "" || isBoolish(v) || underRunSecrets(v) {
+		return value
+	}
+	e := workload.EnvVar{Key: key, Value: value, HasValue: true}
+	if has, _ := urlPassword(value, v); has {
+		return redactedURL
+	}
+	if _, isFile := cutSuffixFold(key, "_FILE"); isFile && strings.HasPrefix(v, "/") {
+		return value // a path to a file, named in the finding
+	}
+	kind, password := classifyName(key)
+	if kind != nameOther && !password && strings.HasPrefix(v, "/") {
+		return value
+	}
+	if judgeEnv(e).report || kind == nameOther {
+		// A credential (strong names read any non-setting value as one,
+		// weak names a secret-shaped one: RedactedValue is both), or a
+		// value the rule does not read at all.
+		return RedactedValue
+	}
+	// A credential-like name whose value the rule reads as a setting (a
+	// port, a size, a short word): a setting stands in for it.
+	return "0"
+}

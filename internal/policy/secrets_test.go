@@ -102,3 +102,51 @@ func TestSecretsInEnvOnLabelledCorpus(t *testing.T) {
 		t.Errorf("precision %.3f recall %.3f, below the floors %.3f / %.3f", precision, recall, minPrecision, minRecall)
 	}
 }
+
+// The guard's read-only profiles show environment values through
+// RedactEnvValue: on every labelled corpus entry, read as a live container
+// reports it, secrets-in-env judges the redacted value exactly as the real
+// one, and a value it judges a credential never gets through (issue 17
+// item 8: audit through the guard still works).
+func TestRedactEnvValueKeepsTheVerdict(t *testing.T) {
+	entries := readLabelled(t)
+	extra := []workload.EnvVar{
+		{Key: "SECRET_PORT", Value: "5432"}, {Key: "DB_PASSWORD", Value: "1234"}, {Key: "API_URL", Value: "https://u:pw@api.example.com/x"},
+		{Key: "DATABASE_URL", Value: "postgresql://user:pass@db/app"}, {Key: "SESSION_KEY", Value: "aB3$kd93jdKd02"}, {Key: "TZ", Value: "Europe/Paris"},
+		{Key: "DB_PASSWORD_FILE", Value: "/etc/pw"}, {Key: "CERT_KEY", Value: "/certs/key.pem"}, {Key: "PASSWORD", Value: "/notapath"},
+		{Key: "CONN", Value: "Server=db;Password=x;"}, {Key: "WEBPASSWORD", Value: "\"quoted\""}, {Key: "ALLOW_EMPTY_PASSWORD", Value: "yes"},
+	}
+	for _, e := range entries {
+		extra = append(extra, workload.EnvVar{Key: e.env.Key, Value: e.env.Value})
+	}
+	flagged := 0
+	for _, e := range extra {
+		e.HasValue = true // as a live container reports it: a value, never interpolated
+		red := e
+		red.Value = policy.RedactEnvValue(e.Key, e.Value)
+		want, got := judge(e), judge(red)
+		if want != "" {
+			flagged++
+		}
+		if want != got {
+			t.Errorf("%s=%q redacted to %q: judged %q, want %q", e.Key, e.Value, red.Value, got, want)
+		}
+		if want != "" && !strings.Contains(want, "points at") && strings.Contains(red.Value, strings.Trim(e.Value, `"'`)) && len(strings.Trim(e.Value, `"'`)) > 1 {
+			t.Errorf("%s=%q: a credential got through redaction as %q", e.Key, e.Value, red.Value)
+		}
+	}
+	if flagged < 150 {
+		t.Errorf("only %d entries are findings: the comparison proves too little", flagged)
+	}
+}
+
+// judge is secrets-in-env's message for one entry ("" when it passes).
+func judge(e workload.EnvVar) string {
+	w := &workload.Workload{Name: "s", Env: []workload.EnvVar{e}}
+	fs := policy.Evaluate(&workload.Project{Name: "p", Workloads: []*workload.Workload{w}}, &policy.Env{Only: map[string]bool{"secrets-in-env": true}})
+	var msgs []string
+	for _, f := range fs {
+		msgs = append(msgs, f.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
