@@ -23,7 +23,9 @@ import (
 // them (no third-party image can be pulled on this project's machines, so CI
 // skips them): point HYHOME_TRAEFIK_BIN at a Traefik v3 binary and
 // HYHOME_LOKI_BIN at a Loki 3 binary, e.g. built from the Go module proxy
-// (`go build ./cmd/traefik` in a copy of github.com/traefik/traefik/v3@v3.7.5).
+// (`go build ./cmd/traefik` in a copy of github.com/traefik/traefik/v3@v3.6.12,
+// the release compose.yaml pins; `docker cp` it out of the image
+// deploy/e2e/images.sh builds).
 // Each runs the program with the stack's own configuration on loopback; only
 // listen addresses and file paths are substituted.
 

@@ -55,6 +55,8 @@ mkdir -p "$out"
 report=$out/report.md
 run=$(mktemp -d "${TMPDIR:-/tmp}/hyhome-e2e.XXXXXX")
 runid=$(basename "$run")
+# Until the full clean-up below is in place.
+trap 'rm -rf "$run"' EXIT
 failures=()
 t_start=$SECONDS
 
@@ -211,7 +213,7 @@ write_override() {
       echo "  $name:"
       echo "    file: $run/secrets/$file"
       # Swarm secrets cannot change: a name per run.
-      [ "$m" = swarm ] && echo "    name: ${PROJECT}_${name}_$runid"
+      if [ "$m" = swarm ]; then echo "    name: ${PROJECT}_${name}_$runid"; fi
     done <<EOF2
 grafana_admin_password:grafana_admin_password
 grafana_secret_key:grafana_secret_key
@@ -592,7 +594,7 @@ fault_restart() {
     fail "fault restart: ship's checkpoint went back ($lost positions behind the ones before the restart)"
     ok=0
   fi
-  [ $ok = 1 ] && note "- \`docker restart\` of all $(echo "$ids" | wc -w) services: all healthy again after $took s (bound ${RESTART_BOUND} s); Prometheus still answers for the time before the restart ($series \`up\` series), Alertmanager kept its silence, ship's checkpoint kept its $(jq -n --argjson b "$before" '$b.positions | length') positions and queue position (none went back)."
+  if [ $ok = 1 ]; then note "- \`docker restart\` of all $(echo "$ids" | wc -w) services: all healthy again after $took s (bound ${RESTART_BOUND} s); Prometheus still answers for the time before the restart ($series \`up\` series), Alertmanager kept its silence, ship's checkpoint kept its $(jq -n --argjson b "$before" '$b.positions | length') positions and queue position (none went back)."; fi
 }
 prom_has_before() { prom_query "$PROM_URL" 'count(up)' "$1" | jq -e '.data.result | length > 0' >/dev/null; }
 

@@ -6,7 +6,9 @@
 FROM scratch
 COPY rootfs/ /
 # upstream: chown -R nobody:nobody /etc/alertmanager /alertmanager,
-# chmod -R g+w /alertmanager.
+# chmod -R g+w /alertmanager. data/ holds only the alertmanager directory
+# (mode 0775): / itself keeps its owner.
+COPY --chown=65534:65534 config/ /etc/alertmanager/
 COPY --chown=65534:65534 data/ /
 USER nobody
 EXPOSE 9093

@@ -6,7 +6,9 @@ FROM scratch
 COPY rootfs/ /
 # /etc/prometheus and /prometheus owned by nobody (upstream: chown -R
 # nobody:nobody, chmod g+w /prometheus), so that a named volume mounted on
-# /prometheus starts out writable by the image's user.
+# /prometheus starts out writable by the image's user. data/ holds only the
+# prometheus directory (mode 0775): / itself keeps its owner.
+COPY --chown=65534:65534 config/ /etc/prometheus/
 COPY --chown=65534:65534 data/ /
 WORKDIR /prometheus
 USER nobody
