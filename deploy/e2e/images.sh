@@ -176,13 +176,30 @@ ensure_image() {
   mkdir -p "$ctx/rootfs"
   log "$svc: building $image from $mod@$ver"
   "build_$name" "$ctx" "$mod" "$ver"
-  $DOCKER build -q -t "$image" -f "$here/images/$name.Dockerfile" \
+  docker_build "$image" "$name" "$ctx" \
     --label "org.hy-home.e2e.key=$key" \
     --label "org.hy-home.e2e.source=$mod@$ver" \
-    --label "org.opencontainers.image.version=$ver" \
-    "$ctx" >/dev/null
+    --label "org.opencontainers.image.version=$ver"
   log "$svc: built $image in $((SECONDS - start)) s"
   echo "$svc built $image from $mod@$ver, in $((SECONDS - start)) s" >>"$report"
+}
+
+# docker_build TAG NAME CONTEXT [ARGS...]: the image from
+# images/NAME.Dockerfile. The image the tag named before, when this script
+# built it, is removed once the tag has moved: rebuilding after a version
+# change leaves no dangling image behind.
+docker_build() {
+  local tag=$1 name=$2 ctx=$3 old
+  shift 3
+  old=$($DOCKER image inspect -f '{{.Id}} {{index .Config.Labels "org.hy-home.e2e.key"}}' "$tag" 2>/dev/null || true)
+  if ! $DOCKER build -q -t "$tag" -f "$here/images/$name.Dockerfile" "$@" "$ctx" >"$work/build.log" 2>&1; then
+    cat "$work/build.log" >&2
+    die "building $tag failed"
+  fi
+  set -- $old
+  if [ $# -eq 2 ] && [ "$1" != "$($DOCKER image inspect -f '{{.Id}}' "$tag")" ]; then
+    $DOCKER image rm "$1" >/dev/null 2>&1 || true
+  fi
 }
 
 try_pull() {
@@ -209,10 +226,10 @@ prom_ldflags() {
 build_prometheus() {
   local ctx=$1 src
   src=$(module_copy "$2" "$3")
-  mkdir -p "$ctx/rootfs/bin" "$ctx/data/etc/prometheus" "$ctx/data/prometheus"
+  mkdir -p "$ctx/rootfs/bin" "$ctx/config" "$ctx/data/prometheus"
   chmod 0775 "$ctx/data/prometheus"
   (cd "$src" && go_build "$ctx/rootfs/bin/" netgo "$(prom_ldflags "${PROMETHEUS_VERSION#v}" "$3")" ./cmd/prometheus ./cmd/promtool)
-  cp "$src/documentation/examples/prometheus.yml" "$ctx/data/etc/prometheus/prometheus.yml"
+  cp "$src/documentation/examples/prometheus.yml" "$ctx/config/prometheus.yml"
   cp "$src/LICENSE" "$src/NOTICE" "$ctx/rootfs/"
   stage_busybox "$ctx"
   stage_passwd "$ctx"
@@ -223,10 +240,13 @@ build_prometheus() {
 build_alertmanager() {
   local ctx=$1 src
   src=$(module_copy "$2" "$3")
-  mkdir -p "$ctx/rootfs/bin" "$ctx/data/etc/alertmanager" "$ctx/data/alertmanager"
+  # ui/web.go embeds ui/app/dist, which npm builds: one page saying so.
+  mkdir -p "$src/ui/app/dist"
+  printf '<!doctype html><title>Alertmanager</title><p>This Alertmanager was built from its Go module without its web UI (npm-built assets are not in the module). The API is at <a href="api/v2/status">api/v2</a>.\n' >"$src/ui/app/dist/index.html"
+  mkdir -p "$ctx/rootfs/bin" "$ctx/config" "$ctx/data/alertmanager"
   chmod 0775 "$ctx/data/alertmanager"
   (cd "$src" && go_build "$ctx/rootfs/bin/" netgo "$(prom_ldflags "${3#v}" "$3")" ./cmd/alertmanager ./cmd/amtool)
-  cp "$src/examples/ha/alertmanager.yml" "$ctx/data/etc/alertmanager/alertmanager.yml"
+  cp "$src/examples/ha/alertmanager.yml" "$ctx/config/alertmanager.yml"
   stage_busybox "$ctx"
   stage_passwd "$ctx"
 }
@@ -305,8 +325,7 @@ for svc in loki grafana tempo pyroscope cadvisor; do
         ctx=$work/ctx-loki-standin
         mkdir -p "$ctx"
         build_loki_standin "$ctx"
-        $DOCKER build -q -t "$standin" -f "$here/images/loki_standin.Dockerfile" \
-          --label "org.hy-home.e2e.key=$key" "$ctx" >/dev/null
+        docker_build "$standin" loki_standin "$ctx" --label "org.hy-home.e2e.key=$key"
         log "loki: built the stand-in $standin"
       fi
       echo "loki stand-in $standin $image is absent: the in-repo Loki test server (memory only) takes its place" >>"$report"
