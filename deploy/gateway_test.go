@@ -226,6 +226,27 @@ func TestGatewayTraefik(t *testing.T) {
 	if resp, _ := get("grafana.home.example", "/metrics", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("Grafana's /metrics through the gateway: %d, want 404", resp.StatusCode)
 	}
+
+	// What hyhome ship sends to Loki: every line JSON (no ANSI colours),
+	// and the access log records the dashboard's failed logins too (its
+	// router ends at api@internal, which Traefik leaves out by default).
+	waitFor(t, 30*time.Second, "the dashboard's 401 in the access log", func() error {
+		for _, line := range strings.Split(string(readFile(t, filepath.Join(dir, "traefik.log"))), "\n") {
+			var e struct {
+				RequestHost, RequestPath string
+				DownstreamStatus         int
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.RequestHost == "traefik.home.example" && e.RequestPath == "/api/http/routers" && e.DownstreamStatus == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		return errors.New("no access log line of GET https://traefik.home.example/api/http/routers answered 401")
+	})
+	for i, line := range strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dir, "traefik.log")))), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("traefik output line %d is not JSON: %q", i+1, line)
+		}
+	}
 }
 
 // TestLokiConfig: deploy/loki/loki.yaml passes Loki's own -verify-config,
