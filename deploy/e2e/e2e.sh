@@ -242,6 +242,7 @@ cleanup() {
   local rc=$?
   set +e
   log "clean-up"
+  stop_events
   for a in "${apps[@]}"; do $DOCKER rm -f "$a" >/dev/null 2>&1; done
   if [ "$compose_started" = 1 ]; then
     compose down --volumes --remove-orphans --timeout 30 >&2 2>&1 | tail -n 5 >&2
@@ -327,6 +328,22 @@ diagnose() {
     echo "--- $($DOCKER inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}} {{.State.Error}}' "$c")" >&2
     $DOCKER logs --tail 40 "$c" 2>&1 | sed 's/^/    /' >&2
   done
+}
+
+# watch_events FILTER LABEL FILE: the engine's container events matching
+# FILTER, as "<ns> <value of LABEL> <action>" lines, until stop_events.
+events_pid=""
+watch_events() {
+  $DOCKER events --filter "$1" --filter type=container \
+    --format "{{.TimeNano}} {{index .Actor.Attributes \"$2\"}} {{.Action}}" >"$3" &
+  events_pid=$!
+}
+stop_events() {
+  if [ -n "$events_pid" ]; then
+    kill "$events_pid" 2>/dev/null || true
+    wait "$events_pid" 2>/dev/null || true
+    events_pid=""
+  fi
 }
 
 # curl through Traefik's published HTTPS port on loopback, with the run's
@@ -420,8 +437,10 @@ compose_up() {
   note ""
   compose config --quiet || die "compose config refused the stack with the run's override"
 
-  local since t0 t1
-  since=$(date +%s)
+  local t0 t1
+  # The engine keeps only its last 256 events for replay, and healthcheck
+  # execs alone fill that within minutes: subscribe before starting.
+  watch_events "label=com.docker.compose.project=$PROJECT" com.docker.compose.service "$run/events-compose.txt"
   t0=$(now_ns)
   compose_started=1
   if ! compose up -d --wait --wait-timeout "$HEALTHY_BOUND" >"$out/compose-up.log" 2>&1; then
@@ -431,15 +450,13 @@ compose_up() {
     return 1
   fi
   t1=$(now_ns)
+  stop_events
   note "Every started service healthy $(elapsed "$t0" "$t1") s after \`up\` began (bound ${HEALTHY_BOUND} s)."
   note ""
   note "| service | image | started | healthy | time to healthy |"
   note "|---|---|---:|---:|---:|"
   # The engine's own start and health events of the run's containers.
-  $DOCKER events --since "$since" --until "$(date +%s)" \
-    --filter "label=com.docker.compose.project=$PROJECT" --filter type=container \
-    --format '{{.TimeNano}} {{index .Actor.Attributes "com.docker.compose.service"}} {{.Action}}' |
-    awk -v t0="$t0" '
+  awk -v t0="$t0" '
       $3 == "start" && !($2 in st) { st[$2] = $1 }
       $3 == "health_status:" && $4 == "healthy" && !($2 in ok) { ok[$2] = $1 }
       END {
@@ -448,7 +465,7 @@ compose_up() {
           d = (s in ok) ? sprintf("%.1f s", (ok[s] - st[s]) / 1e9) : "-"
           printf "%s|%.1f s|%s|%s\n", s, (st[s] - t0) / 1e9, h, d
         }
-      }' | sort | while IFS='|' read -r s started healthy took; do
+      }' "$run/events-compose.txt" | sort | while IFS='|' read -r s started healthy took; do
       note "| $s | \`$(image_of "$s")\` | $started | $healthy | $took |"
     done
   note ""
@@ -470,14 +487,14 @@ compose_verify() {
   note ""
   note "### hyhome verify"
   note ""
-  note "Loki, Prometheus and Alertmanager by their infra_net addresses (the host reaches a bridge network's containers); memory from the $memsrc$([ $memsrc = engine ] && echo ' stats API (cAdvisor is left out)'); AC-SPEC-02 also through Traefik on 127.0.0.1:$HTTPS_PORT; ALERTING takes the stack's own \`audit\` service down."
+  note "Loki, Prometheus and Alertmanager by their infra_net addresses (the host reaches a bridge network's containers); memory from the $memsrc$([ $memsrc = engine ] && echo ' stats API (cAdvisor is left out)'); AC-SPEC-02 also through Traefik on 127.0.0.1:$HTTPS_PORT (the prometheus.$DOMAIN router, answering 401 without credentials); ALERTING takes the stack's own \`audit\` service down."
   note ""
   set +e
   "$HYHOME" verify \
     --filter "label=com.docker.compose.project=$PROJECT" \
     --loki-url "$LOKI_URL" --prometheus-url "$PROM_URL" --alertmanager-url "$AM_URL" \
     --memory-source "$memsrc" \
-    --gateway-url "https://127.0.0.1:$HTTPS_PORT" --gateway-host "traefik.$DOMAIN" --gateway-ca "$run/secrets/tls.crt" \
+    --gateway-url "https://127.0.0.1:$HTTPS_PORT" --gateway-host "prometheus.$DOMAIN" --gateway-ca "$run/secrets/tls.crt" \
     --alert-service audit --slack-webhook-receiver "$INFRA_GATEWAY:$SLACK_PORT" \
     --canary-image "$HYHOME_IMAGE" --canary-label "org.hy-home.e2e.run=$runid" \
     --format text 2>"$out/verify-compose.log" | tee "$out/verify-compose.txt"
@@ -533,7 +550,8 @@ fault_guard() {
   until_ok "$REDISCOVER_BOUND" scraped "$PROM_URL" "$PROJECT-app1-$runid" >/dev/null || { fail "fault guard: app1 not scraped within ${REDISCOVER_BOUND}s (before any restart)"; return; }
   $DOCKER restart "$(cid guard)" >/dev/null
   t=$(now_ns)
-  wait_healthy 120 "$(cid guard)" || { fail "fault guard: guard not healthy within 120 s of its restart"; return; }
+  # Started at once: the figures are how long discovery takes to come back,
+  # not how long the guard's first healthcheck (30 s interval) takes.
   app app2
   if took2=$(until_ok "$REDISCOVER_BOUND" routed app2) && routed app1; then :; else
     fail "fault guard: after the guard restart, Traefik did not route a new container within ${REDISCOVER_BOUND}s"
@@ -546,6 +564,7 @@ fault_guard() {
     fail "fault guard: after the guard restart, Prometheus did not scrape a new container within ${REDISCOVER_BOUND}s"
     return
   fi
+  wait_healthy 120 "$(cid guard)" || { fail "fault guard: guard not healthy within 120 s of its restart"; return; }
   note "- Guard restarted: a container started afterwards was routed by Traefik $took2 s and scraped by Prometheus $took3 s after the restart (bound ${REDISCOVER_BOUND} s each); the one started before is still routed. (Before the restart, Traefik routed a new container after $took1 s.)"
 }
 
@@ -600,11 +619,13 @@ prom_has_before() { prom_query "$PROM_URL" 'count(up)' "$1" | jq -e '.data.resul
 
 compose_down() {
   log "compose: down"
-  compose down --volumes --remove-orphans --timeout 30 >"$out/compose-down.log" 2>&1 || fail "compose: down failed (see $out/compose-down.log)"
-  compose_started=0
+  # The run's application containers first: a network with a container
+  # still attached cannot be removed.
   local a
   for a in "${apps[@]}"; do $DOCKER rm -f "$a" >/dev/null 2>&1 || true; done
   apps=()
+  compose down --volumes --remove-orphans --timeout 30 >"$out/compose-down.log" 2>&1 || fail "compose: down failed (see $out/compose-down.log)"
+  compose_started=0
 }
 
 run_compose() {
@@ -708,8 +729,8 @@ run_swarm() {
   note "- the secrets are the run's own; the Slack webhook points at \`hyhome verify\`'s receiver on $gw:$SLACK_PORT (docker_gwbridge's gateway, the host as the stack's tasks reach it)"
   note ""
   log "swarm: stack deploy"
-  local t0 since
-  since=$(date +%s)
+  local t0
+  watch_events "label=com.docker.stack.namespace=$PROJECT" com.docker.swarm.service.name "$run/events-swarm.txt"
   t0=$(now_ns)
   swarm_deployed=1
   # shellcheck disable=SC2046
@@ -738,11 +759,9 @@ run_swarm() {
   note ""
   note "| service | replicas | healthy after |"
   note "|---|---:|---:|"
-  $DOCKER events --since "$since" --until "$(date +%s)" \
-    --filter "label=com.docker.stack.namespace=$PROJECT" --filter type=container --filter event=health_status \
-    --format '{{.TimeNano}} {{index .Actor.Attributes "com.docker.swarm.service.name"}} {{.Action}}' |
-    awk -v t0="$t0" '$4 == "healthy" && !($2 in ok) { ok[$2] = $1 } END { for (s in ok) printf "%s|%.1f s\n", s, (ok[s] - t0) / 1e9 }' |
-    sort >"$run/swarm-healthy.txt"
+  stop_events
+  awk -v t0="$t0" '$3 == "health_status:" && $4 == "healthy" && !($2 in ok) { ok[$2] = $1 } END { for (s in ok) printf "%s|%.1f s\n", s, (ok[s] - t0) / 1e9 }' \
+    "$run/events-swarm.txt" | sort >"$run/swarm-healthy.txt"
   $DOCKER service ls --filter "label=com.docker.stack.namespace=$PROJECT" --format '{{.Name}} {{.Replicas}}' | sort |
     while read -r s r; do
       note "| $s | $r | $(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$run/swarm-healthy.txt") |"
@@ -762,7 +781,7 @@ run_swarm() {
     --filter "label=com.docker.stack.namespace=$PROJECT" \
     --loki-url "http://127.0.0.1:$SWARM_LOKI_PORT" --prometheus-url "http://127.0.0.1:$SWARM_PROM_PORT" \
     --alertmanager-url "http://127.0.0.1:$SWARM_AM_PORT" --memory-source engine \
-    --gateway-url "https://127.0.0.1:$HTTPS_PORT" --gateway-host "traefik.$DOMAIN" --gateway-ca "$run/secrets/tls.crt" \
+    --gateway-url "https://127.0.0.1:$HTTPS_PORT" --gateway-host "prometheus.$DOMAIN" --gateway-ca "$run/secrets/tls.crt" \
     --slack-webhook-receiver "$gw:$SLACK_PORT" --canary-network infra_net \
     --canary-image "$HYHOME_IMAGE" --canary-label "org.hy-home.e2e.run=$runid" \
     --format text 2>"$out/verify-swarm.log" | tee "$out/verify-swarm.txt"
