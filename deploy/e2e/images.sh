@@ -116,7 +116,6 @@ go_build() {
 stage_busybox() {
   local ctx=$1
   [ -x "$BUSYBOX" ] || die "no static busybox at $BUSYBOX (Debian: apt-get install busybox-static; or set HYHOME_BUSYBOX)"
-  file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || die "$BUSYBOX is not statically linked"
   mkdir -p "$ctx/rootfs/bin"
   cp "$BUSYBOX" "$ctx/rootfs/bin/busybox"
   local applet
@@ -134,13 +133,15 @@ stage_passwd() {
   printf 'root:x:0:\nnobody:x:65534:\n' >"$ctx/rootfs/etc/group"
 }
 
-# recipe_key NAME MODULE VERSION: what a built image is keyed on. The Go
-# toolchain is not part of it: a new Go does not make a release different.
+# recipe_key NAME MODULE VERSION: what a built image is keyed on: the
+# module version, the Dockerfile and every function that shapes the image's
+# content. The Go toolchain is not part of it: a new Go does not make a
+# release different.
 recipe_key() {
   {
     printf '%s %s %s\n' "$1" "$2" "$3"
     cat "$here/images/$1.Dockerfile"
-    declare -f "build_$1"
+    declare -f "build_$1" module_copy go_build stage_busybox stage_passwd prom_ldflags
   } | sha256sum | cut -c1-16
 }
 
@@ -195,6 +196,12 @@ docker_build() {
   if ! $DOCKER build -q -t "$tag" -f "$here/images/$name.Dockerfile" "$@" "$ctx" >"$work/build.log" 2>&1; then
     cat "$work/build.log" >&2
     die "building $tag failed"
+  fi
+  # Every image has a busybox: it must run in the image, which has no
+  # dynamic loader (a dynamically linked busybox would not).
+  if ! $DOCKER run --rm --network none --entrypoint /bin/busybox "$tag" true >/dev/null 2>&1; then
+    $DOCKER image rm "$tag" >/dev/null 2>&1 || true
+    die "$tag: /bin/busybox does not run in the image: is $BUSYBOX statically linked?"
   fi
   set -- $old
   if [ $# -eq 2 ] && [ "$1" != "$($DOCKER image inspect -f '{{.Id}}' "$tag")" ]; then
