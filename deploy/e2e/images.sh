@@ -71,7 +71,7 @@ ensure_compose() {
     log "compose: $($DOCKER compose version --short 2>/dev/null || $DOCKER compose version)"
     return
   fi
-  local dir mod src
+  local dir mod src start=$SECONDS
   dir=$(plugin_dir)
   mod=github.com/docker/compose/v5
   log "compose: \`$DOCKER compose\` is missing; building $mod@$COMPOSE_MODULE_VERSION into $dir"
@@ -81,7 +81,7 @@ ensure_compose() {
     "-X $mod/internal.Version=$COMPOSE_MODULE_VERSION" ./cmd)
   install -m 0755 "$work/docker-compose" "$dir/docker-compose"
   $DOCKER compose version >/dev/null || die "compose: built, but \`$DOCKER compose version\` still fails"
-  log "compose: $($DOCKER compose version)"
+  log "compose: $($DOCKER compose version), built in $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------------------

@@ -53,12 +53,15 @@ check could not run):
   NFR-RES-01  at idle, the infra tier's working set is under 20% of host memory
   AC-SPEC-02  a crashing canary (job=infra, tier=gateway) logs a token; the line and its
               die event are found in Loki with {job="infra", tier="gateway"} in < 5 s
+              (with --gateway-url, also the gateway's access log line of a request
+              through it carrying the token)
   NFR-OBS-01  the same trials, each < 2 s; p50, p95 and max are reported
   AC-SPEC-03  with host CPU held at 80% by a load canary, no infra container exceeds
               (or lacks) its memory limit; limit, max usage and headroom per container
-  ALERTING    an infra canary is killed; an alert naming its service must fire in
-              Alertmanager, routed to a Slack receiver (and, with
-              --slack-webhook-receiver, reach the webhook); it must resolve on return
+  ALERTING    an infra canary is killed (with --alert-service, the stack's own service
+              is stopped); an alert naming its service must fire in Alertmanager,
+              routed to a Slack receiver (and, with --slack-webhook-receiver, reach
+              the webhook); it must resolve on return
 
 Memory comes from Prometheus (cAdvisor's container_memory_usage_bytes and
 container_memory_working_set_bytes) with --prometheus-url, else from the engine's
