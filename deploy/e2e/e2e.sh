@@ -46,6 +46,7 @@ CATCHUP_BOUND=${HYHOME_E2E_CATCHUP_BOUND:-120}   # s after Loki is back, every l
 REDISCOVER_BOUND=${HYHOME_E2E_REDISCOVER_BOUND:-120} # s after the guard restart
 RESTART_BOUND=${HYHOME_E2E_RESTART_BOUND:-300}   # s, every service healthy after docker restart
 SWARM_LOCK=${HYHOME_E2E_SWARM_LOCK:-/tmp/hyhome-test-swarm.lock}
+SWARM_LOCK_WAIT=${HYHOME_E2E_SWARM_LOCK_WAIT:-1800} # s
 SWARM_LOKI_PORT=${HYHOME_E2E_LOKI_PORT:-13100}
 SWARM_PROM_PORT=${HYHOME_E2E_PROM_PORT:-19090}
 SWARM_AM_PORT=${HYHOME_E2E_AM_PORT:-19093}
@@ -253,7 +254,7 @@ cleanup() {
     $DOCKER swarm leave --force >/dev/null 2>&1 || echo "e2e: could not leave the swarm: run \`docker swarm leave --force\`" >&2
     [ "${had_gwbridge:-1}" = 1 ] || $DOCKER network rm docker_gwbridge >/dev/null 2>&1
   fi
-  leftovers
+  leftovers || rc=1
   chmod -R u+w "$run" 2>/dev/null
   rm -rf "$run"
   if [ $rc -ne 0 ] && [ ${#failures[@]} -eq 0 ]; then
@@ -715,7 +716,10 @@ swarm_converged() {
 run_swarm() {
   log "swarm: waiting for the swarm lock $SWARM_LOCK"
   exec 9>"$SWARM_LOCK"
-  flock 9
+  if ! flock -w "$SWARM_LOCK_WAIT" 9; then
+    fail "swarm: the swarm lock $SWARM_LOCK was held by others for ${SWARM_LOCK_WAIT}s; the Swarm part did not run"
+    return
+  fi
   note ""
   note "## Swarm"
   note ""
