@@ -47,6 +47,8 @@ REDISCOVER_BOUND=${HYHOME_E2E_REDISCOVER_BOUND:-120} # s after the guard restart
 RESTART_BOUND=${HYHOME_E2E_RESTART_BOUND:-300}   # s, every service healthy after docker restart
 SWARM_LOCK=${HYHOME_E2E_SWARM_LOCK:-/tmp/hyhome-test-swarm.lock}
 SWARM_LOCK_WAIT=${HYHOME_E2E_SWARM_LOCK_WAIT:-1800} # s
+# docker_gwbridge's subnet when the run has to create it.
+GWBRIDGE_SUBNET=${HYHOME_E2E_GWBRIDGE_SUBNET:-172.31.241.0/24}
 SWARM_LOKI_PORT=${HYHOME_E2E_LOKI_PORT:-13100}
 SWARM_PROM_PORT=${HYHOME_E2E_PROM_PORT:-19090}
 SWARM_AM_PORT=${HYHOME_E2E_AM_PORT:-19093}
@@ -250,9 +252,9 @@ cleanup() {
   fi
   if [ "$swarm_deployed" = 1 ]; then swarm_remove; fi
   if [ -n "$swarm_label_added" ]; then $DOCKER node update --label-rm hy-home.infra "$swarm_label_added" >/dev/null 2>&1; fi
-  if [ "$swarm_initialised" = 1 ]; then
-    $DOCKER swarm leave --force >/dev/null 2>&1 || echo "e2e: could not leave the swarm: run \`docker swarm leave --force\`" >&2
-    [ "${had_gwbridge:-1}" = 1 ] || $DOCKER network rm docker_gwbridge >/dev/null 2>&1
+  if [ "$swarm_initialised" = 1 ]; then swarm_leave; fi
+  if [ "$gwbridge_created" = 1 ]; then
+    $DOCKER network rm docker_gwbridge >/dev/null 2>&1 || echo "e2e: could not remove docker_gwbridge, which the run created" >&2
   fi
   leftovers || rc=1
   chmod -R u+w "$run" 2>/dev/null
@@ -673,19 +675,54 @@ swarm_remove() {
   swarm_deployed=0
 }
 
+# gwbridge: docker_gwbridge, through which the stack's tasks reach the host
+# (and hyhome verify's Slack receiver). The engine creates it only when the
+# first task starts, too late for the webhook secret; created here (as
+# Docker documents for a customised one) when absent, with a known subnet,
+# and removed at the end.
+gwbridge_created=0
+gwbridge() {
+  $DOCKER network inspect docker_gwbridge >/dev/null 2>&1 && return
+  $DOCKER network create --driver bridge --subnet "$GWBRIDGE_SUBNET" \
+    --opt com.docker.network.bridge.name=docker_gwbridge \
+    --opt com.docker.network.bridge.enable_icc=false \
+    --opt com.docker.network.bridge.enable_ip_masquerade=true \
+    docker_gwbridge >/dev/null
+  gwbridge_created=1
+}
+
+# swarm_leave leaves the swarm the run initialised. The engine sets up the
+# ingress network's sandbox asynchronously after `swarm init`; leaving
+# before that is done (a run failing right after init) leaves a stale
+# ingress network in the engine until dockerd restarts, so wait for it
+# first, and for it to be gone after.
+swarm_leave() {
+  local deadline=$((SECONDS + 30))
+  until $DOCKER network inspect docker_gwbridge -f '{{range .Containers}}{{.Name}} {{end}}' 2>/dev/null | grep -q ingress-sbox; do
+    [ $SECONDS -lt $deadline ] || break
+    sleep 1
+  done
+  $DOCKER swarm leave --force >/dev/null 2>&1 || echo "e2e: could not leave the swarm: run \`docker swarm leave --force\`" >&2
+  deadline=$((SECONDS + 30))
+  while $DOCKER network ls -q --filter name=^ingress$ | grep -q .; do
+    [ $SECONDS -lt $deadline ] || { echo "e2e: the ingress network outlived the swarm" >&2; break; }
+    sleep 1
+  done
+}
+
 swarm_init() {
   local state
   state=$($DOCKER info --format '{{.Swarm.LocalNodeState}}')
   case $state in
     inactive)
-      had_gwbridge=0
-      $DOCKER network inspect docker_gwbridge >/dev/null 2>&1 && had_gwbridge=1
+      gwbridge
       $DOCKER swarm init --listen-addr 127.0.0.1:2377 --advertise-addr 127.0.0.1 >/dev/null
       swarm_initialised=1
       note "A single-node swarm was initialised on 127.0.0.1 for the run and is left again at its end."
       ;;
     active)
       [ "$($DOCKER info --format '{{.Swarm.ControlAvailable}}')" = true ] || die "this node is a swarm worker: not touching the swarm it belongs to"
+      gwbridge
       note "This node was already a swarm manager: the stack is deployed into that swarm and removed again; the swarm is left as it was."
       ;;
     *) die "swarm state is $state: not touching it" ;;
