@@ -257,6 +257,7 @@ cleanup() {
     $DOCKER network rm docker_gwbridge >/dev/null 2>&1 || echo "e2e: could not remove docker_gwbridge, which the run created" >&2
   fi
   leftovers || rc=1
+  swarm_as_found || rc=1
   chmod -R u+w "$run" 2>/dev/null
   rm -rf "$run"
   if [ $rc -ne 0 ] && [ ${#failures[@]} -eq 0 ]; then
@@ -267,6 +268,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# swarm_as_found fails when the swarm part changed the engine's swarm state:
+# a swarm it initialised still there, or the networks that came with it.
+swarm_as_found() {
+  [ "$swarm_initialised" = 1 ] || [ "$gwbridge_created" = 1 ] || return 0
+  local state
+  state=$($DOCKER info --format '{{.Swarm.LocalNodeState}}')
+  if [ "$swarm_initialised" = 1 ] && { [ "$state" != inactive ] || $DOCKER network ls -q --filter name=^ingress$ | grep -q .; }; then
+    note "- **FAIL**: the swarm the run initialised is not gone (state $state, or its ingress network is left)"
+    return 1
+  fi
+  if [ "$gwbridge_created" = 1 ] && $DOCKER network inspect docker_gwbridge >/dev/null 2>&1; then
+    note "- **FAIL**: docker_gwbridge, which the run created, is left"
+    return 1
+  fi
+  note "Swarm state as found: $state, and no docker_gwbridge or ingress network of the run left."
+}
 
 # leftovers reports (and fails on) any object of the run still present.
 leftovers() {
