@@ -49,6 +49,7 @@ SWARM_LOCK=${HYHOME_E2E_SWARM_LOCK:-/tmp/hyhome-test-swarm.lock}
 SWARM_LOCK_WAIT=${HYHOME_E2E_SWARM_LOCK_WAIT:-1800} # s
 # docker_gwbridge's subnet when the run has to create it.
 GWBRIDGE_SUBNET=${HYHOME_E2E_GWBRIDGE_SUBNET:-172.31.241.0/24}
+GWBRIDGE_GATEWAY=${HYHOME_E2E_GWBRIDGE_GATEWAY:-172.31.241.1}
 SWARM_LOKI_PORT=${HYHOME_E2E_LOKI_PORT:-13100}
 SWARM_PROM_PORT=${HYHOME_E2E_PROM_PORT:-19090}
 SWARM_AM_PORT=${HYHOME_E2E_AM_PORT:-19093}
@@ -701,7 +702,7 @@ swarm_remove() {
 gwbridge_created=0
 gwbridge() {
   $DOCKER network inspect docker_gwbridge >/dev/null 2>&1 && return
-  $DOCKER network create --driver bridge --subnet "$GWBRIDGE_SUBNET" \
+  $DOCKER network create --driver bridge --subnet "$GWBRIDGE_SUBNET" --gateway "$GWBRIDGE_GATEWAY" \
     --opt com.docker.network.bridge.name=docker_gwbridge \
     --opt com.docker.network.bridge.enable_icc=false \
     --opt com.docker.network.bridge.enable_ip_masquerade=true \
@@ -780,7 +781,11 @@ run_swarm() {
   note ""
   swarm_init
   local gw
-  gw=$($DOCKER network inspect -f '{{(index .IPAM.Config 0).Gateway}}' docker_gwbridge)
+  gw=$($DOCKER network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' docker_gwbridge)
+  if [ -z "$gw" ]; then
+    fail "swarm: docker_gwbridge has no gateway address: the stack's tasks could not reach hyhome verify's Slack receiver"
+    return
+  fi
   set_webhook "http://$gw:$SLACK_PORT/services/E2E/hyhome/verify"
   write_override "$run/override-swarm.yaml" swarm
   note "\`docker stack deploy -c deploy/compose.yaml -c deploy/.overlays/swarm.yaml -c <run override> $PROJECT\`; the override changes only:"
