@@ -570,14 +570,15 @@ fault_guard() {
   log "fault: guard restarted"
   local t took1 took2 took3
   app app1
-  took1=$(until_ok "$REDISCOVER_BOUND" routed app1) || { fail "fault guard: app1 not routed by Traefik within ${REDISCOVER_BOUND}s (before any restart)"; return; }
-  until_ok "$REDISCOVER_BOUND" scraped "$PROM_URL" "$PROJECT-app1-$runid" >/dev/null || { fail "fault guard: app1 not scraped within ${REDISCOVER_BOUND}s (before any restart)"; return; }
+  took1=$(until_ok "$REDISCOVER_BOUND" routed app1) || { discovery_diagnose app1; fail "fault guard: app1 not routed by Traefik within ${REDISCOVER_BOUND}s (before any restart)"; return; }
+  until_ok "$REDISCOVER_BOUND" scraped "$PROM_URL" "$PROJECT-app1-$runid" >/dev/null || { discovery_diagnose app1; fail "fault guard: app1 not scraped within ${REDISCOVER_BOUND}s (before any restart)"; return; }
   $DOCKER restart "$(cid guard)" >/dev/null
   t=$(now_ns)
   # Started at once: the figures are how long discovery takes to come back,
   # not how long the guard's first healthcheck (30 s interval) takes.
   app app2
   if took2=$(until_ok "$REDISCOVER_BOUND" routed app2) && routed app1; then :; else
+    discovery_diagnose app2
     fail "fault guard: after the guard restart, Traefik did not route a new container within ${REDISCOVER_BOUND}s"
     return
   fi
@@ -585,11 +586,29 @@ fault_guard() {
   if until_ok "$REDISCOVER_BOUND" scraped "$PROM_URL" "$PROJECT-app2-$runid" >/dev/null; then
     took3=$(elapsed "$t" "$(now_ns)")
   else
+    discovery_diagnose app2
     fail "fault guard: after the guard restart, Prometheus did not scrape a new container within ${REDISCOVER_BOUND}s"
     return
   fi
   wait_healthy 120 "$(cid guard)" || { fail "fault guard: guard not healthy within 120 s of its restart"; return; }
   note "- Guard restarted: a container started afterwards was routed by Traefik $took2 s and scraped by Prometheus $took3 s after the restart (bound ${REDISCOVER_BOUND} s each); the one started before is still routed. (Before the restart, Traefik routed a new container after $took1 s.)"
+}
+
+# discovery_diagnose APP: what Traefik, Prometheus and the guard say when a
+# container was not discovered.
+discovery_diagnose() {
+  local c=$PROJECT-$1-$runid
+  {
+    echo "--- $c: $($DOCKER inspect -f '{{.State.Status}} {{.State.Health}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}' "$c" 2>&1)"
+    echo "--- GET https://$1.$DOMAIN:$HTTPS_PORT/healthz: $(gw "$1.$DOMAIN" /healthz -o /dev/null -w '%{http_code}' 2>&1)"
+    echo "--- Prometheus targets:"
+    curl -sS --max-time 10 "$PROM_URL/api/v1/targets?state=active" | jq -r '.data.activeTargets[] | "    \(.labels.instance) \(.health) \(.lastError)"' 2>&1
+    local s
+    for s in traefik guard prometheus; do
+      echo "--- $s, last lines:"
+      $DOCKER logs --tail 25 "$(cid $s)" 2>&1 | cut -c1-400 | sed 's/^/    /'
+    done
+  } >&2
 }
 
 # state_of VOLUME: ship's checkpoint, read in a throwaway container.
