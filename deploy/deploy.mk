@@ -11,6 +11,9 @@
 #   make verify-config  every static check of the stack's files
 #   make stack-deploy   the same stack on Docker Swarm (README.md)
 #   make stack-rm       remove it from the swarm
+#   make e2e            the stack on this engine, Compose then Swarm, proven
+#                       by hyhome verify and fault injection
+#                       (deploy/e2e/e2e.sh; E2E_MODE=compose|swarm|all)
 #
 # The recipes need bash (the root Makefile sets SHELL := /bin/bash).
 
@@ -34,7 +37,7 @@ DEPLOY_SWARM_FILES = -c $(DEPLOY_DIR)/compose.yaml -c $(DEPLOY_DIR)/.overlays/sw
 # The Traefik image compose.yaml pins, for the one-off ACME volume setup.
 DEPLOY_TRAEFIK_IMAGE = $(shell sed -n 's/^ *image: *\(traefik:[^ ]*\).*/\1/p' $(DEPLOY_DIR)/compose.yaml)
 
-.PHONY: up down verify-config deploy-env deploy-secrets deploy-acme-volume stack-deploy stack-rm
+.PHONY: up down verify-config deploy-env deploy-secrets deploy-acme-volume stack-deploy stack-rm e2e
 
 up: image deploy-env deploy-secrets deploy-acme-volume
 	$(DEPLOY_COMPOSE) up -d --remove-orphans
@@ -111,3 +114,14 @@ stack-deploy: image deploy-env deploy-secrets
 
 stack-rm:
 	$(DOCKER) stack rm $(HYHOME_PROJECT)
+
+# The stack on this engine, as users run it, with every figure in
+# bin/e2e/report.md. Third-party images missing here are built from their Go
+# modules and cached (deploy/e2e/images.sh); see deploy/README.md.
+# The project image gets its own tag, so that a `make image` elsewhere on a
+# shared engine cannot change it under a running e2e.
+E2E_MODE  ?= all
+E2E_IMAGE ?= hyhome:e2e
+e2e: build
+	$(MAKE) --no-print-directory image IMAGE=$(E2E_IMAGE)
+	HYHOME_IMAGE=$(E2E_IMAGE) bash $(DEPLOY_DIR)/e2e/e2e.sh $(E2E_MODE)

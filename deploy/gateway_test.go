@@ -23,7 +23,9 @@ import (
 // them (no third-party image can be pulled on this project's machines, so CI
 // skips them): point HYHOME_TRAEFIK_BIN at a Traefik v3 binary and
 // HYHOME_LOKI_BIN at a Loki 3 binary, e.g. built from the Go module proxy
-// (`go build ./cmd/traefik` in a copy of github.com/traefik/traefik/v3@v3.7.5).
+// (`go build ./cmd/traefik` in a copy of github.com/traefik/traefik/v3@v3.6.12,
+// the release compose.yaml pins; `docker cp` it out of the image
+// deploy/e2e/images.sh builds).
 // Each runs the program with the stack's own configuration on loopback; only
 // listen addresses and file paths are substituted.
 
@@ -223,6 +225,27 @@ func TestGatewayTraefik(t *testing.T) {
 	}
 	if resp, _ := get("grafana.home.example", "/metrics", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("Grafana's /metrics through the gateway: %d, want 404", resp.StatusCode)
+	}
+
+	// What hyhome ship sends to Loki: every line JSON (no ANSI colours),
+	// and the access log records the dashboard's failed logins too (its
+	// router ends at api@internal, which Traefik leaves out by default).
+	waitFor(t, 30*time.Second, "the dashboard's 401 in the access log", func() error {
+		for _, line := range strings.Split(string(readFile(t, filepath.Join(dir, "traefik.log"))), "\n") {
+			var e struct {
+				RequestHost, RequestPath string
+				DownstreamStatus         int
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.RequestHost == "traefik.home.example" && e.RequestPath == "/api/http/routers" && e.DownstreamStatus == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		return errors.New("no access log line of GET https://traefik.home.example/api/http/routers answered 401")
+	})
+	for i, line := range strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dir, "traefik.log")))), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("traefik output line %d is not JSON: %q", i+1, line)
+		}
 	}
 }
 

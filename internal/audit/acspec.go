@@ -53,6 +53,21 @@ func SecurityOptView(opts []string) string {
 	return b.String()
 }
 
+// swarmTaskLabel is set by the engine on every Swarm task's container.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
+// SwarmTaskNoNewPrivileges says why a Swarm task lacks the option: its
+// container gets only what the service spec carries, and a service spec has
+// no security_opt. no-new-privileges reaches it only as
+// ContainerSpec.Privileges.NoNewPrivileges (Engine API 1.44 and later),
+// which `docker stack deploy` does not set from security_opt (docker/cli
+// converts only credential specs); the daemon-wide default
+// ({"no-new-privileges": true} in daemon.json) is the remedy, and the check
+// still fails because it reads the container's own SecurityOpt.
+const SwarmTaskNoNewPrivileges = "a Swarm task: docker stack deploy drops security_opt from the service spec " +
+	"(no-new-privileges reaches a service only as ContainerSpec.Privileges.NoNewPrivileges, Engine API 1.44+, which docker stack deploy does not set); " +
+	`set {"no-new-privileges": true} in the daemon's daemon.json`
+
 // ACContainer is one container's line of the check.
 type ACContainer struct {
 	Name   string `json:"name"`
@@ -138,6 +153,8 @@ func CheckACSpec01(snap *Snapshot) *CheckResult {
 			line.Reason = fmt.Sprintf("%s missing; %q turns it off", acWant, c.SecurityOpt[idx])
 		case snap.Engine.NoNewPrivilegesDefault:
 			line.Reason = fmt.Sprintf("%s missing (the daemon's --no-new-privileges default applies, but the check reads the container's own SecurityOpt)", acWant)
+		case c.Labels[swarmTaskLabel] != "":
+			line.Reason = acWant + " missing: " + SwarmTaskNoNewPrivileges
 		default:
 			line.Reason = acWant + " missing"
 		}

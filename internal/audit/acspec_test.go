@@ -220,3 +220,32 @@ AC-SPEC-01 FAIL: 1 of 2 labelled container(s) lack no-new-privileges:true
 		}
 	}
 }
+
+// TestACSpec01SwarmTaskReason: a Swarm task without the option fails with
+// the reason (docker stack deploy drops security_opt), never silently and
+// never as a pass; a plain container keeps the plain reason. The e2e run
+// (deploy/e2e) shows the same verdict on a real stack deployed to Swarm.
+func TestACSpec01SwarmTaskReason(t *testing.T) {
+	snap := &Snapshot{Containers: []*Container{
+		{ID: "1111111111111111", Name: "hyhome_guard.1.x", Labels: map[string]string{workload.LabelTier: "infra", swarmTaskLabel: "t1"}},
+		{ID: "2222222222222222", Name: "plain", Labels: map[string]string{workload.LabelTier: "infra"}},
+		{ID: "3333333333333333", Name: "hyhome_ship.1.y", Labels: map[string]string{workload.LabelTier: "infra", swarmTaskLabel: "t2"}, SecurityOpt: []string{"no-new-privileges:true"}},
+	}}
+	r := CheckACSpec01(snap)
+	if r.Pass {
+		t.Fatal("passed with a Swarm task lacking no-new-privileges:true")
+	}
+	got := map[string]ACContainer{}
+	for _, c := range r.Containers {
+		got[c.Name] = c
+	}
+	if c := got["hyhome_guard.1.x"]; c.Pass || c.Reason != "no-new-privileges:true missing: "+SwarmTaskNoNewPrivileges {
+		t.Errorf("swarm task: pass %v reason %q", c.Pass, c.Reason)
+	}
+	if c := got["plain"]; c.Reason != "no-new-privileges:true missing" {
+		t.Errorf("plain container: reason %q", c.Reason)
+	}
+	if c := got["hyhome_ship.1.y"]; !c.Pass {
+		t.Errorf("a Swarm task that has the option failed: %s", c.Reason)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,8 @@ type verifyFlags struct {
 	loadDuration, sampleInterval, alertTimer time.Duration
 	noSilence                                bool
 	connectTimeout                           time.Duration
+	gatewayURL, gatewayHost, gatewayCA       string
+	alertService                             string
 }
 
 func newVerifyCmd(a *app) *cobra.Command { return verifyCommand(a, &verifyFlags{}) }
@@ -50,12 +53,15 @@ check could not run):
   NFR-RES-01  at idle, the infra tier's working set is under 20% of host memory
   AC-SPEC-02  a crashing canary (job=infra, tier=gateway) logs a token; the line and its
               die event are found in Loki with {job="infra", tier="gateway"} in < 5 s
+              (with --gateway-url, also the gateway's access log line of a request
+              through it carrying the token)
   NFR-OBS-01  the same trials, each < 2 s; p50, p95 and max are reported
   AC-SPEC-03  with host CPU held at 80% by a load canary, no infra container exceeds
               (or lacks) its memory limit; limit, max usage and headroom per container
-  ALERTING    an infra canary is killed; an alert naming its service must fire in
-              Alertmanager, routed to a Slack receiver (and, with
-              --slack-webhook-receiver, reach the webhook); it must resolve on return
+  ALERTING    an infra canary is killed (with --alert-service, the stack's own service
+              is stopped); an alert naming its service must fire in Alertmanager,
+              routed to a Slack receiver (and, with --slack-webhook-receiver, reach
+              the webhook); it must resolve on return
 
 Memory comes from Prometheus (cAdvisor's container_memory_usage_bytes and
 container_memory_working_set_bytes) with --prometheus-url, else from the engine's
@@ -81,6 +87,9 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
 	fl.StringVar(&f.lokiURL, "loki-url", "", "Loki's base URL, for AC-SPEC-02 and NFR-OBS-01")
 	fl.StringVar(&f.lokiTenant, "loki-tenant", "", "X-Scope-OrgID sent to Loki (multi-tenant Loki only)")
 	fl.StringVar(&f.promURL, "prometheus-url", "", "Prometheus' base URL: the memory source (cAdvisor series) and, for ALERTING, the canary's scrape")
+	fl.StringVar(&f.gatewayURL, "gateway-url", "", "with --loki-url: send each AC-SPEC-02 trial's request through the gateway here (Traefik's published HTTPS port) and require its access log line in Loki too")
+	fl.StringVar(&f.gatewayHost, "gateway-host", "", "Host header and TLS server name of the gateway request (default: the URL's host), e.g. traefik.<domain>")
+	fl.StringVar(&f.gatewayCA, "gateway-ca", "", "PEM file of the certificate(s) the gateway's certificate must chain to (default: the system's roots), e.g. deploy/secrets/tls.crt")
 	fl.StringVar(&f.memorySource, "memory-source", "auto", "where NFR-RES-01 and AC-SPEC-03 read memory: prometheus (cAdvisor's series), engine (the stats API), or auto (prometheus when --prometheus-url is set)")
 	fl.StringVar(&f.amURL, "alertmanager-url", "", "Alertmanager's base URL, for ALERTING")
 	fl.StringVar(&f.basicUser, "basic-auth-user", "", "basic auth user for Prometheus and Alertmanager (the stack's Traefik user)")
@@ -95,6 +104,7 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
 	fl.DurationVar(&f.loadDuration, "load-duration", verify.DefaultLoadDuration, "AC-SPEC-03's load window")
 	fl.DurationVar(&f.sampleInterval, "sample-interval", verify.DefaultSampleInterval, "memory sampling (engine stats) and load reporting interval")
 	fl.DurationVar(&f.alertTimer, "alert-timeout", verify.DefaultAlertTimeout, "bound on each phase of ALERTING: scraped, firing, resolved")
+	fl.StringVar(&f.alertService, "alert-service", "", "ALERTING takes this running infra service of the stack down (docker stop, then start) instead of a canary; compose deployments only, and not one the alert path runs through (Prometheus, Alertmanager, the guard)")
 	fl.StringVar(&f.slackAddr, "slack-webhook-receiver", "", "listen on ADDR for Alertmanager's Slack webhook and require the notification (point the Slack api_url there)")
 	fl.BoolVar(&f.noSilence, "no-silence", false, "do not silence the alert canary's service after removing it (it then pages as missing)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up reaching the engine after this long")
@@ -140,6 +150,22 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
+	var gatewayRoots *x509.CertPool
+	switch {
+	case f.gatewayCA != "" && f.gatewayURL == "":
+		return cfg, errors.New("--gateway-ca needs --gateway-url")
+	case f.gatewayHost != "" && f.gatewayURL == "":
+		return cfg, errors.New("--gateway-host needs --gateway-url")
+	case f.gatewayCA != "":
+		pem, err := os.ReadFile(f.gatewayCA)
+		if err != nil {
+			return cfg, fmt.Errorf("--gateway-ca: %w", err)
+		}
+		gatewayRoots = x509.NewCertPool()
+		if !gatewayRoots.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("--gateway-ca: %s holds no PEM certificate", f.gatewayCA)
+		}
+	}
 	memorySource := f.memorySource
 	if memorySource == "auto" {
 		memorySource = "" // verify decides from --prometheus-url
@@ -164,11 +190,15 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 		Trials:            f.trials,
 		TrialTimeout:      f.trialTimeout,
 		PollInterval:      f.pollInterval,
+		GatewayURL:        f.gatewayURL,
+		GatewayHost:       f.gatewayHost,
+		GatewayRootCAs:    gatewayRoots,
 		LoadTarget:        f.loadTarget / 100,
 		LoadDuration:      f.loadDuration,
 		SampleInterval:    f.sampleInterval,
 		AlertTimeout:      f.alertTimer,
 		SlackReceiverAddr: f.slackAddr,
+		AlertService:      f.alertService,
 		Silence:           silence,
 		Version:           Version,
 	}

@@ -34,17 +34,18 @@ var RequirementTests = map[string][]TestRef{
 	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestIdentityPinned"}},
 	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
 	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIReadonly"}, {"internal/ship", "TestAgentThroughTheGuardShipperProfile"}, {"internal/guard", "TestDifferential"}},
-	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}},
+	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}, {"internal/audit", "TestACSpec01SwarmTaskReason"}},
 	// Logs and events to Loki (hyhome ship), measured by hyhome verify.
 	"NFR-OBS-01": {
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
 		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/ship", "TestEncodeProtobufMatchesLokiTypes"},
 		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
+		{"internal/verify", "TestObservabilityGatewayAccessLog"},
 	},
-	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}, {"internal/verify", "TestObservabilityVerySlowLokiFailsACSpec02"}},
+	"AC-SPEC-02":    {{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/verify", "TestObservabilityTrialsPass"}, {"internal/verify", "TestObservabilityVerySlowLokiFailsACSpec02"}, {"internal/verify", "TestObservabilityGatewayAccessLog"}},
 	"AC-SPEC-03":    {{"internal/verify", "TestMemoryEngineStatsFailures"}, {"internal/verify", "TestMemoryPrometheus"}},
-	"OPS-ALERTING":  {{"deploy", "TestAlertPath"}, {"deploy", "TestPromtoolTestRules"}, {"internal/verify", "TestAlertingEndToEnd"}},
+	"OPS-ALERTING":  {{"deploy", "TestAlertPath"}, {"deploy", "TestPromtoolTestRules"}, {"internal/verify", "TestAlertingEndToEnd"}, {"internal/verify", "TestAlertingStackService"}},
 	"OPS-TELEMETRY": {{"deploy", "TestComposeConfig"}, {"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}},
 	"IF-EXTERNAL":   {{"deploy", "TestHyhomeLint"}},
 }

@@ -18,6 +18,9 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/prometheus/common/model"
 	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/workload"
 )
 
 // The alert path (SPEC-SYS-01 §5: "Alertmanager SHALL trigger Slack
@@ -30,6 +33,12 @@ import (
 // routed to are checked for slack_configs. With a Slack receiver address,
 // the webhook Alertmanager posts is received too and must name the service.
 // Then the canary is started again and the alert must resolve.
+//
+// With AlertService the target is instead a running infra service of the
+// stack itself (compose only): it is stopped (`docker stop`: the restart
+// policy leaves it down), its alert and Slack message watched the same way,
+// and it is started again, also when the check ends early. It needs no
+// silence: the service comes back.
 //
 // Removing the canary afterwards is a downtime of its own: the stack's rules
 // remember every service for 7 days and would page HyHomeServiceMissing
@@ -205,22 +214,107 @@ func since(from, to time.Time) *float64 {
 	return &s
 }
 
+// Alert targets.
+const (
+	alertTargetCanary  = "canary"
+	alertTargetService = "service"
+)
+
+// alertTarget is what ALERTING takes down and brings back.
+type alertTarget struct {
+	kind      string
+	id        string
+	name      string
+	service   string // the alerts' service label
+	down      func(ctx context.Context) error
+	up        func(ctx context.Context) error
+	isStopped bool
+}
+
+// serviceTarget finds the running container of the stack's service
+// cfg.AlertService among the containers verify judges.
+func (v *Verifier) serviceTarget(ctx context.Context) (*alertTarget, error) {
+	f, err := audit.ParseFilters(v.cfg.Filters)
+	if err != nil {
+		return nil, err
+	}
+	f.Add("label", workload.LabelComposeService+"="+v.cfg.AlertService)
+	list, err := v.cfg.Engine.ContainerList(ctx, client.ContainerListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers of service %s: %w", v.cfg.AlertService, err)
+	}
+	switch n := len(list.Items); {
+	case n == 0:
+		return nil, fmt.Errorf("no running container of service %s among the containers verify judges (--filter)", v.cfg.AlertService)
+	case n > 1:
+		return nil, fmt.Errorf("%d running containers of service %s: taking one down is not a downtime of the service", n, v.cfg.AlertService)
+	}
+	c := list.Items[0]
+	if tier := c.Labels[workload.LabelTier]; tier != "infra" {
+		return nil, fmt.Errorf("service %s has tier %q: the alert path is for %s=infra services", v.cfg.AlertService, tier, workload.LabelTier)
+	}
+	if c.Labels[swarmTaskLabel] != "" {
+		return nil, fmt.Errorf("service %s runs as a Swarm task, which its service replaces as soon as it stops: use the canary (no --alert-service)", v.cfg.AlertService)
+	}
+	name := c.ID
+	if len(c.Names) > 0 {
+		name = strings.TrimPrefix(c.Names[0], "/")
+	}
+	t := &alertTarget{kind: alertTargetService, id: c.ID, name: name, service: v.cfg.AlertService}
+	// A stop, as an operator's or a crash-looping service's: the restart
+	// policy leaves a stopped container alone, so it stays down.
+	t.down = func(ctx context.Context) error {
+		_, err := v.cfg.Engine.ContainerStop(ctx, t.id, client.ContainerStopOptions{})
+		return err
+	}
+	t.up = func(ctx context.Context) error {
+		_, err := v.cfg.Engine.ContainerStart(ctx, t.id, client.ContainerStartOptions{})
+		return err
+	}
+	return t, nil
+}
+
+// swarmTaskLabel is set by the engine on a Swarm task's container.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
 // checkAlerting runs the alert path.
 func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	r := newResult(CheckAlerting)
-	token := newToken()
-	spec := v.alertCanary(token)
-	svc := alertService(token)
-	a := &AlertResult{Service: svc, Container: spec.name, Network: v.cfg.CanaryNetwork,
-		Alertmanager: redactURL(v.cfg.AlertmanagerURL), Prometheus: redactURL(v.cfg.PrometheusURL)}
+	a := &AlertResult{Alertmanager: redactURL(v.cfg.AlertmanagerURL), Prometheus: redactURL(v.cfg.PrometheusURL)}
 	r.Alert = a
 
-	if _, err := v.cfg.Engine.NetworkInspect(ctx, v.cfg.CanaryNetwork, client.NetworkInspectOptions{}); err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return r.error("network %s does not exist: the canary must join the network the stack's Prometheus scrapes (is the stack up? see --canary-network)", v.cfg.CanaryNetwork)
+	var tgt *alertTarget
+	var spec canarySpec
+	if v.cfg.AlertService != "" {
+		t, err := v.serviceTarget(ctx)
+		if err != nil {
+			return r.error("%v", err)
 		}
-		return r.error("inspecting network %s: %v", v.cfg.CanaryNetwork, err)
+		tgt = t
+	} else {
+		if _, err := v.cfg.Engine.NetworkInspect(ctx, v.cfg.CanaryNetwork, client.NetworkInspectOptions{}); err != nil {
+			if cerrdefs.IsNotFound(err) {
+				return r.error("network %s does not exist: the canary must join the network the stack's Prometheus scrapes (is the stack up? see --canary-network)", v.cfg.CanaryNetwork)
+			}
+			return r.error("inspecting network %s: %v", v.cfg.CanaryNetwork, err)
+		}
+		token := newToken()
+		spec = v.alertCanary(token)
+		tgt = &alertTarget{kind: alertTargetCanary, name: spec.name, service: alertService(token)}
+		a.Network = v.cfg.CanaryNetwork
+		// Down: the container dies, as a crashed service's does.
+		tgt.down = func(ctx context.Context) error {
+			_, err := v.cfg.Engine.ContainerKill(ctx, tgt.id, client.ContainerKillOptions{Signal: "SIGKILL"})
+			return err
+		}
+		tgt.up = func(ctx context.Context) error {
+			_, err := v.cfg.Engine.ContainerStart(ctx, tgt.id, client.ContainerStartOptions{})
+			return err
+		}
 	}
+	svc := tgt.service
+	a.Target, a.Service, a.Container = tgt.kind, svc, tgt.name
+
 	slackNames, err := v.slackReceivers(ctx)
 	if err != nil {
 		return r.fail("Alertmanager at %s cannot be read: %v", a.Alertmanager, err)
@@ -238,25 +332,41 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 		a.SlackReceiver = slack.addr
 	}
 
-	id, err := v.startCanary(ctx, spec)
-	if err != nil {
-		return r.error("%v", err)
+	if tgt.kind == alertTargetCanary {
+		id, err := v.startCanary(ctx, spec)
+		if err != nil {
+			return r.error("%v", err)
+		}
+		tgt.id = id
+		defer func() {
+			// Silence first: once the canary is gone, its absence is an alert.
+			if v.cfg.Silence > 0 {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				sid, err := v.silence(sctx, svc)
+				cancel()
+				if err != nil {
+					r.warn("could not silence %s after removing the canary: %v; it will page as missing until silenced: amtool silence add service=%s", svc, err, svc)
+				} else {
+					a.SilenceID = sid
+				}
+			}
+			v.remove(ctx, id)
+		}()
+	} else {
+		// The stack's service is never left down: whatever ends the check
+		// (a failure, SIGINT), it is started again.
+		defer func() {
+			if !tgt.isStopped {
+				return
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := tgt.up(sctx); err != nil {
+				r.warn("could not start %s (%s) again: %v; start it by hand: docker start %s", svc, tgt.name, err, tgt.name)
+			}
+		}()
 	}
 	started := v.cfg.Clock.Now()
-	defer func() {
-		// Silence first: once the canary is gone, its absence is an alert.
-		if v.cfg.Silence > 0 {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			sid, err := v.silence(sctx, svc)
-			cancel()
-			if err != nil {
-				r.warn("could not silence %s after removing the canary: %v; it will page as missing until silenced: amtool silence add service=%s", svc, err, svc)
-			} else {
-				a.SilenceID = sid
-			}
-		}
-		v.remove(ctx, id)
-	}()
 
 	// 1. Scraped and remembered: without the record, its absence could
 	// not alert.
@@ -272,13 +382,17 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 		if ctx.Err() != nil {
 			return r.error("interrupted")
 		}
+		if tgt.kind == alertTargetService {
+			return r.fail("Prometheus does not scrape service %s and record it: %v (are deploy/prometheus/rules loaded?)", svc, err)
+		}
 		return r.fail("Prometheus did not scrape the canary and record service %s: %v (does it discover containers on network %s, and are deploy/prometheus/rules loaded?)", svc, err, v.cfg.CanaryNetwork)
 	}
 	a.ScrapedSeconds = since(started, scrapedAt)
 
-	// 2. Down: the container dies, as a crashed service's does.
-	if _, err := v.cfg.Engine.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
-		return r.error("killing the canary: %v", err)
+	// 2. Down.
+	tgt.isStopped = true
+	if err := tgt.down(ctx); err != nil {
+		return r.error("taking %s down: %v", tgt.name, err)
 	}
 	killedAt := v.cfg.Clock.Now()
 	var firing amAlert
@@ -303,7 +417,7 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 		if ctx.Err() != nil {
 			return r.error("interrupted")
 		}
-		why := fmt.Sprintf("no alert naming %s became active in Alertmanager after the canary was killed: %v", svc, err)
+		why := fmt.Sprintf("no alert naming %s became active in Alertmanager after %s went down: %v", svc, tgt.name, err)
 		if suppressed != "" {
 			why += "; " + suppressed
 		}
@@ -332,16 +446,17 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	}
 
 	// 3. Back: the same container starts again and is rediscovered.
-	if _, err := v.cfg.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		r.warn("restarting the canary to watch the alert resolve: %v", err)
+	if err := tgt.up(ctx); err != nil {
+		r.warn("starting %s again to watch the alert resolve: %v", tgt.name, err)
 	} else {
+		tgt.isStopped = false
 		backAt := v.cfg.Clock.Now()
 		resolvedAt, err := v.poll(ctx, v.cfg.AlertTimeout, func() (bool, error) {
 			alerts, err := v.serviceAlerts(ctx, svc)
 			return err == nil && len(alerts) == 0, err
 		})
 		if err != nil {
-			r.warn("the alert for %s did not resolve after the canary came back: %v", svc, err)
+			r.warn("the alert for %s did not resolve after %s came back: %v", svc, tgt.name, err)
 		} else {
 			a.ResolvedSeconds = since(backAt, resolvedAt)
 		}
@@ -358,7 +473,11 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 		return r.error("interrupted")
 	}
 
-	what := fmt.Sprintf("%s for %s active in Alertmanager %.1f s after the canary was killed", a.Alertname, svc, *a.FiringSeconds)
+	downWhat := "the canary was killed"
+	if tgt.kind == alertTargetService {
+		downWhat = "the service was stopped"
+	}
+	what := fmt.Sprintf("%s for %s active in Alertmanager %.1f s after %s", a.Alertname, svc, *a.FiringSeconds, downWhat)
 	if len(failures) > 0 {
 		return r.fail("%s, but %s", what, strings.Join(failures, "; "))
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/docker"
@@ -110,5 +111,91 @@ func TestAlertingEndToEnd(t *testing.T) {
 	wantStatus(t, r, StatusFail)
 	if !strings.Contains(r.Summary, "did not scrape the canary") || !strings.Contains(r.Summary, other) || r.Alert.SilenceID == "" {
 		t.Errorf("%s (silence %q)", r.Summary, r.Alert.SilenceID)
+	}
+}
+
+// The alert path with the stack's own service as the target (--alert-service):
+// a running infra container of a compose service, with a restart policy, is
+// stopped (the policy leaves it down), its alert fires and reaches the Slack
+// webhook, and it is started again and resolves. A service of another tier,
+// or one without a running container, is refused with the reason.
+func TestAlertingStackService(t *testing.T) {
+	t.Parallel()
+	scope := newToken()
+	net := "hyhome-verify-svc-" + scope
+	testNetwork(t, net)
+	ep, err := docker.Resolve("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slackAddr := promtest.FreeAddr(t)
+	stack := promtest.StartStack(t, promtest.StackOptions{
+		HostLabel:  "verify-host",
+		WebhookURL: "http://" + slackAddr + "/services/T0HYHOME/B0VERIFY/verify",
+		For:        "5s",
+		Docker:     &promtest.DockerSD{Host: ep.Host, Label: scopeLabel + "=" + scope, Network: net},
+	})
+	cfg := testConfig(t, scope)
+	svc := "svc-" + scope
+	id, name := dockertest.Run(t, dockertest.Spec{
+		Name:  "stack-service",
+		Image: cfg.CanaryImage,
+		Cmd:   []string{"canary", "--token", scope, "--serve", ":9464"},
+		User:  "65532:65532",
+		Labels: map[string]string{
+			scopeLabel: scope, "hy-home.tier": "infra", "hy-home.job": "infra",
+			"hy-home.metrics.port": "9464", "hy-home.metrics.path": "/metrics",
+			"com.docker.compose.service": svc,
+		},
+		Host: container.HostConfig{
+			NetworkMode:    container.NetworkMode(net),
+			RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+			CapDrop:        []string{"ALL"},
+			SecurityOpt:    []string{"no-new-privileges:true"},
+			ReadonlyRootfs: true,
+		},
+	})
+	cfg.Checks = []string{CheckAlerting}
+	cfg.PrometheusURL = "http://" + stack.PromAddr
+	cfg.AlertmanagerURL = "http://" + stack.AMAddr
+	cfg.SlackReceiverAddr = slackAddr
+	cfg.AlertService = svc
+	cfg.AlertTimeout = time.Minute
+	cfg.AlertPoll = 250 * time.Millisecond
+
+	r := check(t, run(t, cfg), CheckAlerting)
+	wantStatus(t, r, StatusPass)
+	a := r.Alert
+	if a.Target != alertTargetService || a.Service != svc || a.Container != name || a.SilenceID != "" {
+		t.Errorf("target %q service %q container %q silence %q", a.Target, a.Service, a.Container, a.SilenceID)
+	}
+	for what, p := range map[string]*float64{"scraped": a.ScrapedSeconds, "firing": a.FiringSeconds, "slack firing": a.SlackFiringSeconds, "resolved": a.ResolvedSeconds, "slack resolved": a.SlackResolvedSeconds} {
+		if p == nil || *p < 0 {
+			t.Errorf("%s: %v", what, p)
+		}
+	}
+	if !strings.Contains(r.Summary, "after the service was stopped") {
+		t.Errorf("summary %q", r.Summary)
+	}
+	ins, err := dockertest.Client(t).ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil || !ins.Container.State.Running {
+		t.Errorf("the service is not running again after the check: %v", err)
+	}
+
+	appSpec := infraSpec(scope, "app-"+scope, 0, dockertest.Build(t).NonRoot)
+	appSpec.Labels["hy-home.tier"] = "app"
+	dockertest.Run(t, appSpec)
+	for _, tc := range []struct {
+		service, want string
+	}{
+		{"no-such-" + scope, "no running container of service no-such-" + scope},
+		{"app-" + scope, `has tier "app": the alert path is for hy-home.tier=infra services`},
+	} {
+		cfg.AlertService = tc.service
+		r := check(t, run(t, cfg), CheckAlerting)
+		wantStatus(t, r, StatusError)
+		if !strings.Contains(r.Summary, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.service, r.Summary, tc.want)
+		}
 	}
 }

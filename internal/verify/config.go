@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,7 @@ type Engine interface {
 	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
 	ContainerStart(ctx context.Context, id string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
 	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
+	ContainerStop(ctx context.Context, id string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
 	ContainerRemove(ctx context.Context, id string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
 	ContainerWait(ctx context.Context, id string, options client.ContainerWaitOptions) client.ContainerWaitResult
 	ContainerLogs(ctx context.Context, id string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
@@ -191,6 +193,18 @@ type Config struct {
 	// PollInterval is how often Loki is asked; it is the resolution of the
 	// latencies reported.
 	PollInterval time.Duration
+	// GatewayURL, when set, adds the gateway's own access log to every
+	// trial: a GET of GatewayURL+"/hyhome-verify/<token>" (through Traefik's
+	// published port, say), whose access log line must be found in Loki with
+	// the same selector, timed from the moment the request was sent.
+	GatewayURL string
+	// GatewayHost is the gateway request's Host header and TLS server name;
+	// empty means the URL's host. It lets the request reach a router (the
+	// gateway's own dashboard route, say) while connecting to an address.
+	GatewayHost string
+	// GatewayRootCAs verify the gateway's certificate; nil means the
+	// system's roots.
+	GatewayRootCAs *x509.CertPool
 
 	// LoadTarget is the host CPU utilisation AC-SPEC-03 holds (0-1).
 	LoadTarget float64
@@ -215,6 +229,14 @@ type Config struct {
 	AlertTimeout time.Duration
 	// AlertPoll is how often Prometheus and Alertmanager are asked.
 	AlertPoll time.Duration
+	// AlertService, when set, makes ALERTING take down a running service of
+	// the stack instead of a canary: the one container among those Filters
+	// select whose compose service (com.docker.compose.service) it names and
+	// whose tier is infra is stopped, and started again once the alert
+	// fired. Choose a service the alert path does not run through (not
+	// Prometheus, Alertmanager or the guard). A Swarm task is refused: its
+	// service would replace it at once.
+	AlertService string
 	// SlackReceiverAddr, when set, makes ALERTING listen there for the
 	// Slack webhook Alertmanager posts, and require the notification.
 	SlackReceiverAddr string
@@ -295,7 +317,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if _, err := audit.ParseFilters(cfg.Filters); err != nil {
 		errs = append(errs, err)
 	}
-	for name, u := range map[string]*string{"Loki": &cfg.LokiURL, "Prometheus": &cfg.PrometheusURL, "Alertmanager": &cfg.AlertmanagerURL} {
+	for name, u := range map[string]*string{"Loki": &cfg.LokiURL, "Prometheus": &cfg.PrometheusURL, "Alertmanager": &cfg.AlertmanagerURL, "gateway": &cfg.GatewayURL} {
 		if *u == "" {
 			continue
 		}
@@ -305,6 +327,15 @@ func (cfg Config) withDefaults() (Config, error) {
 			continue
 		}
 		*u = strings.TrimRight(*u, "/")
+	}
+	if cfg.AlertService != "" && strings.ContainsAny(cfg.AlertService, "=, ") {
+		errs = append(errs, fmt.Errorf("the alert service %q must be a compose service name", cfg.AlertService))
+	}
+	if cfg.GatewayHost != "" && strings.ContainsAny(cfg.GatewayHost, "/ ") {
+		errs = append(errs, fmt.Errorf("the gateway host %q must be a host name, optionally with a port", cfg.GatewayHost))
+	}
+	if cfg.GatewayURL != "" && cfg.LokiURL == "" {
+		errs = append(errs, errors.New("a gateway URL needs a Loki URL: its access log is looked for in Loki"))
 	}
 	switch cfg.MemorySource {
 	case "":

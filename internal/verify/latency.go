@@ -123,6 +123,7 @@ func (v *Verifier) runTrials(ctx context.Context) *LatencyResult {
 		Query:               lokiQueryFor("<token>"),
 		PollIntervalSeconds: seconds(v.cfg.PollInterval),
 		TimeoutSeconds:      seconds(v.cfg.TrialTimeout),
+		Gateway:             redactURL(v.cfg.GatewayURL),
 	}
 	// One query first: an unreachable Loki or refused credentials is one
 	// clear reason, not five timeouts.
@@ -141,7 +142,7 @@ func (v *Verifier) runTrials(ctx context.Context) *LatencyResult {
 		res.Trials = append(res.Trials, t)
 		v.log.Info("trial", "n", n, "log_seconds", fmtPtr(t.LogSeconds), "die_seconds", fmtPtr(t.DieSeconds), "queries", t.Queries, "error", t.Error)
 	}
-	var logs, dies, worst []float64
+	var logs, dies, gws, worst []float64
 	for _, t := range res.Trials {
 		if t.LogSeconds != nil {
 			logs = append(logs, *t.LogSeconds)
@@ -149,11 +150,14 @@ func (v *Verifier) runTrials(ctx context.Context) *LatencyResult {
 		if t.DieSeconds != nil {
 			dies = append(dies, *t.DieSeconds)
 		}
+		if t.GatewaySeconds != nil {
+			gws = append(gws, *t.GatewaySeconds)
+		}
 		if w := t.worst(); w != nil {
 			worst = append(worst, *w)
 		}
 	}
-	res.Log, res.Die, res.Worst = distribution(logs), distribution(dies), distribution(worst)
+	res.Log, res.Die, res.GatewayLog, res.Worst = distribution(logs), distribution(dies), distribution(gws), distribution(worst)
 	return res
 }
 
@@ -214,6 +218,17 @@ func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 	started := v.cfg.Clock.Now()
 	deadline := started.Add(v.cfg.TrialTimeout)
 
+	// The gateway's request, while the canary runs: its access log line is
+	// a third item the same query must return.
+	var gwSent, gwFound time.Time
+	var gwErr error
+	if v.cfg.GatewayURL != "" {
+		t.Gateway = true
+		gwSent = v.cfg.Clock.Now()
+		t.GatewayStatus, gwErr = v.gatewayRequest(ctx, token)
+	}
+	gatewayDone := func() bool { return !t.Gateway || gwErr != nil || !gwFound.IsZero() }
+
 	var logFound, dieFound time.Time
 	var lastErr error
 	query := lokiQueryFor(token)
@@ -234,8 +249,11 @@ func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 			if dieFound.IsZero() && dieEventLine(e.line) {
 				dieFound = recv
 			}
+			if t.Gateway && gwFound.IsZero() && hasGatewayLine(e.line, token) {
+				gwFound = recv
+			}
 		}
-		if (!logFound.IsZero() && !dieFound.IsZero()) || !recv.Before(deadline) || ctx.Err() != nil {
+		if (!logFound.IsZero() && !dieFound.IsZero() && gatewayDone()) || !recv.Before(deadline) || ctx.Err() != nil {
 			break
 		}
 		timer := v.cfg.Clock.NewTimer(v.cfg.PollInterval)
@@ -291,6 +309,16 @@ func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 	default:
 		s := seconds(dieFound.Sub(v.local(diedAt)))
 		t.DieSeconds = &s
+	}
+	switch {
+	case !t.Gateway:
+	case gwErr != nil:
+		missing = append(missing, "gateway access log (the request failed: "+gwErr.Error()+")")
+	case gwFound.IsZero():
+		missing = append(missing, fmt.Sprintf("gateway access log of the request (answered %d)", t.GatewayStatus))
+	default:
+		s := seconds(gwFound.Sub(gwSent))
+		t.GatewaySeconds = &s
 	}
 	if len(missing) > 0 && t.Error == "" {
 		t.Error = "no " + strings.Join(missing, ", no ") + " within " + v.cfg.TrialTimeout.String()
@@ -375,8 +403,12 @@ func latencyVerdict(id string, l *LatencyResult) *Result {
 	case len(over) > 0:
 		return r.fail("%d of %d trial(s) at or over %s: %s%s", len(over), n, bound, strings.Join(over, ", "), figures)
 	}
+	items := "log line and die event"
+	if l.Gateway != "" {
+		items = "log line, die event and gateway access log"
+	}
 	r.Status = StatusPass
-	r.Summary = fmt.Sprintf("%d of %d trials: log line and die event found within %s%s", n, n, bound, figures)
+	r.Summary = fmt.Sprintf("%d of %d trials: %s found within %s%s", n, n, items, bound, figures)
 	if l.Error != "" {
 		r.warn("%s", l.Error)
 	}

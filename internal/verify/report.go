@@ -112,31 +112,45 @@ type Trial struct {
 	// that contained it; nil when it was not found within the trial timeout.
 	LogSeconds *float64 `json:"log_seconds"`
 	DieSeconds *float64 `json:"die_seconds"`
+	// Gateway is true when the trial also sent a request through the
+	// gateway (Config.GatewayURL); GatewayStatus is the status it answered
+	// (0 when it could not be sent) and GatewaySeconds the time from sending
+	// it to the first Loki answer containing the gateway's access log line
+	// of it (nil when not found).
+	Gateway        bool     `json:"gateway,omitempty"`
+	GatewayStatus  int      `json:"gateway_status,omitempty"`
+	GatewaySeconds *float64 `json:"gateway_seconds,omitempty"`
 	// Queries is how many query_range requests the trial made.
 	Queries int    `json:"queries"`
 	Error   string `json:"error,omitempty"`
 }
 
-// worst is the trial's latency for the verdicts: its slower item, or nil
-// when either was never found.
+// worst is the trial's latency for the verdicts: its slowest item, or nil
+// when any was never found.
 func (t *Trial) worst() *float64 {
-	if t.LogSeconds == nil || t.DieSeconds == nil {
+	if t.LogSeconds == nil || t.DieSeconds == nil || (t.Gateway && t.GatewaySeconds == nil) {
 		return nil
 	}
 	w := max(*t.LogSeconds, *t.DieSeconds)
+	if t.Gateway {
+		w = max(w, *t.GatewaySeconds)
+	}
 	return &w
 }
 
 // LatencyResult is the trials AC-SPEC-02 and NFR-OBS-01 share.
 type LatencyResult struct {
-	Loki                string       `json:"loki"`
-	Query               string       `json:"query"`
-	PollIntervalSeconds float64      `json:"poll_interval_seconds"`
-	TimeoutSeconds      float64      `json:"trial_timeout_seconds"`
-	Trials              []Trial      `json:"trials"`
-	Log                 Distribution `json:"log_line"`
-	Die                 Distribution `json:"die_event"`
-	Worst               Distribution `json:"worst"`
+	Loki                string  `json:"loki"`
+	Query               string  `json:"query"`
+	PollIntervalSeconds float64 `json:"poll_interval_seconds"`
+	TimeoutSeconds      float64 `json:"trial_timeout_seconds"`
+	Trials              []Trial `json:"trials"`
+	// Gateway is the URL the trials' gateway requests went to ("" when none).
+	Gateway    string       `json:"gateway,omitempty"`
+	Log        Distribution `json:"log_line"`
+	Die        Distribution `json:"die_event"`
+	GatewayLog Distribution `json:"gateway_access_log,omitzero"`
+	Worst      Distribution `json:"worst"`
 	// Error is set when no trial could be run at all.
 	Error string `json:"error,omitempty"`
 	// Status is the trials' ERROR when they could not run (for both checks).
@@ -201,6 +215,9 @@ type CeilingResult struct {
 
 // AlertResult is the alert path's measurement.
 type AlertResult struct {
+	// Target is what was taken down: "canary" (verify's own infra canary,
+	// killed) or "service" (a running service of the stack, stopped).
+	Target       string `json:"target"`
 	Service      string `json:"service"`
 	Container    string `json:"container"`
 	Network      string `json:"network"`
@@ -350,18 +367,29 @@ func writeLatency(w io.Writer, l *LatencyResult) {
 	if l.Error != "" {
 		fmt.Fprintf(w, "stopped: %s\n", l.Error)
 	}
+	if l.Gateway != "" {
+		fmt.Fprintf(w, "and each trial's request through the gateway %s%s<token>, its access log line timed from the request\n", l.Gateway, gatewayPathPrefix)
+	}
 	rows := [][]string{{"trial", "canary", "log line", "die event", "queries", ""}}
+	if l.Gateway != "" {
+		rows[0] = []string{"trial", "canary", "log line", "die event", "access log", "status", "queries", ""}
+	}
 	for _, t := range l.Trials {
+		if l.Gateway != "" {
+			rows = append(rows, []string{fmt.Sprint(t.N), t.Container, secs(t.LogSeconds), secs(t.DieSeconds), secs(t.GatewaySeconds), fmt.Sprint(t.GatewayStatus), fmt.Sprint(t.Queries), t.Error})
+			continue
+		}
 		rows = append(rows, []string{fmt.Sprint(t.N), t.Container, secs(t.LogSeconds), secs(t.DieSeconds), fmt.Sprint(t.Queries), t.Error})
 	}
 	table(w, rows)
 	dist := func(name string, d Distribution) {
 		if d.N > 0 {
-			fmt.Fprintf(w, "%-9s p50 %.3f s  p95 %.3f s  max %.3f s  (min %.3f s, mean %.3f s, n=%d)\n", name, d.P50, d.P95, d.Max, d.Min, d.Mean, d.N)
+			fmt.Fprintf(w, "%-10s p50 %.3f s  p95 %.3f s  max %.3f s  (min %.3f s, mean %.3f s, n=%d)\n", name, d.P50, d.P95, d.Max, d.Min, d.Mean, d.N)
 		}
 	}
 	dist("log line", l.Log)
 	dist("die event", l.Die)
+	dist("access log", l.GatewayLog)
 	dist("worst", l.Worst)
 }
 
@@ -408,7 +436,13 @@ func writeCeiling(w io.Writer, c *CeilingResult) {
 }
 
 func writeAlert(w io.Writer, a *AlertResult) {
-	fmt.Fprintf(w, "canary %s (service %s) on network %s; Prometheus %s, Alertmanager %s\n", a.Container, a.Service, a.Network, a.Prometheus, a.Alertmanager)
+	started, down, back := "the canary started", "the canary was killed", "the canary came back"
+	if a.Target == alertTargetService {
+		fmt.Fprintf(w, "the stack's service %s (container %s) stopped, then started again; Prometheus %s, Alertmanager %s\n", a.Service, a.Container, a.Prometheus, a.Alertmanager)
+		started, down, back = "verify began", "the service was stopped", "the service was started"
+	} else {
+		fmt.Fprintf(w, "canary %s (service %s) on network %s; Prometheus %s, Alertmanager %s\n", a.Container, a.Service, a.Network, a.Prometheus, a.Alertmanager)
+	}
 	step := func(name string, p *float64, from string) {
 		if p != nil {
 			fmt.Fprintf(w, "%-22s %7.1f s after %s\n", name, *p, from)
@@ -416,14 +450,14 @@ func writeAlert(w io.Writer, a *AlertResult) {
 			fmt.Fprintf(w, "%-22s %7s\n", name, "-")
 		}
 	}
-	step("scraped and recorded", a.ScrapedSeconds, "the canary started")
-	step("alert firing", a.FiringSeconds, "the canary was killed")
+	step("scraped and recorded", a.ScrapedSeconds, started)
+	step("alert firing", a.FiringSeconds, down)
 	if a.SlackReceiver != "" {
-		step("Slack: firing", a.SlackFiringSeconds, "the canary was killed")
+		step("Slack: firing", a.SlackFiringSeconds, down)
 	}
-	step("alert resolved", a.ResolvedSeconds, "the canary came back")
+	step("alert resolved", a.ResolvedSeconds, back)
 	if a.SlackReceiver != "" {
-		step("Slack: resolved", a.SlackResolvedSeconds, "the canary came back")
+		step("Slack: resolved", a.SlackResolvedSeconds, back)
 	}
 	if a.Alertname != "" {
 		fmt.Fprintf(w, "alert %s, routed to %s", a.Alertname, strings.Join(a.Receivers, ", "))

@@ -42,6 +42,8 @@ type Verifier struct {
 	log   *slog.Logger
 	runID string
 	http  *http.Client
+	// gateway sends the trials' requests through the gateway (GatewayURL).
+	gateway *http.Client
 
 	// engine is what Run learnt about the engine at the start.
 	engine EngineInfo
@@ -65,6 +67,7 @@ func New(cfg Config) (*Verifier, error) {
 		log:     cfg.Logger,
 		runID:   newToken(),
 		http:    &hc,
+		gateway: newGatewayClient(cfg),
 		created: map[string]string{},
 	}, nil
 }
