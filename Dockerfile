@@ -2,7 +2,7 @@
 # manager, a non-root user. Build the binary first (no base image needs to be
 # pulled, so this works on machines without registry access):
 #
-#   make image        # = CGO_ENABLED=0 go build -o bin/hyhome ./cmd/hyhome && docker build -t hyhome:local .
+#   make image        # = CGO_ENABLED=0 go build -o bin/hyhome ./cmd/hyhome && docker build -t hyhome:<release> .
 #
 # With a registry at hand, Dockerfile.build compiles inside a Go image instead.
 FROM scratch

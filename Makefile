@@ -64,7 +64,9 @@ bench:
 	bash bench/ship.sh
 	bash bench/fix.sh
 
-IMAGE ?= hyhome:local
+# The release (internal/version) names the project image: the stack pins it.
+HYHOME_VERSION := $(shell sed -n 's/^const Release = "\(.*\)"$$/\1/p' internal/version/version.go)
+IMAGE ?= hyhome:$(HYHOME_VERSION)
 
 image: build
 	mkdir -p bin/rootfs/var/lib/hyhome/ship

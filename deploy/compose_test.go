@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hy-home/hyhome/internal/version"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,12 +361,13 @@ func TestBaseline(t *testing.T) {
 				t.Errorf("hy-home.metrics.path %q", s.Labels["hy-home.metrics.path"])
 			}
 
-			// Third-party images pinned to a release; the project's own
-			// image is built locally by make up.
-			if s.Image != "hyhome:local" {
-				ref := s.Image[strings.LastIndex(s.Image, "/")+1:]
-				_, tag, _ := strings.Cut(ref, ":")
-				need("image-pinned", !releaseTag.MatchString(tag), "image %q is not pinned to a release tag", s.Image)
+			// Every image pinned to a release; the project's own to this
+			// tree's (make image builds hyhome:<release>).
+			ref := s.Image[strings.LastIndex(s.Image, "/")+1:]
+			imageRepo, tag, _ := strings.Cut(ref, ":")
+			need("image-pinned", !releaseTag.MatchString(tag), "image %q is not pinned to a release tag", s.Image)
+			if imageRepo == "hyhome" && tag != version.Release {
+				t.Errorf("image %q: the project image is hyhome:%s (internal/version)", s.Image, version.Release)
 			}
 
 			need("published-ports", len(s.Ports) > 0 && tier != "gateway", "publishes %v", s.Ports)

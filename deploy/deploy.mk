@@ -19,7 +19,7 @@
 
 DEPLOY_DIR         ?= deploy
 HYHOME_PROJECT     ?= hyhome
-HYHOME_IMAGE       ?= hyhome:local
+HYHOME_IMAGE       ?= $(IMAGE)
 # The documented minimum host; `hyhome lint` checks NFR-RES-01 against it.
 HYHOME_HOST_MEMORY ?= 8GiB
 GO                 ?= go

@@ -36,7 +36,7 @@ SLACK_PORT=${HYHOME_E2E_SLACK_PORT:-18099}
 DOMAIN=hyhome.localhost
 INFRA_SUBNET=${HYHOME_INFRA_SUBNET:-172.31.240.0/24}
 INFRA_GATEWAY=${HYHOME_INFRA_GATEWAY:-172.31.240.1}
-HYHOME_IMAGE=${HYHOME_IMAGE:-hyhome:local}
+HYHOME_IMAGE=${HYHOME_IMAGE:-hyhome:$(sed -n 's/^const Release = "\(.*\)"$/\1/p' "$root/internal/version/version.go")}
 HYHOME=${HYHOME_BIN:-$root/bin/hyhome}
 # Bounds, each stated in the report.
 HEALTHY_BOUND=${HYHOME_E2E_HEALTHY_BOUND:-300}   # s, compose up --wait

@@ -313,7 +313,7 @@ traefik_version=$(pinned traefik | sed 's/.*://')
 ensure_image traefik traefik "github.com/traefik/traefik/v${traefik_version:1:1}" "$traefik_version"
 
 # hyhome's own image: `make image` builds it (the e2e target depends on it).
-hy=${HYHOME_IMAGE:-hyhome:local}
+hy=${HYHOME_IMAGE:-hyhome:$(sed -n 's/^const Release = "\(.*\)"$/\1/p' "$root/internal/version/version.go")}
 $DOCKER image inspect "$hy" >/dev/null 2>&1 || die "$hy is missing: run \`make image\` first"
 for svc in guard ship audit; do echo "$svc real $hy the project's image" >>"$report"; done
 

@@ -6,6 +6,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"github.com/hy-home/hyhome/internal/version"
 	"io"
 	"log/slog"
 	"os"
@@ -63,8 +64,9 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
 }
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
-var Version = "dev"
+// Version is the release (internal/version) unless the build stamps another
+// with -ldflags "-X github.com/hy-home/hyhome/internal/cli.Version=...".
+var Version = version.Release
 
 func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{

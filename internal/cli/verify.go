@@ -94,7 +94,7 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
 	fl.StringVar(&f.amURL, "alertmanager-url", "", "Alertmanager's base URL, for ALERTING")
 	fl.StringVar(&f.basicUser, "basic-auth-user", "", "basic auth user for Prometheus and Alertmanager (the stack's Traefik user)")
 	fl.StringVar(&f.basicPasswordFile, "basic-auth-password-file", "", "file holding the basic auth password")
-	fl.StringVar(&f.canaryImage, "canary-image", verify.DefaultCanaryImage, "hyhome image the canaries run (`make image` builds hyhome:local)")
+	fl.StringVar(&f.canaryImage, "canary-image", verify.DefaultCanaryImage, "hyhome image the canaries run (`make image` builds it)")
 	fl.StringVar(&f.canaryNetwork, "canary-network", verify.DefaultCanaryNetwork, "network the alert canary joins, where Prometheus discovers and scrapes it")
 	fl.StringArrayVar(&f.canaryLabels, "canary-label", nil, "extra label KEY=VALUE on every canary (repeatable)")
 	fl.IntVar(&f.trials, "trials", verify.DefaultTrials, "crash canaries for AC-SPEC-02 and NFR-OBS-01")

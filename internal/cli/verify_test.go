@@ -36,7 +36,7 @@ func TestVerifyFlagsBuildTheConfig(t *testing.T) {
 	}
 	if strings.Join(cfg.Checks, ",") != "NFR-RES-01,AC-SPEC-03" || cfg.LoadTarget != 0.75 || cfg.LoadDuration != 10*time.Second ||
 		cfg.CanaryLabels["team"] != "infra" || cfg.Filters[0] != "label=com.docker.compose.project=hyhome" ||
-		cfg.BasicAuthPassword != "s3cret" || cfg.Silence >= 0 || cfg.Trials != 7 || cfg.MemorySource != "engine" || cfg.CanaryImage != "hyhome:local" || cfg.Version != Version {
+		cfg.BasicAuthPassword != "s3cret" || cfg.Silence >= 0 || cfg.Trials != 7 || cfg.MemorySource != "engine" || cfg.CanaryImage != verify.DefaultCanaryImage || cfg.Version != Version {
 		t.Errorf("config %+v", cfg)
 	}
 }

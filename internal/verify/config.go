@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/hy-home/hyhome/internal/version"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -98,7 +99,7 @@ const (
 // Defaults. Each is documented where its flag is (internal/cli/verify.go
 // and README.md (hyhome verify)).
 const (
-	DefaultCanaryImage    = "hyhome:local"
+	DefaultCanaryImage    = "hyhome:" + version.Release
 	DefaultCanaryNetwork  = "infra_net"
 	DefaultCanaryUser     = "65532:65532"
 	DefaultCanaryMemory   = 32 << 20

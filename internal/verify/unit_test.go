@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"github.com/hy-home/hyhome/internal/version"
 	"io"
 	"math"
 	"net/http"
@@ -83,7 +84,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := v.cfg
-	if c.Trials != 5 || c.LoadTarget != 0.8 || c.LoadDuration != 30*time.Second || c.CanaryImage != "hyhome:local" || c.CanaryUser != "65532:65532" || len(c.Checks) != 6 || c.Silence != DefaultSilence {
+	if c.Trials != 5 || c.LoadTarget != 0.8 || c.LoadDuration != 30*time.Second || c.CanaryImage != "hyhome:"+version.Release || c.CanaryUser != "65532:65532" || len(c.Checks) != 6 || c.Silence != DefaultSilence {
 		t.Errorf("defaults: %+v", c)
 	}
 	if m := (Config{}).Missing(Checks); m[CheckACSpec02] == "" || m[CheckNFRObs01] == "" || m[CheckAlerting] == "" || len(m) != 3 {
