@@ -4,6 +4,10 @@
 // volume and port syntax, environment maps and lists, labels, deploy
 // limits, secrets, interpolation) with a mix of compliant and violating
 // services so that every rule has work to do.
+//
+// With -copy DIR it scales a real corpus instead (the lint scale benchmark,
+// issue 16): whole copies of DIR, then single-file projects of DIR until
+// the copy holds exactly -files compose files that lint reads.
 package main
 
 import (
@@ -18,7 +22,15 @@ func main() {
 	out := flag.String("out", "bench/out/generated", "output directory")
 	files := flag.Int("files", 100, "number of compose files")
 	services := flag.Int("services", 100, "services per file")
+	copyFrom := flag.String("copy", "", "scale this corpus to -files compose files instead of generating one")
 	flag.Parse()
+	if *copyFrom != "" {
+		if err := scale(*copyFrom, *out, *files); err != nil {
+			fmt.Fprintln(os.Stderr, "gencorpus:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*out, *files, *services); err != nil {
 		fmt.Fprintln(os.Stderr, "gencorpus:", err)
 		os.Exit(1)

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hy-home/hyhome/internal/compose"
-	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
 )
@@ -190,77 +192,160 @@ func projects(opts Options) ([]job, error) {
 	return jobs, nil
 }
 
-// Run lints what opts name. It returns an error only when nothing could be
-// attempted (e.g. a path that does not exist); per-project load failures
-// are in Result.Errors.
-func Run(ctx context.Context, opts Options) (*Result, error) {
+// Project is one project's outcome, as Stream hands it over.
+type Project struct {
+	// Files are the compose files the project read: its own, then those
+	// each service comes from (absolute; a file may repeat). A project
+	// that did not load has its own files, or its directory when
+	// discovery found none.
+	Files []string
+	// Targets are the judged workloads, Services their number.
+	Targets  []report.Target
+	Services int
+	// Findings are sorted as policy.Evaluate sorts them.
+	Findings []policy.Finding
+	// Err is set when the project did not load; then nothing else is.
+	Err *LoadError
+	// Data is the caller's: what its prepare function left there.
+	Data any
+}
+
+// Window is how many projects Stream holds at most, per worker: the ones
+// being judged and the ones judged ahead of the project emit waits for.
+const Window = 4
+
+// Stream lints what opts name and hands each project to emit, one at a
+// time and in file order (each project's first file; the order Run
+// reports in), as soon as it and every project before it are judged.
+// Projects are loaded and judged on GOMAXPROCS workers, handed out in file
+// order, and at most Window per worker are held at once, so memory does
+// not grow with the number of projects: a project is released once emit
+// returns. prepare, when not nil, runs on the worker right after a project
+// is judged (concurrently with other projects): the place for per-project
+// work such as rendering, so that emit only writes.
+//
+// Stream returns an error when nothing could be attempted (a path that
+// does not exist), when ctx ends, or the first error emit returns (it then
+// stops handing out projects); per-project load failures are Project.Err.
+func Stream(ctx context.Context, opts Options, prepare func(*Project), emit func(*Project) error) error {
 	jobs, err := projects(opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	// Hand projects out in the order they are reported in. A walk finds
+	// them directory by directory, which is not quite the order of their
+	// paths ("a/b/x" comes before "a-c/y"), and arguments come in the
+	// user's order; the report is in path order, ties in job order.
+	keys := make([]string, len(jobs))
+	for i := range jobs {
+		keys[i] = firstFile(projectFiles(jobs[i].load))
+	}
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return keys[order[a]] < keys[order[b]] })
+	keys = nil
 
-	type outcome struct {
-		files    []string
-		targets  []report.Target
-		services int
-		findings []policy.Finding
-		err      error
-	}
-	outs := make([]outcome, len(jobs))
 	env := opts.Policy
 	if env.Registry == nil {
 		env.Registry = policy.Default
 	}
-	parallel.ForEach(ctx, len(jobs), 0, func(i int) {
-		res, err := compose.Load(ctx, jobs[i].load)
+	judge := func(j job) *Project {
+		res, err := compose.Load(ctx, j.load)
 		if err != nil {
-			outs[i].err = err
-			outs[i].files = projectFiles(jobs[i].load)
-			return
+			files := projectFiles(j.load)
+			return &Project{Files: files, Err: &LoadError{File: firstFile(files), Named: !j.walked, Err: err}}
 		}
 		e := env
-		o := &outs[i]
-		o.findings = policy.Evaluate(res.Project, &e)
-		o.services = len(res.Project.Workloads)
-		o.files = append(o.files, res.Project.Files...)
+		p := &Project{Findings: policy.Evaluate(res.Project, &e), Services: len(res.Project.Workloads)}
+		p.Files = append(p.Files, res.Project.Files...)
+		p.Targets = make([]report.Target, 0, len(res.Project.Workloads))
 		for _, w := range res.Project.Workloads {
-			o.files = append(o.files, w.Files...)
-			o.targets = append(o.targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
+			p.Files = append(p.Files, w.Files...)
+			p.Targets = append(p.Targets, report.Target{Service: w.Name, Source: w.Pos.File, Kind: string(w.Kind)})
 		}
-	})
-	if err := ctx.Err(); err != nil {
-		return nil, err
+		return p
 	}
 
-	// Each project's findings are sorted already, and a file belongs to one
-	// project only (included files are parts of the project including
-	// them), so concatenating projects in file order keeps the report
-	// grouped by file without sorting every finding again.
-	order := make([]int, 0, len(outs))
-	for i := range outs {
-		order = append(order, i)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// Cancelled first: a worker waiting for a token then gives up.
+	defer func() { cancel(); wg.Wait() }()
+	workers := min(runtime.GOMAXPROCS(0), len(jobs))
+	window := Window * workers
+	// A worker takes a token before it takes the next project and emit
+	// gives it back once that project is written: at most window projects
+	// are between the two, so project i goes to slot i%window, which the
+	// project window places before it has left.
+	tokens := make(chan struct{}, window)
+	slots := make([]chan *Project, window)
+	for i := range slots {
+		slots[i] = make(chan *Project, 1)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return firstFile(outs[order[a]].files) < firstFile(outs[order[b]].files) })
+	var next atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case tokens <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				p := judge(jobs[order[i]])
+				if prepare != nil && ctx.Err() == nil {
+					prepare(p)
+				}
+				slots[i%window] <- p
+			}
+		}()
+	}
+	for i := range jobs {
+		var p *Project
+		select {
+		case p = <-slots[i%window]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := emit(p); err != nil {
+			return err
+		}
+		<-tokens
+	}
+	return nil
+}
+
+// Run lints what opts name and returns everything it found at once: Stream
+// with every project kept. It returns an error only when nothing could be
+// attempted (e.g. a path that does not exist); per-project load failures
+// are in Result.Errors.
+func Run(ctx context.Context, opts Options) (*Result, error) {
 	r := &Result{}
 	files := map[string]bool{}
-	total := 0
-	for _, o := range outs {
-		total += len(o.findings)
-	}
-	r.Findings = make([]policy.Finding, 0, total)
-	for _, i := range order {
-		o := &outs[i]
-		if o.err != nil {
-			r.Errors = append(r.Errors, LoadError{File: firstFile(o.files), Named: !jobs[i].walked, Err: o.err})
-			continue
+	err := Stream(ctx, opts, nil, func(p *Project) error {
+		if p.Err != nil {
+			r.Errors = append(r.Errors, *p.Err)
+			return nil
 		}
-		r.Findings = append(r.Findings, o.findings...)
-		o.findings = nil
-		r.Targets = append(r.Targets, o.targets...)
-		r.Services += o.services
-		for _, f := range o.files {
+		r.Findings = append(r.Findings, p.Findings...)
+		r.Targets = append(r.Targets, p.Targets...)
+		r.Services += p.Services
+		for _, f := range p.Files {
 			files[f] = true
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for f := range files {
 		r.Files = append(r.Files, f)

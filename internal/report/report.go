@@ -6,11 +6,13 @@
 package report
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
-	"strings"
 
+	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -72,38 +74,74 @@ type Options struct {
 // Writer renders a report in one format.
 type Writer func(w io.Writer, r *Report, o Options) error
 
+// formats makes each format's streaming writer.
+var formats = map[string]func(w io.Writer, r *Report, o Options) (streamer, error){
+	"text":     newTextStream,
+	"json":     newJSONStream,
+	"sarif":    newSARIFStream,
+	"junit":    newJUnitStream,
+	"markdown": newMarkdownStream,
+}
+
 // Formats maps a --format name to its writer.
-var Formats = map[string]Writer{
-	"text":     writeText,
-	"json":     writeJSON,
-	"sarif":    writeSARIF,
-	"junit":    writeJUnit,
-	"markdown": writeMarkdown,
+var Formats = map[string]Writer{}
+
+func init() {
+	for name := range formats {
+		Formats[name] = func(w io.Writer, r *Report, o Options) error { return Write(w, name, r, o) }
+	}
 }
 
 // FormatNames lists the formats, sorted, for flag help and errors.
 func FormatNames() []string {
-	names := make([]string, 0, len(Formats))
-	for n := range Formats {
+	names := make([]string, 0, len(formats))
+	for n := range formats {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
-// Write renders r in the named format.
+// Write renders r in the named format: a Stream given r as one part.
 func Write(w io.Writer, format string, r *Report, o Options) error {
-	f, ok := Formats[format]
-	if !ok {
-		return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(FormatNames(), ", "))
-	}
 	if r.Tool == "" {
 		r.Tool = "hyhome"
 	}
 	if r.Rules == nil {
 		r.Rules = policy.Default.Rules()
 	}
-	return f(w, r, o)
+	s, err := NewStream(w, format, r, o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	// Parts of a few hundred findings, prepared (encoded) a wave at a
+	// time on every core and added in order: a wave's worth is held
+	// rendered at once, never the whole report twice.
+	const chunk = 512
+	parts := []*Part{{Targets: r.Targets}}
+	for i := 0; i < len(r.Findings); i += chunk {
+		fs := r.Findings[i:min(i+chunk, len(r.Findings))]
+		if i == 0 {
+			parts[0].Findings = fs
+		} else {
+			parts = append(parts, &Part{Findings: fs})
+		}
+	}
+	wave := 4 * runtime.GOMAXPROCS(0)
+	for first := 0; first < len(parts); first += wave {
+		ps := parts[first:min(first+wave, len(parts))]
+		if len(ps) > 1 {
+			parallel.ForEach(context.Background(), len(ps), 0, func(k int) { s.Prepare(ps[k]) })
+		}
+		for _, p := range ps {
+			if err := s.Add(p); err != nil {
+				return err
+			}
+			*p = Part{}
+		}
+	}
+	return s.End(r.Errors, r.Summary, r.Notices)
 }
 
 func (r *Report) rule(id string) *policy.Rule {

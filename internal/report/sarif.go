@@ -2,13 +2,16 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/spool"
 )
 
 // SARIF 2.1.0 (OASIS, errata 01), the subset hyhome emits.
@@ -147,23 +150,35 @@ type sarifArtifacts struct {
 	base  string
 }
 
-// location makes the physical location of file:line:column; nil for a
-// runtime source with no file.
-func (a *sarifArtifacts) location(file string, line, column int) *sarifPhysicalLocation {
-	if file == "" {
-		return nil
-	}
-	uri := sarifURI(file, a.base)
-	baseID := ""
+// where is the URI and base of a file's artifact: where it is, not its
+// index, so it may be asked concurrently.
+func (a *sarifArtifacts) where(file string) (uri, baseID string) {
+	uri = sarifURI(file, a.base)
 	if !filepath.IsAbs(file) || a.base != "" && !strings.HasPrefix(uri, "file://") {
 		baseID = "%SRCROOT%"
 	}
+	return uri, baseID
+}
+
+// indexOf gives the artifact its index, the next one when it is new.
+func (a *sarifArtifacts) indexOf(uri, baseID string) int {
 	i, ok := a.index[uri]
 	if !ok {
 		i = len(a.list)
 		a.index[uri] = i
 		a.list = append(a.list, sarifArtifact{Location: sarifArtifactLocation{URI: uri, URIBaseID: baseID}})
 	}
+	return i
+}
+
+// location makes the physical location of file:line:column; nil for a
+// runtime source with no file.
+func (a *sarifArtifacts) location(file string, line, column int) *sarifPhysicalLocation {
+	if file == "" {
+		return nil
+	}
+	uri, baseID := a.where(file)
+	i := a.indexOf(uri, baseID)
 	pl := &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: uri, URIBaseID: baseID, Index: &i}}
 	if line > 0 {
 		pl.Region = &sarifRegion{StartLine: line, StartColumn: column}
@@ -171,12 +186,40 @@ func (a *sarifArtifacts) location(file string, line, column int) *sarifPhysicalL
 	return pl
 }
 
-func writeSARIF(w io.Writer, r *Report, o Options) error {
-	driver := sarifDriver{Name: r.Tool, Version: r.Version, InformationURI: SARIFInformationURI, Rules: []sarifRule{}}
-	ruleIndex := make(map[string]int, len(r.Rules))
+// sarifStream writes the log as json.Encoder would write it whole
+// (compact: SARIF is read by tools). The results come last in a run, after
+// the artifacts they point into and the invocation that lists the inputs
+// that did not load, so they go to a spool and follow the run's head at
+// End. Prepare encodes each result on its own; what only the order of the
+// results decides, a file's index in run.artifacts, is spliced in by Add.
+type sarifStream struct {
+	out       io.Writer
+	driver    sarifDriver
+	ruleIndex map[string]int
+	arts      *sarifArtifacts
+	results   *spool.Spool
+	n         int
+}
+
+// sarifSplice is where a prepared result's artifact index goes.
+type sarifSplice struct {
+	// end is where the result ends in the part's data; at is where
+	// `,"index":N` goes in it, or -1 when it has no file.
+	end, at     int
+	uri, baseID string
+}
+
+func newSARIFStream(out io.Writer, r *Report, o Options) (streamer, error) {
+	s := &sarifStream{
+		out:       out,
+		driver:    sarifDriver{Name: r.Tool, Version: r.Version, InformationURI: SARIFInformationURI, Rules: []sarifRule{}},
+		ruleIndex: make(map[string]int, len(r.Rules)),
+		arts:      &sarifArtifacts{index: map[string]int{}, base: o.BaseDir},
+		results:   spool.New(0),
+	}
 	for i, rule := range r.Rules {
-		ruleIndex[rule.ID] = i
-		driver.Rules = append(driver.Rules, sarifRule{
+		s.ruleIndex[rule.ID] = i
+		s.driver.Rules = append(s.driver.Rules, sarifRule{
 			ID:                   rule.ID,
 			Name:                 ruleName(rule.ID),
 			ShortDescription:     sarifText{rule.Description},
@@ -191,16 +234,34 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 			},
 		})
 	}
-	arts := &sarifArtifacts{index: map[string]int{}, base: o.BaseDir}
-	results := make([]sarifResult, 0, len(r.Findings))
-	for i := range r.Findings {
-		f := &r.Findings[i]
-		idx, ok := ruleIndex[f.Rule]
+	return s, nil
+}
+
+func (s *sarifStream) close() { s.results.Close() }
+
+var artifactLocationKey = []byte(`"artifactLocation":`)
+
+func (s *sarifStream) prepare(p *Part) {
+	var b []byte
+	splices := make([]sarifSplice, 0, len(p.Findings))
+	for i := range p.Findings {
+		f := &p.Findings[i]
+		idx, ok := s.ruleIndex[f.Rule]
 		if !ok {
-			return fmt.Errorf("finding of rule %q, which the report's catalogue lacks", f.Rule)
+			p.err = fmt.Errorf("finding of rule %q, which the report's catalogue lacks", f.Rule)
+			return
+		}
+		sp := sarifSplice{at: -1}
+		var pl *sarifPhysicalLocation
+		if f.File != "" {
+			sp.uri, sp.baseID = s.arts.where(f.File)
+			pl = &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sp.uri, URIBaseID: sp.baseID}}
+			if f.Line > 0 {
+				pl.Region = &sarifRegion{StartLine: f.Line, StartColumn: f.Column}
+			}
 		}
 		loc := sarifLocation{
-			PhysicalLocation: arts.location(f.File, f.Line, f.Column),
+			PhysicalLocation: pl,
 			LogicalLocations: []sarifLogicalLocation{{Name: f.Service, FullyQualifiedName: strings.TrimSpace(f.Project + "/" + f.Service), Kind: "resource"}},
 		}
 		res := sarifResult{
@@ -218,29 +279,100 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 		if f.Exempted {
 			res.Suppressions = []sarifSuppression{{Kind: "external", Status: "accepted", Justification: "exempted by " + f.ADR}}
 		}
-		results = append(results, res)
+		enc, err := json.Marshal(res)
+		if err == nil && pl != nil {
+			// The artifact location is the first object after its key (a
+			// key's quotes cannot occur unescaped in the strings before
+			// it), and its encoding is the same on its own: the index goes
+			// before its closing brace, where the encoder puts it.
+			var al []byte
+			if al, err = json.Marshal(pl.ArtifactLocation); err == nil {
+				k := bytes.Index(enc, artifactLocationKey)
+				if k < 0 || !bytes.HasPrefix(enc[k+len(artifactLocationKey):], al) {
+					err = fmt.Errorf("encoding a SARIF result of %s: no artifact location", f.Rule)
+				} else {
+					sp.at = len(b) + k + len(artifactLocationKey) + len(al) - 1
+				}
+			}
+		}
+		if err != nil {
+			p.err = err
+			return
+		}
+		b = append(b, enc...)
+		sp.end = len(b)
+		splices = append(splices, sp)
 	}
+	p.data, p.aux = b, splices
+}
+
+func (s *sarifStream) add(p *Part) error {
+	splices, _ := p.aux.([]sarifSplice)
+	start := 0
+	var num [24]byte
+	for _, sp := range splices {
+		if s.n > 0 {
+			s.results.WriteString(",")
+		}
+		s.n++
+		if sp.at < 0 {
+			s.results.Write(p.data[start:sp.end])
+		} else {
+			i := s.arts.indexOf(sp.uri, sp.baseID)
+			s.results.Write(p.data[start:sp.at])
+			s.results.WriteString(`,"index":`)
+			s.results.Write(strconv.AppendInt(num[:0], int64(i), 10))
+			s.results.Write(p.data[sp.at:sp.end])
+		}
+		start = sp.end
+	}
+	_, err := s.results.Write(nil)
+	return err
+}
+
+func (s *sarifStream) end(r *Report) error {
 	inv := sarifInvocation{ExecutionSuccessful: len(r.Errors) == 0}
 	for _, e := range r.Errors {
 		n := sarifNotification{Level: "error", Message: sarifText{e.Message}}
-		if pl := arts.location(e.File, e.Line, e.Column); pl != nil {
+		if pl := s.arts.location(e.File, e.Line, e.Column); pl != nil {
 			n.Locations = []sarifLocation{{PhysicalLocation: pl}}
 		}
 		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
 	}
-	doc := sarifLog{Schema: SARIFSchema, Version: SARIFVersion, Runs: []sarifRun{{
-		Tool:        sarifTool{Driver: driver},
-		Invocations: []sarifInvocation{inv},
-		Artifacts:   arts.list,
-		Results:     results,
-	}}}
-	// Compact: SARIF is read by tools, and indenting a large log doubles
-	// the memory and time it takes to write.
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := json.NewEncoder(bw).Encode(doc); err != nil {
+	w := bufio.NewWriterSize(s.out, 64<<10)
+	put := func(prefix string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		w.WriteString(prefix)
+		w.Write(b)
+		return nil
+	}
+	// The fields of sarifLog and sarifRun, in order.
+	if err := put(`{"$schema":`, SARIFSchema); err != nil {
 		return err
 	}
-	return bw.Flush()
+	if err := put(`,"version":`, SARIFVersion); err != nil {
+		return err
+	}
+	if err := put(`,"runs":[{"tool":`, sarifTool{Driver: s.driver}); err != nil {
+		return err
+	}
+	if err := put(`,"invocations":`, []sarifInvocation{inv}); err != nil {
+		return err
+	}
+	if len(s.arts.list) > 0 {
+		if err := put(`,"artifacts":`, s.arts.list); err != nil {
+			return err
+		}
+	}
+	w.WriteString(`,"results":[`)
+	if _, err := s.results.WriteTo(w); err != nil {
+		return err
+	}
+	w.WriteString("]}]}\n")
+	return w.Flush()
 }
 
 // sarifURI makes a path relative to base (the repository root GitHub

@@ -1,5 +1,8 @@
 package report
 
+// The writers as they were before the report was streamed (issue 16), kept
+// as the oracle TestStreamMatchesLegacy compares the streaming writers to.
+
 import (
 	"bufio"
 	"context"
@@ -15,24 +18,26 @@ import (
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
-const (
-	ansiReset  = "\x1b[0m"
-	ansiBold   = "\x1b[1m"
-	ansiDim    = "\x1b[2m"
-	ansiRed    = "\x1b[31m"
-	ansiYellow = "\x1b[33m"
-	ansiCyan   = "\x1b[36m"
-)
-
-func paint(on bool, code, s string) string {
-	if !on {
-		return s
-	}
-	return code + s + ansiReset
+var legacyFormats = map[string]Writer{
+	"text":     legacyText,
+	"json":     legacyJSON,
+	"sarif":    legacySARIF,
+	"junit":    legacyJUnit,
+	"markdown": legacyMarkdown,
 }
 
-// writeText groups findings by file (or runtime source) and service.
-func writeText(out io.Writer, r *Report, o Options) error {
+// legacyWrite is Write as it was.
+func legacyWrite(w io.Writer, format string, r *Report, o Options) error {
+	if r.Tool == "" {
+		r.Tool = "hyhome"
+	}
+	if r.Rules == nil {
+		r.Rules = policy.Default.Rules()
+	}
+	return legacyFormats[format](w, r, o)
+}
+
+func legacyText(out io.Writer, r *Report, o Options) error {
 	w := bufio.NewWriter(out)
 	fs := r.Findings
 	var lastGroup, lastService string
@@ -120,17 +125,7 @@ func writeText(out io.Writer, r *Report, o Options) error {
 	return w.Flush()
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// writeJSON streams the report: findings are encoded one at a time, one per
-// line, so a run with tens of thousands of findings never holds a second
-// copy of them and stays easy to grep.
-func writeJSON(out io.Writer, r *Report, _ Options) error {
+func legacyJSON(out io.Writer, r *Report, _ Options) error {
 	w := bufio.NewWriterSize(out, 64<<10)
 	head := func(k string, v any) error {
 		b, err := json.Marshal(v)
@@ -209,9 +204,7 @@ func writeJSON(out io.Writer, r *Report, _ Options) error {
 	return w.Flush()
 }
 
-// writeJUnit makes one suite per file (or runtime source) and one test case
-// per service and rule, so CI systems show what passed as well as what failed.
-func writeJUnit(w io.Writer, r *Report, _ Options) error {
+func legacyJUnit(w io.Writer, r *Report, _ Options) error {
 	type key struct{ group, service, rule string }
 	byKey := map[key][]*policy.Finding{}
 	for i := range r.Findings {
@@ -285,12 +278,7 @@ func writeJUnit(w io.Writer, r *Report, _ Options) error {
 	return WriteJUnit(w, out)
 }
 
-func mdEscape(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
-	return strings.ReplaceAll(s, "\n", " ")
-}
-
-func writeMarkdown(out io.Writer, r *Report, _ Options) error {
+func legacyMarkdown(out io.Writer, r *Report, _ Options) error {
 	w := bufio.NewWriter(out)
 	s := r.Summary
 	fmt.Fprintf(w, "# hyhome %s report\n\n", r.Command)
@@ -323,4 +311,107 @@ func writeMarkdown(out io.Writer, r *Report, _ Options) error {
 		fmt.Fprintf(w, "\n> notice: %s\n", mdEscape(n))
 	}
 	return w.Flush()
+}
+
+func legacySARIF(w io.Writer, r *Report, o Options) error {
+	driver := sarifDriver{Name: r.Tool, Version: r.Version, InformationURI: SARIFInformationURI, Rules: []sarifRule{}}
+	ruleIndex := make(map[string]int, len(r.Rules))
+	for i, rule := range r.Rules {
+		ruleIndex[rule.ID] = i
+		driver.Rules = append(driver.Rules, sarifRule{
+			ID:                   rule.ID,
+			Name:                 ruleName(rule.ID),
+			ShortDescription:     sarifText{rule.Description},
+			FullDescription:      sarifText{rule.Description},
+			Help:                 sarifText{rule.Remediation},
+			HelpURI:              SARIFInformationURI + "#" + rule.ID,
+			DefaultConfiguration: sarifRuleConfig{Level: sarifLevel[rule.Severity]},
+			Properties: map[string]any{
+				"requirements":      rule.Requirements,
+				"tags":              append([]string{"security"}, rule.Requirements...),
+				"security-severity": securitySeverity[rule.Severity],
+			},
+		})
+	}
+	arts := &legacyArtifacts{index: map[string]int{}, base: o.BaseDir}
+	results := make([]sarifResult, 0, len(r.Findings))
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		idx, ok := ruleIndex[f.Rule]
+		if !ok {
+			return fmt.Errorf("finding of rule %q, which the report's catalogue lacks", f.Rule)
+		}
+		loc := sarifLocation{
+			PhysicalLocation: arts.location(f.File, f.Line, f.Column),
+			LogicalLocations: []sarifLogicalLocation{{Name: f.Service, FullyQualifiedName: strings.TrimSpace(f.Project + "/" + f.Service), Kind: "resource"}},
+		}
+		res := sarifResult{
+			RuleID:              f.Rule,
+			RuleIndex:           idx,
+			Level:               sarifLevel[f.Severity],
+			Message:             sarifText{fmt.Sprintf("%s: %s", f.Service, f.Message)},
+			Locations:           []sarifLocation{loc},
+			PartialFingerprints: map[string]string{"hyhome/v1": fingerprint(f)},
+			Properties:          map[string]any{"requirements": f.Requirements},
+		}
+		if f.Source != "" {
+			res.Properties["source"] = f.Source
+		}
+		if f.Exempted {
+			res.Suppressions = []sarifSuppression{{Kind: "external", Status: "accepted", Justification: "exempted by " + f.ADR}}
+		}
+		results = append(results, res)
+	}
+	inv := sarifInvocation{ExecutionSuccessful: len(r.Errors) == 0}
+	for _, e := range r.Errors {
+		n := sarifNotification{Level: "error", Message: sarifText{e.Message}}
+		if pl := arts.location(e.File, e.Line, e.Column); pl != nil {
+			n.Locations = []sarifLocation{{PhysicalLocation: pl}}
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	doc := sarifLog{Schema: SARIFSchema, Version: SARIFVersion, Runs: []sarifRun{{
+		Tool:        sarifTool{Driver: driver},
+		Invocations: []sarifInvocation{inv},
+		Artifacts:   arts.list,
+		Results:     results,
+	}}}
+	// Compact: SARIF is read by tools, and indenting a large log doubles
+	// the memory and time it takes to write.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := json.NewEncoder(bw).Encode(doc); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// legacyArtifacts lists each file once and gives its index in run.artifacts.
+type legacyArtifacts struct {
+	list  []sarifArtifact
+	index map[string]int
+	base  string
+}
+
+// location makes the physical location of file:line:column; nil for a
+// runtime source with no file.
+func (a *legacyArtifacts) location(file string, line, column int) *sarifPhysicalLocation {
+	if file == "" {
+		return nil
+	}
+	uri := sarifURI(file, a.base)
+	baseID := ""
+	if !filepath.IsAbs(file) || a.base != "" && !strings.HasPrefix(uri, "file://") {
+		baseID = "%SRCROOT%"
+	}
+	i, ok := a.index[uri]
+	if !ok {
+		i = len(a.list)
+		a.index[uri] = i
+		a.list = append(a.list, sarifArtifact{Location: sarifArtifactLocation{URI: uri, URIBaseID: baseID}})
+	}
+	pl := &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: uri, URIBaseID: baseID, Index: &i}}
+	if line > 0 {
+		pl.Region = &sarifRegion{StartLine: line, StartColumn: column}
+	}
+	return pl
 }
