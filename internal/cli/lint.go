@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/hy-home/hyhome/internal/lint"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/spool"
 	"github.com/hy-home/hyhome/internal/sysinfo"
 	"github.com/hy-home/hyhome/internal/workload"
 )
@@ -128,13 +130,18 @@ func relPath(p string) string {
 	return p
 }
 
-// relativize shows paths under the working directory relative to it.
-func relativize(fs []policy.Finding, targets []report.Target) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return
+// relativize shows paths under wd (the working directory) relative to it,
+// as relPath does.
+func relativize(wd string, fs []policy.Finding, targets []report.Target) {
+	rel := func(p string) string {
+		if p == "" {
+			return p
+		}
+		if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+		return p
 	}
-	rel := relPath
 	prefix := wd + string(filepath.Separator)
 	for i := range fs {
 		fs[i].File = rel(fs[i].File)
@@ -144,6 +151,162 @@ func relativize(fs []policy.Finding, targets []report.Target) {
 	for i := range targets {
 		targets[i].Source = rel(targets[i].Source)
 	}
+}
+
+// errNamedFailed stops writing a report: a project the user named did not
+// load, and the run ends with the errors alone.
+var errNamedFailed = errors.New("a named project did not load")
+
+// lintRun is what a streamed lint run has seen so far.
+type lintRun struct {
+	summary policy.Summary
+	files   map[string]struct{}
+	errs    []lint.LoadError
+	failing bool
+	named   bool // a project the user named did not load
+}
+
+// streamLint lints the plan's projects and writes the report as they are
+// judged, in report order: each project's findings are rendered on the
+// worker that judged it (relative paths, the format's encoding) and
+// written once every project before it is, then released, so memory does
+// not grow with the number of files. The report is the one the whole
+// run would make at once, byte for byte.
+//
+// A project the user named that fails to load stops the run as it always
+// has: one error line per error on stderr and nothing on stdout (nor in
+// -o). Such a run (named projects, no --keep-going) writes its report to
+// a spool first and copies it out at the end; a directory walk writes
+// straight through.
+func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn policy.Severity) error {
+	opts := report.Options{}
+	wd, wdErr := os.Getwd()
+	if wdErr == nil {
+		opts.BaseDir = wd
+	}
+	if f.output == "" {
+		opts.Color = isTerminal(a.stdout) && os.Getenv("NO_COLOR") == ""
+	}
+	hold := plan.Named() && !keepGoing
+	run := &lintRun{files: map[string]struct{}{}}
+
+	render := func(w io.Writer) error {
+		head := &report.Report{Version: Version, Command: "lint"}
+		st, err := report.NewStream(w, f.format, head, opts)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		prepare := func(p *lint.Project) {
+			if p.Err != nil {
+				return
+			}
+			if wdErr == nil {
+				relativize(wd, p.Findings, p.Targets)
+			}
+			part := &report.Part{Findings: p.Findings, Targets: p.Targets}
+			st.Prepare(part)
+			p.Data = part
+		}
+		emit := func(p *lint.Project) error {
+			if p.Err != nil {
+				run.errs = append(run.errs, *p.Err)
+				run.named = run.named || p.Err.Named
+				return nil
+			}
+			s := policy.Summarize(p.Findings)
+			run.summary.Errors += s.Errors
+			run.summary.Warnings += s.Warnings
+			run.summary.Infos += s.Infos
+			run.summary.Exempted += s.Exempted
+			run.summary.Services += p.Services
+			for _, file := range p.Files {
+				run.files[file] = struct{}{}
+			}
+			run.failing = run.failing || policy.Failing(p.Findings, failOn)
+			if hold && run.named {
+				return nil // the report will not be shown
+			}
+			return st.Add(p.Data.(*report.Part))
+		}
+		if err := plan.Stream(context.Background(), prepare, emit); err != nil {
+			return err
+		}
+		if hold && run.named {
+			return errNamedFailed
+		}
+		run.summary.Files = len(run.files)
+		inputs := make([]report.InputError, 0, len(run.errs))
+		for _, e := range run.errs {
+			in := e.Input()
+			in.File = relPath(in.File)
+			inputs = append(inputs, in)
+		}
+		return st.End(inputs, run.summary, nil)
+	}
+
+	var err error
+	switch {
+	case hold:
+		sp := spool.New(0)
+		defer sp.Close()
+		if err = render(sp); err == nil {
+			err = f.deliver(a, func(w io.Writer) error {
+				_, err := sp.WriteTo(w)
+				return err
+			})
+		}
+	default:
+		err = f.deliver(a, render)
+	}
+	if errors.Is(err, errNamedFailed) {
+		// A project the user named failed: one error line, nothing on
+		// stdout, as it always has been.
+		for _, e := range run.errs {
+			fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Error()))
+		}
+		return fail(ExitError, nil)
+	}
+	if err != nil {
+		return err
+	}
+	// The text report on a terminal shows the errors; anything else (a
+	// file, another format) also gets them on stderr, for CI logs.
+	if len(run.errs) > 0 && (f.output != "" || f.format != "text" || !isTerminal(a.stdout)) {
+		for _, e := range run.errs {
+			in := e.Input()
+			in.File = relPath(in.File)
+			fmt.Fprintln(a.stderr, "hyhome: "+oneLine(in.Location()+": "+in.Message))
+		}
+	}
+	if len(run.errs) > 0 {
+		return fail(ExitError, nil)
+	}
+	if run.failing {
+		return fail(ExitFindings, nil)
+	}
+	return nil
+}
+
+// deliver runs fill on -o (a temporary file renamed into place, so a
+// failure never leaves a partial report behind) or stdout.
+func (f *reportFlags) deliver(a *app, fill func(io.Writer) error) error {
+	if f.output == "" {
+		if err := fill(a.stdout); err != nil {
+			if errors.Is(err, errNamedFailed) {
+				return err
+			}
+			return fail(ExitError, fmt.Errorf("writing %s report: %w", f.format, err))
+		}
+		return nil
+	}
+	if err := atomicfile.Write(f.output, 0o644, fill); err != nil {
+		if errors.Is(err, errNamedFailed) {
+			return errNamedFailed
+		}
+		return fail(ExitError, fmt.Errorf("%s report: %w", f.format, err))
+	}
+	return nil
 }
 
 func newLintCmd(a *app) *cobra.Command {
@@ -203,56 +366,11 @@ read or parsed.`,
 			opts.Paths = args
 			opts.Environ = os.Environ()
 			opts.Policy = env
-			res, err := lint.Run(context.Background(), opts)
+			plan, err := lint.NewPlan(opts)
 			if err != nil {
 				return fail(ExitError, err)
 			}
-			// A project the user named that fails stops the run, as it
-			// always has: one error line, nothing on stdout. Projects a
-			// directory walk found are all linted, and the ones that do
-			// not load are error entries of the report (eslint and KICS
-			// behave so): one bad file never hides the others' findings.
-			named := false
-			for _, e := range res.Errors {
-				named = named || e.Named
-			}
-			if named && !keepGoing {
-				for _, e := range res.Errors {
-					fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Error()))
-				}
-				return fail(ExitError, nil)
-			}
-			relativize(res.Findings, res.Targets)
-			r := &report.Report{
-				Version:  Version,
-				Command:  "lint",
-				Findings: res.Findings,
-				Summary:  res.Summary(),
-				Targets:  res.Targets,
-			}
-			for _, e := range res.Errors {
-				in := e.Input()
-				in.File = relPath(in.File)
-				r.Errors = append(r.Errors, in)
-			}
-			// The text report on a terminal shows the errors; anything
-			// else (a file, another format) also gets them on stderr, for
-			// CI logs.
-			if len(r.Errors) > 0 && (rf.output != "" || rf.format != "text" || !isTerminal(a.stdout)) {
-				for _, e := range r.Errors {
-					fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Location()+": "+e.Message))
-				}
-			}
-			if err := rf.write(a, r); err != nil {
-				return err
-			}
-			if len(res.Errors) > 0 {
-				return fail(ExitError, nil)
-			}
-			if policy.Failing(res.Findings, failOn) {
-				return fail(ExitFindings, nil)
-			}
-			return nil
+			return rf.streamLint(a, plan, keepGoing, failOn)
 		},
 	}
 	rf.register(cmd)

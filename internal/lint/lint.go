@@ -214,28 +214,24 @@ type Project struct {
 // being judged and the ones judged ahead of the project emit waits for.
 const Window = 4
 
-// Stream lints what opts name and hands each project to emit, one at a
-// time and in file order (each project's first file; the order Run
-// reports in), as soon as it and every project before it are judged.
-// Projects are loaded and judged on GOMAXPROCS workers, handed out in file
-// order, and at most Window per worker are held at once, so memory does
-// not grow with the number of projects: a project is released once emit
-// returns. prepare, when not nil, runs on the worker right after a project
-// is judged (concurrently with other projects): the place for per-project
-// work such as rendering, so that emit only writes.
-//
-// Stream returns an error when nothing could be attempted (a path that
-// does not exist), when ctx ends, or the first error emit returns (it then
-// stops handing out projects); per-project load failures are Project.Err.
-func Stream(ctx context.Context, opts Options, prepare func(*Project), emit func(*Project) error) error {
+// Plan is a lint run's projects, found and put in report order, before
+// any is loaded.
+type Plan struct {
+	opts Options
+	jobs []job
+}
+
+// NewPlan finds the projects opts name (Projects' discovery) and orders
+// them as the report lists them: by first file. A walk finds projects
+// directory by directory, which is not quite the order of their paths
+// ("a/b/x" comes before "a-c/y"), and arguments come in the user's order.
+// It returns an error when nothing can be attempted (a path that does not
+// exist).
+func NewPlan(opts Options) (*Plan, error) {
 	jobs, err := projects(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Hand projects out in the order they are reported in. A walk finds
-	// them directory by directory, which is not quite the order of their
-	// paths ("a/b/x" comes before "a-c/y"), and arguments come in the
-	// user's order; the report is in path order, ties in job order.
 	keys := make([]string, len(jobs))
 	for i := range jobs {
 		keys[i] = firstFile(projectFiles(jobs[i].load))
@@ -245,8 +241,52 @@ func Stream(ctx context.Context, opts Options, prepare func(*Project), emit func
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return keys[order[a]] < keys[order[b]] })
-	keys = nil
+	sorted := make([]job, len(jobs))
+	for i, k := range order {
+		sorted[i] = jobs[k]
+	}
+	return &Plan{opts: opts, jobs: sorted}, nil
+}
 
+// Len is the number of projects.
+func (pl *Plan) Len() int { return len(pl.jobs) }
+
+// Named reports whether the user named a project (a FILE argument, -f
+// files, the working directory's default files) rather than a directory
+// walk finding it: one that fails to load stops `hyhome lint` unless
+// --keep-going (LoadError.Named).
+func (pl *Plan) Named() bool {
+	for _, j := range pl.jobs {
+		if !j.walked {
+			return true
+		}
+	}
+	return false
+}
+
+// Stream is Plan.Stream on a new plan for opts.
+func Stream(ctx context.Context, opts Options, prepare func(*Project), emit func(*Project) error) error {
+	pl, err := NewPlan(opts)
+	if err != nil {
+		return err
+	}
+	return pl.Stream(ctx, prepare, emit)
+}
+
+// Stream lints the plan's projects and hands each to emit, one at a time
+// and in report order, as soon as it and every project before it are
+// judged. Projects are loaded and judged on GOMAXPROCS workers, handed out
+// in report order, and at most Window per worker are held at once, so
+// memory does not grow with the number of projects: a project is released
+// once emit returns. prepare, when not nil, runs on the worker right after
+// a project is judged (concurrently with other projects): the place for
+// per-project work such as rendering, so that emit only writes.
+//
+// Stream returns when every project has been emitted, ctx ends, or emit
+// returns an error (it then stops handing out projects), with that error;
+// per-project load failures are Project.Err.
+func (pl *Plan) Stream(ctx context.Context, prepare func(*Project), emit func(*Project) error) error {
+	opts, jobs := pl.opts, pl.jobs
 	env := opts.Policy
 	if env.Registry == nil {
 		env.Registry = policy.Default
@@ -298,7 +338,7 @@ func Stream(ctx context.Context, opts Options, prepare func(*Project), emit func
 				if i >= len(jobs) {
 					return
 				}
-				p := judge(jobs[order[i]])
+				p := judge(jobs[i])
 				if prepare != nil && ctx.Err() == nil {
 					prepare(p)
 				}
