@@ -129,11 +129,11 @@ func paint(on bool, code, s string) string {
 // grouping runs on across parts: a part that goes on with the previous
 // part's file and service adds no heading.
 type textStream struct {
-	w                     *bufio.Writer
-	o                     Options
+	w                      *bufio.Writer
+	o                      Options
 	lastGroup, lastService string
-	fired                 map[string]bool
-	any                   bool
+	fired                  map[string]bool
+	any                    bool
 }
 
 func newTextStream(out io.Writer, _ *Report, o Options) (streamer, error) {
