@@ -22,7 +22,7 @@ import (
 // define it: the -f files (the last one wins), included files, and the base
 // services it extends.
 type index struct {
-	cache *fileCache
+	cache *loadCache
 	top   []*yamlFile
 	// in interpolates an item's text as compose-go does, so that an item
 	// is recognised by the value it produces, `${DATA:-./data}:/data` too.

@@ -36,7 +36,7 @@ var (
 
 // relatedFiles are the documents an error may be about: the project's
 // files, the files they include and the bases they extend.
-func relatedFiles(cache *fileCache, top []*yamlFile) []*yamlFile {
+func relatedFiles(cache *loadCache, top []*yamlFile) []*yamlFile {
 	var out []*yamlFile
 	seen := map[*yamlFile]bool{}
 	var add func(f *yamlFile, depth int)

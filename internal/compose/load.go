@@ -76,6 +76,10 @@ func newFileCache() *fileCache { return &fileCache{files: map[string]*cacheEntry
 
 // release drops files from the cache once their project is loaded; a later
 // project that needs one parses it again.
+//
+// Every file a load reads is released when the load is done, loaded or
+// not (loadCache): a walk's cache then holds only the files of the
+// projects being loaded, however many projects the walk found.
 func (c *fileCache) release(paths ...string) {
 	if c == nil {
 		return
@@ -102,6 +106,28 @@ func (c *fileCache) get(path string) (*yamlFile, error) {
 	return e.f, e.err
 }
 
+// loadCache is one load's use of a cache: it remembers what the load read,
+// to release it all when the load is done.
+type loadCache struct {
+	*fileCache
+	mu   sync.Mutex
+	read []string
+}
+
+func (l *loadCache) get(path string) (*yamlFile, error) {
+	l.mu.Lock()
+	l.read = append(l.read, path)
+	l.mu.Unlock()
+	return l.fileCache.get(path)
+}
+
+func (l *loadCache) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fileCache.release(l.read...)
+	l.read = nil
+}
+
 // Result is a loaded project: its workloads and the files it came from.
 type Result struct {
 	Project *workload.Project
@@ -118,11 +144,13 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache := opts.cache
-	if cache == nil {
-		cache = newFileCache()
-		cache.limit = opts.MaxFileSize
+	shared := opts.cache
+	if shared == nil {
+		shared = newFileCache()
+		shared.limit = opts.MaxFileSize
 	}
+	cache := &loadCache{fileCache: shared}
+	defer cache.done()
 	var parsed []*yamlFile
 	for _, f := range files {
 		yf, err := cache.get(f)
@@ -189,7 +217,6 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		p.Workloads = append(p.Workloads, w)
 	}
 	resolveServiceJoins(p)
-	cache.release(files...)
 	return &Result{Project: p, Files: files, Fast: fast, Parsed: parsedFiles(parsed)}, nil
 }
 

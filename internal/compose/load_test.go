@@ -413,3 +413,49 @@ func TestFileSizeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestMayReference: the walk parses ahead only the files with an include
+// or extends key, however it is written; a mere mention is not one.
+func TestMayReference(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"include:\n  - other.yaml\nservices: {}\n", true},
+		{"services:\n  web:\n    extends:\n      file: base.yaml\n      service: web\n", true},
+		{"services:\n  web:\n    extends: base\n", true},
+		{"services:\n  web: {extends: base}\n", true},
+		{"\"include\" : [other.yaml]\n", true},
+		{"'extends':\n  service: base\n", true},
+		{"? include\n: [other.yaml]\n", true},
+		{"services:\n  web:\n    image: app # extends nothing, includes nothing\n", false},
+		{"services:\n  web:\n    environment:\n      NOTE: this text mentions include and extends\n", false},
+		{"services:\n  web:\n    labels: [x-includes=1]\n", false},
+	} {
+		if got := mayReference([]byte(tc.yaml)); got != tc.want {
+			t.Errorf("mayReference(%q) = %v, want %v", tc.yaml, got, tc.want)
+		}
+	}
+}
+
+// TestWalkCacheHoldsNothingAfterLoads: a walk's cache holds no file once
+// its projects are loaded, whether they loaded or not, included files and
+// the files the walk parsed ahead too: memory does not grow with the
+// number of projects.
+func TestWalkCacheHoldsNothingAfterLoads(t *testing.T) {
+	for _, dir := range []string{"testdata/walk", "testdata/invalid", "testdata"} {
+		set, err := FindProjects(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(set.cache.files); n != 0 {
+			t.Errorf("%s: %d files cached after the walk", dir, n)
+		}
+		for _, ps := range set.Projects {
+			Load(context.Background(), set.Options(ps, Options{Environ: []string{}}))
+		}
+		if n := len(set.cache.files); n != 0 {
+			t.Errorf("%s: %d files cached after loading its %d projects", dir, n, len(set.Projects))
+		}
+	}
+}

@@ -90,17 +90,19 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 	if len(candidates) == 0 {
 		return set, nil
 	}
-	// Only a file that mentions include or extends can pull in another
-	// file; parse just those now to learn which files are parts of others.
-	// Every other file is parsed by its project's load, on a worker, and
-	// released when that project is done, so memory stays bounded.
+	// Only a file with an include or extends key can pull in another
+	// file; parse just those now to learn which files are parts of others,
+	// and forget them again. Every file is parsed by its project's load,
+	// on a worker, and released when that load is done, so memory does
+	// not grow with the number of files the walk finds.
 	parts := map[string]bool{}
 	var referencing []string
 	for _, c := range candidates {
-		if b, err := safefile.ReadFile(c, set.limit()); err == nil && (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) {
+		if b, err := safefile.ReadFile(c, set.limit()); err == nil && mayReference(b) {
 			referencing = append(referencing, c)
 		}
 	}
+	defer set.cache.release(referencing...)
 	for _, f := range parallelParse(set.cache, referencing) {
 		if f == nil {
 			continue
@@ -143,6 +145,18 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 		}
 	}
 	return set, nil
+}
+
+// referenceKey is how an include or extends key can be written: plain,
+// quoted, in a flow mapping, or as an explicit "? key" (its colon on a
+// later line).
+var referenceKey = regexp.MustCompile(`(?:include|extends)["']?[ \t]*:|\?[ \t]*["']?(?:include|extends)`)
+
+// mayReference reports whether a compose file may include or extend
+// another: whether it has an include or extends key (or text that looks
+// like one; a mere mention in a value or comment does not count).
+func mayReference(b []byte) bool {
+	return (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) && referenceKey.Match(b)
 }
 
 func isOverrideName(name string) bool {
