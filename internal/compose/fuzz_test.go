@@ -64,3 +64,32 @@ func FuzzLoadAndEvaluate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMayReference: a file the walk does not parse ahead (mayReference
+// false) includes and extends no other file, whatever its YAML.
+func FuzzMayReference(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*/*.yaml")
+	for _, s := range seeds {
+		if b, err := os.ReadFile(s); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("include:\n  - a.yaml\n"))
+	f.Add([]byte("x: &k include\n*k : [a.yaml]\n"))
+	f.Add([]byte("? include\n: [a.yaml]\n"))
+	f.Add([]byte("\"\\x69nclude\": [a.yaml]\n"))
+	f.Add([]byte("services:\n  a:\n    extends: {file: b.yaml, service: b}\n"))
+	path := filepath.Join(f.TempDir(), "compose.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if mayReference(data) {
+			return
+		}
+		yf, err := parseFile(path, data)
+		if err != nil {
+			return
+		}
+		if inc, ext := yf.referenced(); len(inc) > 0 || len(ext) > 0 {
+			t.Fatalf("mayReference(%q) = false, but it includes %v and extends %v", data, inc, ext)
+		}
+	})
+}

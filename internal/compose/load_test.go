@@ -431,6 +431,11 @@ func TestMayReference(t *testing.T) {
 		{"services:\n  web:\n    image: app # extends nothing, includes nothing\n", false},
 		{"services:\n  web:\n    environment:\n      NOTE: this text mentions include and extends\n", false},
 		{"services:\n  web:\n    labels: [x-includes=1]\n", false},
+		{"x: &k include\n*k : [other.yaml]\n", true},
+		{"{? include : [other.yaml]}\n", true},
+		{"\"\\x69nclude\": [other.yaml]\n", true},
+		{"services:\n  web:\n    <<: *base\n    image: app:1 # no include here\n", false},
+		{"services:\n  web:\n    command: [\"a?b\", \"*\"]\n", false},
 	} {
 		if got := mayReference([]byte(tc.yaml)); got != tc.want {
 			t.Errorf("mayReference(%q) = %v, want %v", tc.yaml, got, tc.want)
@@ -443,19 +448,23 @@ func TestMayReference(t *testing.T) {
 // the files the walk parsed ahead too: memory does not grow with the
 // number of projects.
 func TestWalkCacheHoldsNothingAfterLoads(t *testing.T) {
-	for _, dir := range []string{"testdata/walk", "testdata/invalid", "testdata"} {
-		set, err := FindProjects(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := len(set.cache.files); n != 0 {
-			t.Errorf("%s: %d files cached after the walk", dir, n)
-		}
-		for _, ps := range set.Projects {
-			Load(context.Background(), set.Options(ps, Options{Environ: []string{}}))
-		}
-		if n := len(set.cache.files); n != 0 {
-			t.Errorf("%s: %d files cached after loading its %d projects", dir, n, len(set.Projects))
+	defer func(n int) { keepAhead = n }(keepAhead)
+	for _, keep := range []int{0, 64} {
+		keepAhead = keep
+		for _, dir := range []string{"testdata/walk", "testdata/invalid", "testdata"} {
+			set, err := FindProjects(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(set.cache.files); n > keep {
+				t.Errorf("%s: %d files cached after the walk, want at most %d", dir, n, keep)
+			}
+			for _, ps := range set.Projects {
+				Load(context.Background(), set.Options(ps, Options{Environ: []string{}}))
+			}
+			if n := len(set.cache.files); n != 0 {
+				t.Errorf("%s: %d files cached after loading its %d projects", dir, n, len(set.Projects))
+			}
 		}
 	}
 }

@@ -51,6 +51,10 @@ var composeName = regexp.MustCompile(`(?i)^(docker-)?compose([._-].*)?\.ya?ml$`)
 // skipDirs are never compose projects.
 var skipDirs = map[string]bool{".git": true, "node_modules": true, "vendor": true, ".hg": true, ".svn": true}
 
+// keepAhead is how many files FindProjects parsed ahead it keeps parsed
+// for their projects' loads (a variable for the tests).
+var keepAhead = 64
+
 // FindProjects walks dir for compose files and groups them as docker compose
 // would: a default file with its override is one project; any other compose
 // file is a project of its own. Files another file includes or extends are
@@ -91,10 +95,12 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 		return set, nil
 	}
 	// Only a file with an include or extends key can pull in another
-	// file; parse just those now to learn which files are parts of others,
-	// and forget them again. Every file is parsed by its project's load,
-	// on a worker, and released when that load is done, so memory does
-	// not grow with the number of files the walk finds.
+	// file; parse just those now to learn which files are parts of others.
+	// Every other file is parsed by its project's load, on a worker, and
+	// released when that load is done, so memory does not grow with the
+	// number of files the walk finds. The files parsed ahead stay parsed
+	// for their loads when they are few; many are forgotten again (parsed
+	// twice rather than held).
 	parts := map[string]bool{}
 	var referencing []string
 	for _, c := range candidates {
@@ -102,7 +108,9 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 			referencing = append(referencing, c)
 		}
 	}
-	defer set.cache.release(referencing...)
+	if len(referencing) > keepAhead {
+		defer set.cache.release(referencing...)
+	}
 	for _, f := range parallelParse(set.cache, referencing) {
 		if f == nil {
 			continue
@@ -147,16 +155,96 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 	return set, nil
 }
 
-// referenceKey is how an include or extends key can be written: plain,
-// quoted, in a flow mapping, or as an explicit "? key" (its colon on a
-// later line).
-var referenceKey = regexp.MustCompile(`(?:include|extends)["']?[ \t]*:|\?[ \t]*["']?(?:include|extends)`)
-
 // mayReference reports whether a compose file may include or extend
-// another: whether it has an include or extends key (or text that looks
-// like one; a mere mention in a value or comment does not count).
+// another file: whether it may have an include or extends key. It must
+// never miss one (the file's parts would be linted as projects of their
+// own), and should rarely answer yes for a file without: the walk parses
+// those ahead. A byte scan, not a regular expression: the walk asks it of
+// every compose file. Yes when
+//   - the word is written as a key: the word, maybe a closing quote,
+//     blanks, a colon (a key and its colon are on one line, in block and
+//     flow style alike);
+//   - a key may be spelt another way: an escape in a double-quoted
+//     scalar, an alias used as a key, an explicit "? key", a UTF-16 file.
+//
+// A mere mention of the words in a value or a comment is not a key.
 func mayReference(b []byte) bool {
-	return (bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends"))) && referenceKey.Match(b)
+	if bytes.HasPrefix(b, []byte{0xFE, 0xFF}) || bytes.HasPrefix(b, []byte{0xFF, 0xFE}) {
+		return true
+	}
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return true
+	}
+	for _, word := range [][]byte{[]byte("include"), []byte("extends")} {
+		for at := 0; ; {
+			i := bytes.Index(b[at:], word)
+			if i < 0 {
+				break
+			}
+			at += i + len(word)
+			if colonAfter(b, at, true) {
+				return true
+			}
+		}
+	}
+	// "? key" and "*alias :" start where a key may: at a line's start
+	// (after indentation and "- " or "? " indicators) or after a flow
+	// indicator; not in a comment or the middle of a scalar.
+	for i, c := range b {
+		if c != '?' && c != '*' || !keyStart(b, i) {
+			continue
+		}
+		if c == '?' && (i+1 == len(b) || isBlank(b[i+1])) {
+			return true
+		}
+		if c == '*' {
+			// The alias's name runs to a blank or flow indicator (the
+			// YAML library takes a colon into it): a key when a colon
+			// follows, or ends it.
+			j := i + 1
+			for j < len(b) && !isBlank(b[j]) && !isFlowIndicator(b[j]) {
+				j++
+			}
+			if j > i+1 && (b[j-1] == ':' || colonAfter(b, j, false)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keyStart reports whether a key may start at b[i]: only blanks and "-"
+// or "?" indicators before it on its line, or a flow indicator.
+func keyStart(b []byte, i int) bool {
+	for k := i - 1; k >= 0; k-- {
+		switch c := b[k]; {
+		case c == '\n' || c == '\r' || c == '{' || c == '[' || c == ',':
+			return true
+		case c != ' ' && c != '\t' && c != '-' && c != '?':
+			return false
+		}
+	}
+	return true
+}
+
+// colonAfter reports whether b[i:] is (a closing quote when quote,) blanks
+// on the line, then a colon.
+func colonAfter(b []byte, i int, quote bool) bool {
+	if quote && i < len(b) && (b[i] == '"' || b[i] == '\'') {
+		i++
+	}
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i < len(b) && b[i] == ':'
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isFlowIndicator(c byte) bool { return c == '{' || c == '}' || c == '[' || c == ']' || c == ',' }
+
+func isNodeStart(c byte) bool {
+	return isBlank(c) || isFlowIndicator(c) || c == '?' || c == '-' || c == ':'
 }
 
 func isOverrideName(name string) bool {
