@@ -99,30 +99,18 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 	// Every other file is parsed by its project's load, on a worker, and
 	// released when that load is done, so memory does not grow with the
 	// number of files the walk finds. The files parsed ahead stay parsed
-	// for their loads when they are few; many are forgotten again (parsed
-	// twice rather than held).
-	parts := map[string]bool{}
+	// for their loads when they are few; when many, each is dropped once
+	// its references are known (parsed twice rather than held).
 	var referencing []string
 	for _, c := range candidates {
 		if b, err := safefile.ReadFile(c, set.limit()); err == nil && mayReference(b) {
 			referencing = append(referencing, c)
 		}
 	}
-	if len(referencing) > keepAhead {
-		defer set.cache.release(referencing...)
-	}
-	for _, f := range parallelParse(set.cache, referencing) {
-		if f == nil {
-			continue
-		}
-		includes, extends := f.referenced()
-		for _, inc := range includes {
-			parts[inc] = true
-		}
-		for _, ext := range extends {
-			if ext != f.path {
-				parts[ext] = true
-			}
+	parts := map[string]bool{}
+	for _, refs := range references(set.cache, referencing, len(referencing) <= keepAhead) {
+		for _, p := range refs {
+			parts[p] = true
 		}
 	}
 	byDir := map[string][]string{}
@@ -265,11 +253,28 @@ func hasServicesKey(p string, limit int64) bool {
 	return bytes.HasPrefix(b, []byte("services:")) || bytes.Contains(b, []byte("\nservices:"))
 }
 
-func parallelParse(c *fileCache, files []string) []*yamlFile {
-	out := make([]*yamlFile, len(files))
+// references parses files on every core and returns the files each
+// includes or extends (itself excepted), keeping them parsed in c when
+// keep.
+func references(c *fileCache, files []string, keep bool) [][]string {
+	out := make([][]string, len(files))
 	parallel.ForEach(context.Background(), len(files), 0, func(i int) {
-		if f, err := c.get(files[i]); err == nil {
-			out[i] = f
+		var f *yamlFile
+		var err error
+		if keep {
+			f, err = c.get(files[i])
+		} else {
+			f, err = readFile(files[i], c.limit)
+		}
+		if err != nil {
+			return
+		}
+		includes, extends := f.referenced()
+		out[i] = includes
+		for _, ext := range extends {
+			if ext != f.path {
+				out[i] = append(out[i], ext)
+			}
 		}
 	})
 	return out
