@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -157,14 +158,43 @@ func relativize(wd string, fs []policy.Finding, targets []report.Target) {
 // load, and the run ends with the errors alone.
 var errNamedFailed = errors.New("a named project did not load")
 
-// lintRun is what a streamed lint run has seen so far.
+// lintRun is what a streamed lint run has seen so far: counts, and per
+// file only a fingerprint, and per project that did not load its report
+// entry.
 type lintRun struct {
 	summary policy.Summary
-	files   map[string]struct{}
-	errs    []lint.LoadError
+	files   fileSet
+	errs    []loadError
 	failing bool
 	named   bool // a project the user named did not load
 }
+
+// loadError is a project that did not load, as the report and stderr
+// show it.
+type loadError struct {
+	input report.InputError
+	// named is the stderr line of a run that a named project stops
+	// (kept only when one may).
+	named string
+}
+
+// fileSet counts distinct file names without keeping them: a 128-bit
+// fingerprint each (two 64-bit hashes with random seeds; two names
+// sharing one is a chance of about n²/2¹²⁹, nil for any real run).
+type fileSet struct {
+	seeds [2]maphash.Seed
+	seen  map[[2]uint64]struct{}
+}
+
+func newFileSet() fileSet {
+	return fileSet{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seen: map[[2]uint64]struct{}{}}
+}
+
+func (s fileSet) add(name string) {
+	s.seen[[2]uint64{maphash.String(s.seeds[0], name), maphash.String(s.seeds[1], name)}] = struct{}{}
+}
+
+func (s fileSet) len() int { return len(s.seen) }
 
 // streamLint lints the plan's projects and writes the report as they are
 // judged, in report order: each project's findings are rendered on the
@@ -188,7 +218,7 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 		opts.Color = isTerminal(a.stdout) && os.Getenv("NO_COLOR") == ""
 	}
 	hold := plan.Named() && !keepGoing
-	run := &lintRun{files: map[string]struct{}{}}
+	run := &lintRun{files: newFileSet()}
 
 	render := func(w io.Writer) error {
 		head := &report.Report{Version: Version, Command: "lint"}
@@ -210,7 +240,12 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 		}
 		emit := func(p *lint.Project) error {
 			if p.Err != nil {
-				run.errs = append(run.errs, *p.Err)
+				e := loadError{input: p.Err.Input()}
+				e.input.File = relPath(e.input.File)
+				if hold {
+					e.named = "hyhome: " + oneLine(p.Err.Error())
+				}
+				run.errs = append(run.errs, e)
 				run.named = run.named || p.Err.Named
 				return nil
 			}
@@ -221,7 +256,7 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 			run.summary.Exempted += s.Exempted
 			run.summary.Services += p.Services
 			for _, file := range p.Files {
-				run.files[file] = struct{}{}
+				run.files.add(file)
 			}
 			run.failing = run.failing || policy.Failing(p.Findings, failOn)
 			if hold && run.named {
@@ -235,12 +270,10 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 		if hold && run.named {
 			return errNamedFailed
 		}
-		run.summary.Files = len(run.files)
+		run.summary.Files = run.files.len()
 		inputs := make([]report.InputError, 0, len(run.errs))
 		for _, e := range run.errs {
-			in := e.Input()
-			in.File = relPath(in.File)
-			inputs = append(inputs, in)
+			inputs = append(inputs, e.input)
 		}
 		return st.End(inputs, run.summary, nil)
 	}
@@ -263,7 +296,7 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 		// A project the user named failed: one error line, nothing on
 		// stdout, as it always has been.
 		for _, e := range run.errs {
-			fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.Error()))
+			fmt.Fprintln(a.stderr, e.named)
 		}
 		return fail(ExitError, nil)
 	}
@@ -274,9 +307,7 @@ func (f *reportFlags) streamLint(a *app, plan *lint.Plan, keepGoing bool, failOn
 	// file, another format) also gets them on stderr, for CI logs.
 	if len(run.errs) > 0 && (f.output != "" || f.format != "text" || !isTerminal(a.stdout)) {
 		for _, e := range run.errs {
-			in := e.Input()
-			in.File = relPath(in.File)
-			fmt.Fprintln(a.stderr, "hyhome: "+oneLine(in.Location()+": "+in.Message))
+			fmt.Fprintln(a.stderr, "hyhome: "+oneLine(e.input.Location()+": "+e.input.Message))
 		}
 	}
 	if len(run.errs) > 0 {

@@ -121,11 +121,27 @@ func (r *Result) Summary() policy.Summary {
 	return s
 }
 
-// job is one compose project to load.
+// job is one compose project to load, kept small: a plan holds one per
+// project for the whole run.
 type job struct {
-	load compose.Options
-	// walked is true for projects a directory walk found.
-	walked bool
+	// set and spec are a project a directory walk found:
+	// set.Projects[spec].
+	set  *compose.Set
+	spec int
+	// files are otherwise the -f files or the FILE argument (none:
+	// discover in the working directory).
+	files []string
+}
+
+func (j job) walked() bool { return j.set != nil }
+
+// options are the job's load options on base (baseOptions).
+func (j job) options(base compose.Options) compose.Options {
+	if j.set != nil {
+		return j.set.Options(j.set.Projects[j.spec], base)
+	}
+	base.Files = j.files
+	return base
 }
 
 // Projects turns what opts name into one load option set per compose
@@ -138,15 +154,17 @@ func Projects(opts Options) ([]compose.Options, error) {
 	if err != nil {
 		return nil, err
 	}
+	base := baseOptions(opts)
 	out := make([]compose.Options, len(jobs))
 	for i, j := range jobs {
-		out[i] = j.load
+		out[i] = j.options(base)
 	}
 	return out, nil
 }
 
-func projects(opts Options) ([]job, error) {
-	base := compose.Options{
+// baseOptions are the load options every project of opts shares.
+func baseOptions(opts Options) compose.Options {
+	return compose.Options{
 		WorkDir:     opts.WorkDir,
 		ProjectName: opts.ProjectName,
 		Profiles:    opts.Profiles,
@@ -155,16 +173,17 @@ func projects(opts Options) ([]job, error) {
 		Validate:    opts.Validate,
 		MaxFileSize: opts.MaxFileSize,
 	}
+}
+
+func projects(opts Options) ([]job, error) {
 	var jobs []job
 	switch {
 	case len(opts.Files) > 0 && len(opts.Paths) > 0:
 		return nil, errors.New("give compose files either with -f (merged into one project) or as arguments, not both")
 	case len(opts.Files) > 0:
-		o := base
-		o.Files = opts.Files
-		jobs = append(jobs, job{load: o})
+		jobs = append(jobs, job{files: opts.Files})
 	case len(opts.Paths) == 0:
-		jobs = append(jobs, job{load: base}) // discover in the working directory
+		jobs = append(jobs, job{}) // discover in the working directory
 	default:
 		for _, p := range opts.Paths {
 			fi, err := os.Stat(p)
@@ -172,9 +191,7 @@ func projects(opts Options) ([]job, error) {
 				return nil, fmt.Errorf("%s: %w", p, errors.Unwrap(err))
 			}
 			if !fi.IsDir() {
-				o := base
-				o.Files = []string{p}
-				jobs = append(jobs, job{load: o})
+				jobs = append(jobs, job{files: []string{p}})
 				continue
 			}
 			set, err := compose.FindProjects(p, compose.WithMaxFileSize(opts.MaxFileSize))
@@ -184,8 +201,8 @@ func projects(opts Options) ([]job, error) {
 			if len(set.Projects) == 0 {
 				return nil, fmt.Errorf("%s: %w (no compose.yaml, docker-compose.yml or YAML file with a top-level services: key)", p, compose.ErrNoComposeFile)
 			}
-			for _, ps := range set.Projects {
-				jobs = append(jobs, job{load: set.Options(ps, base), walked: true})
+			for i := range set.Projects {
+				jobs = append(jobs, job{set: set, spec: i})
 			}
 		}
 	}
@@ -232,9 +249,10 @@ func NewPlan(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	base := baseOptions(opts)
 	keys := make([]string, len(jobs))
 	for i := range jobs {
-		keys[i] = firstFile(projectFiles(jobs[i].load))
+		keys[i] = firstFile(projectFiles(jobs[i].options(base)))
 	}
 	order := make([]int, len(jobs))
 	for i := range order {
@@ -257,7 +275,7 @@ func (pl *Plan) Len() int { return len(pl.jobs) }
 // --keep-going (LoadError.Named).
 func (pl *Plan) Named() bool {
 	for _, j := range pl.jobs {
-		if !j.walked {
+		if !j.walked() {
 			return true
 		}
 	}
@@ -291,11 +309,13 @@ func (pl *Plan) Stream(ctx context.Context, prepare func(*Project), emit func(*P
 	if env.Registry == nil {
 		env.Registry = policy.Default
 	}
+	base := baseOptions(opts)
 	judge := func(j job) *Project {
-		res, err := compose.Load(ctx, j.load)
+		load := j.options(base)
+		res, err := compose.Load(ctx, load)
 		if err != nil {
-			files := projectFiles(j.load)
-			return &Project{Files: files, Err: &LoadError{File: firstFile(files), Named: !j.walked, Err: err}}
+			files := projectFiles(load)
+			return &Project{Files: files, Err: &LoadError{File: firstFile(files), Named: !j.walked(), Err: err}}
 		}
 		e := env
 		p := &Project{Findings: policy.Evaluate(res.Project, &e), Services: len(res.Project.Workloads)}
