@@ -68,7 +68,7 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	var candidates []string
+	var yamls []string
 	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -79,34 +79,55 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 			}
 			return nil
 		}
-		ext := strings.ToLower(filepath.Ext(p))
-		if ext != ".yml" && ext != ".yaml" || !safefile.IsRegular(p) {
-			return nil // not YAML, or a FIFO, device or dangling link
-		}
-		if composeName.MatchString(d.Name()) || hasServicesKey(p, set.limit()) {
-			candidates = append(candidates, p)
+		if ext := strings.ToLower(filepath.Ext(p)); ext == ".yml" || ext == ".yaml" {
+			yamls = append(yamls, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Each YAML file is read once, on every core: a compose file is one
+	// named as such or with a top-level services: key; only one with an
+	// include or extends key can pull in another file (mayReference).
+	type probe struct{ candidate, referencing bool }
+	probes := make([]probe, len(yamls))
+	parallel.ForEach(context.Background(), len(yamls), 0, func(i int) {
+		p := yamls[i]
+		if !safefile.IsRegular(p) {
+			return // a FIFO, device or dangling link
+		}
+		named := composeName.MatchString(filepath.Base(p))
+		b, err := safefile.ReadFile(p, set.limit())
+		if err != nil {
+			// A compose file that cannot be read is its project's load
+			// error; another YAML file is not a compose file.
+			probes[i].candidate = named
+			return
+		}
+		probes[i].candidate = named || hasServicesKey(b)
+		probes[i].referencing = probes[i].candidate && mayReference(b)
+	})
+	var candidates, referencing []string
+	for i, p := range yamls {
+		if probes[i].candidate {
+			candidates = append(candidates, p)
+		}
+		if probes[i].referencing {
+			referencing = append(referencing, p)
+		}
+	}
+	yamls, probes = nil, nil
 	if len(candidates) == 0 {
 		return set, nil
 	}
-	// Only a file with an include or extends key can pull in another
-	// file; parse just those now to learn which files are parts of others.
-	// Every other file is parsed by its project's load, on a worker, and
-	// released when that load is done, so memory does not grow with the
-	// number of files the walk finds. The files parsed ahead stay parsed
-	// for their loads when they are few; when many, each is dropped once
-	// its references are known (parsed twice rather than held).
-	var referencing []string
-	for _, c := range candidates {
-		if b, err := safefile.ReadFile(c, set.limit()); err == nil && mayReference(b) {
-			referencing = append(referencing, c)
-		}
-	}
+	// Parse the files that may reference others now, to learn which files
+	// are parts of others. Every other file is parsed by its project's
+	// load, on a worker, and released when that load is done, so memory
+	// does not grow with the number of files the walk finds. The files
+	// parsed ahead stay parsed for their loads when they are few; when
+	// many, each is dropped once its references are known (parsed twice
+	// rather than held).
 	parts := map[string]bool{}
 	for _, refs := range references(set.cache, referencing, len(referencing) <= keepAhead) {
 		for _, p := range refs {
@@ -245,11 +266,7 @@ func isOverrideName(name string) bool {
 }
 
 // hasServicesKey reports whether a YAML file has a top-level services: key.
-func hasServicesKey(p string, limit int64) bool {
-	b, err := safefile.ReadFile(p, limit)
-	if err != nil {
-		return false
-	}
+func hasServicesKey(b []byte) bool {
 	return bytes.HasPrefix(b, []byte("services:")) || bytes.Contains(b, []byte("\nservices:"))
 }
 
