@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/safefile"
@@ -50,6 +51,13 @@ var composeName = regexp.MustCompile(`(?i)^(docker-)?compose([._-].*)?\.ya?ml$`)
 
 // skipDirs are never compose projects.
 var skipDirs = map[string]bool{".git": true, "node_modules": true, "vendor": true, ".hg": true, ".svn": true}
+
+// readBuffers are the walk's read buffers, reused from file to file (the
+// walk reads every YAML file; its bytes are garbage at once), up to
+// maxPooledBuffer bytes each.
+var readBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBuffer = 1 << 20
 
 // keepAhead is how many files FindProjects parsed ahead it keeps parsed
 // for their projects' loads (a variable for the tests).
@@ -98,7 +106,12 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 			return // a FIFO, device or dangling link
 		}
 		named := composeName.MatchString(filepath.Base(p))
-		b, err := safefile.ReadFile(p, set.limit())
+		bp := readBuffers.Get().(*[]byte)
+		defer readBuffers.Put(bp)
+		b, err := safefile.ReadFileInto(p, set.limit(), *bp)
+		if cap(b) <= maxPooledBuffer {
+			*bp = b[:0]
+		}
 		if err != nil {
 			// A compose file that cannot be read is its project's load
 			// error; another YAML file is not a compose file.
