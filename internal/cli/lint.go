@@ -100,18 +100,18 @@ func (f *reportFlags) write(a *app, r *report.Report) error {
 	return nil
 }
 
-// tuneGC trades memory the lint run has for time: a large corpus allocates
+// tuneGC trades memory a run has for time: a large corpus allocates
 // short-lived YAML trees quickly, and the default collector spends a good
-// part of the run on them. A streamed run holds little (the projects in
-// flight, a few hundred bytes a project of its plan), so the heap is let
-// grow to three times that (GOGC 200: RSS about 120 MiB at 50,000 files,
-// measured by bench/lint-scale.sh) before a collection, whose work is then
-// small. A soft memory limit (192 MiB) bounds the peak: past it the
-// collector works harder rather than the heap growing. GOGC and GOMEMLIMIT
-// in the environment still win.
-func tuneGC() {
+// part of the run on them. The heap is let grow to (1+percent/100) times
+// what is live before a collection: lint's streamed run holds little (the
+// projects in flight, a few hundred bytes a project of its plan), and 200
+// keeps it at about 120 MiB of RSS at 50,000 files (bench/lint-scale.sh);
+// fix holds more and uses 400. A soft memory limit (192 MiB) bounds the
+// peak: past it the collector works harder rather than the heap growing.
+// GOGC and GOMEMLIMIT in the environment still win.
+func tuneGC(percent int) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
+		debug.SetGCPercent(percent)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(192 << 20)
@@ -377,7 +377,7 @@ read or parsed.`,
   hyhome lint --format sarif -o hyhome.sarif .
   hyhome lint --strict --host-memory 8GiB deploy/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tuneGC()
+			tuneGC(200)
 			env, failOn, err := rf.policyEnv()
 			if err != nil {
 				return fail(ExitError, err)
