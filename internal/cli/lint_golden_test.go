@@ -89,6 +89,10 @@ func lintGoldenCases(t *testing.T, corpus string) []goldenCase {
 			// Named files stop at the one that does not load: nothing on
 			// stdout, every error on stderr.
 			goldenCase{name: "named-stop-" + f, args: with(named...)},
+			// Named files that all load: the report is held until the
+			// last has, then written, to stdout or -o.
+			goldenCase{name: "named-ok-" + f, args: with("real/awesome-compose/nginx-golang/compose.yaml", "real/CasaOS-AppStore/Apps/2FAuth/docker-compose.yml")},
+			goldenCase{name: "named-ok-output-" + f, args: with("-o", "OUTPUT", "real/awesome-compose/nginx-golang/compose.yaml", "real/CasaOS-AppStore/Apps/2FAuth/docker-compose.yml"), output: true, golden: "named-ok-" + f},
 			// The report to a file.
 			goldenCase{name: "output-" + f, args: with("-o", "OUTPUT", "real"), output: true, golden: "dir-" + f},
 			// Findings and no load errors: exit 1; --fail-on and --rule.
