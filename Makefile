@@ -59,6 +59,7 @@ docs-check:
 # run; they are not part of `make test`. Run them on a quiet machine.
 bench:
 	bash bench/lint.sh
+	bash bench/lint-scale.sh
 	bash bench/audit.sh
 	bash bench/guard.sh
 	bash bench/ship.sh
