@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hy-home/hyhome/internal/traefik"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -592,7 +591,7 @@ func checkTraefikTLS(p *workload.Project, _ *Env) []Violation {
 		vs = append(vs, Violation{Workload: owner, Message: fmt.Sprintf("Traefik %s router %q serves plain text: no tls and %s", r.Protocol, r.Name, where), Pos: owner.At(r.Pos)})
 	}
 	for _, w := range p.Workloads {
-		for _, r := range traefik.RoutersFromLabels(w) {
+		for _, r := range w.Routers {
 			judge(w, r)
 		}
 	}
