@@ -88,7 +88,9 @@ func TestTraceabilityReferencesExist(t *testing.T) {
 func TestRegistryRefusesDuplicatesAndIncompleteRules(t *testing.T) {
 	r := policy.NewRegistry()
 	check := func(*workload.Workload, *policy.Env) []policy.Violation { return nil }
-	if err := r.Register(&policy.Rule{ID: "a", Severity: policy.Error, Check: check}); err != nil {
+	project := func(*workload.Project, *policy.Env) []policy.Violation { return nil }
+	create := []policy.Request{policy.RequestCreate}
+	if err := r.Register(&policy.Rule{ID: "a", Severity: policy.Error, Check: check, Requests: create}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -99,6 +101,13 @@ func TestRegistryRefusesDuplicatesAndIncompleteRules(t *testing.T) {
 		{&policy.Rule{Severity: policy.Error, Check: check}, "rule without ID"},
 		{&policy.Rule{ID: "b", Severity: policy.Error}, "exactly one of Check and CheckProject"},
 		{&policy.Rule{ID: "c", Check: check}, "invalid severity"},
+		// What the guard judges is declared, and only where it can judge.
+		{&policy.Rule{ID: "d", Severity: policy.Error, Check: check}, "must judge create requests"},
+		{&policy.Rule{ID: "e", Severity: policy.Error, Check: check, Requests: []policy.Request{policy.RequestExec}}, "must judge create requests"},
+		{&policy.Rule{ID: "f", Severity: policy.Error, CheckProject: project, Requests: create}, "a project rule judges no single request"},
+		{&policy.Rule{ID: "g", Severity: policy.Error, Check: check, Kinds: []workload.Kind{workload.KindCompose}, Requests: create}, "does not apply to request workloads"},
+		{&policy.Rule{ID: "h", Severity: policy.Error, Check: check, Requests: []policy.Request{"create", "delete"}}, `unknown request kind "delete"`},
+		{&policy.Rule{ID: "i", Severity: policy.Error, Check: check, Requests: []policy.Request{"create", "create"}}, "declared twice"},
 	} {
 		err := r.Register(tc.rule)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
