@@ -63,7 +63,7 @@ const (
 	RequestCreate Request = "create"
 	// RequestExec hands out a process in, or the files of, an existing
 	// container: exec create and start, container start, restart, attach,
-	// cp and export. The container is judged as the engine reports it,
+	// archive (cp) and export. The container is judged as the engine reports it,
 	// with the exec's user and privileges.
 	RequestExec Request = "exec"
 	// RequestPlugin grants a plugin (or a Swarm plugin service) its
@@ -73,7 +73,8 @@ const (
 	// RequestUpdate changes a running container's resources; it is refused
 	// only for what it makes fail that did not fail before.
 	RequestUpdate Request = "update"
-	// RequestBuild runs the classic builder's containers.
+	// RequestBuild runs the classic builder's containers, in the network
+	// the request names.
 	RequestBuild Request = "build"
 	// RequestVolume creates a volume: judged as the mount its driver will
 	// make in every container that uses it.
@@ -82,6 +83,45 @@ const (
 
 // Requests lists every request kind, in the order the catalogue shows them.
 var Requests = []Request{RequestCreate, RequestExec, RequestPlugin, RequestUpdate, RequestBuild, RequestVolume}
+
+// Describe says in a phrase which requests are of kind k and what is judged.
+func (k Request) Describe() string {
+	switch k {
+	case RequestCreate:
+		return "container and Swarm service create (and service update): the request is the whole workload"
+	case RequestExec:
+		return "exec create and start, container start, restart, attach, archive (cp) and export: the existing container, with the exec's user and privileges"
+	case RequestPlugin:
+		return "plugin pull, upgrade and enable, and Swarm plugin services: the privileges the plugin asks for"
+	case RequestUpdate:
+		return "container update: the new resources, refused only for what they make fail that did not fail before"
+	case RequestBuild:
+		return "build (the classic builder): the network its build containers get"
+	case RequestVolume:
+		return "volume create: the mount its driver will make in every container that uses it"
+	}
+	return ""
+}
+
+// Source is a form hyhome reads workloads from, at the grain of what the
+// form can show. A rule may apply to a source that cannot show what it
+// judges (Rule.Unseen).
+type Source string
+
+const (
+	// SourceCompose is a compose file (lint).
+	SourceCompose Source = "compose"
+	// SourceContainer is the engine's container API: a container as
+	// inspect reports it (audit) or as a create request asks for it
+	// (guard).
+	SourceContainer Source = "container"
+	// SourceService is a Swarm service spec (audit), or a service create
+	// or update request (guard).
+	SourceService Source = "service"
+)
+
+// Sources lists every source, in the order the catalogue shows them.
+var Sources = []Source{SourceCompose, SourceContainer, SourceService}
 
 // Rule is one check of the catalogue.
 type Rule struct {
@@ -100,6 +140,11 @@ type Rule struct {
 	// does not carry how workloads add up or refer to each other: lint and
 	// audit judge it on the whole project).
 	Requests []Request
+	// Unseen names the sources that cannot show what the rule judges,
+	// each with the reason. The rule still runs there and reports what it
+	// sees; the cross-source fixture test holds every other source to
+	// what lint finds, and checks that these really differ.
+	Unseen map[Source]string
 	// Check judges one workload. Exactly one of Check and CheckProject is set.
 	Check func(w *workload.Workload, env *Env) []Violation
 	// CheckProject judges a project as a whole (e.g. a memory budget).
@@ -209,7 +254,8 @@ func (r *Registry) Register(rules ...*Rule) error {
 	return nil
 }
 
-// checkRequests holds a rule's request kinds to what it can judge.
+// checkRequests holds a rule's request kinds and unseen sources to what it
+// can judge.
 func checkRequests(rule *Rule) error {
 	seen := map[Request]bool{}
 	for _, k := range rule.Requests {
@@ -220,6 +266,14 @@ func checkRequests(rule *Rule) error {
 			return fmt.Errorf("rule %q: request kind %q declared twice", rule.ID, k)
 		}
 		seen[k] = true
+	}
+	for src, why := range rule.Unseen {
+		switch {
+		case !slices.Contains(Sources, src):
+			return fmt.Errorf("rule %q: unknown source %q", rule.ID, src)
+		case why == "":
+			return fmt.Errorf("rule %q: says source %q cannot see it without saying why", rule.ID, src)
+		}
 	}
 	switch {
 	case rule.CheckProject != nil && len(rule.Requests) > 0:

@@ -14,7 +14,10 @@ var ruleSecretTarget = &Rule{
 	Description:  "Secrets must be mounted under /run/secrets/.",
 	Remediation:  "Drop the custom `target:` or make it a name or path under /run/secrets/.",
 	Requests:     []Request{RequestCreate},
-	Check:        checkSecretTarget,
+	Unseen: map[Source]string{
+		SourceContainer: "compose mounts a secret into a container as a read-only bind of its file: outside /run/secrets/ the container shows a bind, not a secret",
+	},
+	Check: checkSecretTarget,
 }
 
 func checkSecretTarget(w *workload.Workload, _ *Env) []Violation {
