@@ -19,7 +19,7 @@ var skipMethods = map[string]bool{"Skip": true, "Skipf": true, "SkipNow": true}
 // testSupport are the packages tests call for the engine, the Prometheus
 // stack and Loki; like every test, they report a missing prerequisite
 // through internal/testenv, which fails under CI instead of skipping.
-var testSupport = []string{"internal/dockertest", "internal/promtest", "internal/lokitest"}
+var testSupport = []string{"internal/dockertest", "internal/promtest", "internal/lokitest", "internal/policytest"}
 
 // pkgFuncs parses the Go files of one directory that match the filter and
 // returns every function and method body by name (methods by their bare
