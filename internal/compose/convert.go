@@ -574,6 +574,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		sort.Strings(w.Networks)
 	}
 
+	w.Routers = traefik.RoutersFromLabels(w)
 	if traefik.IsTraefik(w) {
 		g, err := traefik.ReadGateway(w)
 		if err != nil {

@@ -342,6 +342,10 @@ type Workload struct {
 
 	// Gateway is set for a Traefik service whose configuration the source read.
 	Gateway *Gateway
+	// Routers are the Traefik routers the workload declares with traefik.*
+	// labels, read from Labels by the source (internal/traefik) once the
+	// labels and their positions are final.
+	Routers []Router
 }
 
 // Label returns a label's value and where it is written.
