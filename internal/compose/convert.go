@@ -439,6 +439,10 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 				p, _, _ = v.entry(field[0], k)
 			} else {
 				p = v.deployLabel(k)
+				if w.ServiceOnly == nil {
+					w.ServiceOnly = map[string]bool{}
+				}
+				w.ServiceOnly[k] = true
 			}
 			if !p.Known() {
 				p, _ = v.key(field...)
