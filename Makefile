@@ -45,15 +45,22 @@ fuzz-smoke:
 	  done; \
 	done
 
+# Generated docs: the rule catalogue, the guard's field table and the CLI
+# reference (one page per command, from the cobra commands; a separate
+# program, so that cobra/doc stays out of the binary). docs-check, part of
+# `make test`, fails when a committed page differs from what these write.
 docs:
 	$(GO) run ./cmd/hyhome rules --format markdown > docs/rules.md
 	$(GO) run ./cmd/hyhome guard fields > docs/guard-fields.md
+	$(GO) run ./internal/cli/clidoc docs/cli
 
 docs-check:
 	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome rules --format markdown > $$tmp; \
 	if ! diff -u docs/rules.md $$tmp; then echo "docs/rules.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 	@tmp=$$(mktemp); $(GO) run ./cmd/hyhome guard fields > $$tmp; \
 	if ! diff -u docs/guard-fields.md $$tmp; then echo "docs/guard-fields.md is stale: run 'make docs'"; rm -f $$tmp; exit 1; fi; rm -f $$tmp
+	@tmp=$$(mktemp -d); $(GO) run ./internal/cli/clidoc $$tmp || { rm -rf $$tmp; exit 1; }; \
+	if ! diff -ru docs/cli $$tmp; then echo "docs/cli is stale: run 'make docs'"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 
 # Benchmarks print figures and ratios against baselines measured in the same
 # run; they are not part of `make test`. Run them on a quiet machine.

@@ -31,7 +31,7 @@ import (
 // TestHyhomeLint once the command exists.
 
 const (
-	// The documented minimum host (README.md); NFR-RES-01 allows the
+	// The documented minimum host (deploy/README.md); NFR-RES-01 allows the
 	// infra tier less than 20% of it.
 	minHostMiB    = 8 * 1024
 	budgetPercent = 20
@@ -40,7 +40,7 @@ const (
 )
 
 // The stack's services and their tiers. A new service is added here, in
-// compose.yaml and in the budget table of README.md.
+// compose.yaml and in the budget table of deploy/README.md.
 var wantServices = map[string]string{
 	"traefik":       "gateway",
 	"guard":         "infra",
@@ -469,7 +469,7 @@ func TestBaselineAnchor(t *testing.T) {
 	}
 }
 
-// budgetRow is one line of the memory budget table in README.md.
+// budgetRow is one line of the memory budget table in deploy/README.md.
 type budgetRow struct {
 	tier      string
 	memMiB    int64
@@ -482,7 +482,7 @@ var (
 )
 
 // TestMemoryBudget: NFR-RES-01 on the documented minimum host, and the
-// table in README.md is the compose file's truth, line by line.
+// table in deploy/README.md is the compose file's truth, line by line.
 func TestMemoryBudget(t *testing.T) {
 	p := mustLoad(t, nil, "compose.yaml")
 	limits := map[string]budgetRow{}
@@ -506,10 +506,10 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("the whole stack's limits %d MiB are %.1f%% of the minimum host", total, pct(total))
 	}
 
-	doc := string(readFile(t, filepath.Join(repoRoot(t), "README.md")))
+	doc := string(readFile(t, filepath.Join(repoRoot(t), "deploy", "README.md")))
 	start, end := strings.Index(doc, "<!-- memory-budget:start -->"), strings.Index(doc, "<!-- memory-budget:end -->")
 	if start < 0 || end < start {
-		t.Fatal("README.md has no memory-budget markers")
+		t.Fatal("deploy/README.md has no memory-budget markers")
 	}
 	documented := map[string]budgetRow{}
 	totals := map[string]int64{}
@@ -534,12 +534,12 @@ func TestMemoryBudget(t *testing.T) {
 	}
 	for name, row := range limits {
 		if documented[name] != row {
-			t.Errorf("README.md budget for %s: %+v, compose.yaml says %+v", name, documented[name], row)
+			t.Errorf("deploy/README.md budget for %s: %+v, compose.yaml says %+v", name, documented[name], row)
 		}
 	}
 	for name := range documented {
 		if _, ok := limits[name]; !ok {
-			t.Errorf("README.md lists %s, which compose.yaml does not have", name)
+			t.Errorf("deploy/README.md lists %s, which compose.yaml does not have", name)
 		}
 	}
 	if totals["infra tier"] != infra || totals["whole stack"] != total {

@@ -9,7 +9,7 @@
 #                       HYHOME_ACME_EMAIL is set, else self-signed TLS)
 #   make down           stop and remove the containers (volumes are kept)
 #   make verify-config  every static check of the stack's files
-#   make stack-deploy   the same stack on Docker Swarm (README.md)
+#   make stack-deploy   the same stack on Docker Swarm (deploy/README.md)
 #   make stack-rm       remove it from the swarm
 #   make e2e            the stack on this engine, Compose then Swarm, proven
 #                       by hyhome verify and fault injection
@@ -104,7 +104,7 @@ verify-config:
 	$(GO) test -count=1 -run 'TestComposeConfig|TestSwarmStackConfig|TestBaseline|TestMemoryBudget|TestExemptionsBackedByADRs|TestHyhomeLint' ./$(DEPLOY_DIR)/
 
 # Swarm: one node labelled hy-home.infra=true runs the stack (see
-# README.md for why). `docker stack deploy` does not read .env files,
+# deploy/README.md for why). `docker stack deploy` does not read .env files,
 # so deploy/.env is exported first.
 stack-deploy: image deploy-env deploy-secrets
 	@if [ -z "$$($(DOCKER) node ls -q --filter node.label=hy-home.infra=true 2>/dev/null)" ]; then \

@@ -404,7 +404,7 @@ idle_memory() {
     done
 }
 
-# app NAME: an application container behind Traefik, as README's "Adding a
+# app NAME: an application container behind Traefik, as deploy/README.md's "Adding a
 # service" describes one (baseline, edge_net, traefik.* and hy-home.*
 # labels): the hyhome image serving /healthz and /metrics on 9464.
 app() {

@@ -10,19 +10,19 @@ import (
 	"github.com/hy-home/hyhome/internal/testenv"
 )
 
-// TestDocsAlertRules checks the alert rules README.md offers with the
+// TestDocsAlertRules checks the alert rules docs/audit.md offers with the
 // real promtool: they parse, and HyhomeRuntimeDrift fires on a finding the
 // exporter would serve while HyhomeACSpec01Failing stays silent on a pass.
 func TestDocsAlertRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	testenv.Require(t, err, "promtool (Debian package prometheus)")
-	doc, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "audit.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(doc), "```yaml\ngroups:")
 	if !ok {
-		t.Fatal("README.md has no ```yaml groups: block")
+		t.Fatal("docs/audit.md has no ```yaml groups: block")
 	}
 	rules, _, _ := strings.Cut(rest, "```")
 	dir := t.TempDir()

@@ -49,12 +49,14 @@ func rulesText(out io.Writer, rules []*policy.Rule) error {
 
 func rulesJSON(out io.Writer, rules []*policy.Rule) error {
 	type jr struct {
-		ID           string          `json:"id"`
-		Requirements []string        `json:"requirements"`
-		Severity     policy.Severity `json:"severity"`
-		Description  string          `json:"description"`
-		Remediation  string          `json:"remediation"`
-		Scope        string          `json:"scope"`
+		ID           string                   `json:"id"`
+		Requirements []string                 `json:"requirements"`
+		Severity     policy.Severity          `json:"severity"`
+		Description  string                   `json:"description"`
+		Remediation  string                   `json:"remediation"`
+		Scope        string                   `json:"scope"`
+		Requests     []policy.Request         `json:"requests"`
+		Unseen       map[policy.Source]string `json:"unseen,omitempty"`
 	}
 	list := make([]jr, 0, len(rules))
 	for _, r := range rules {
@@ -62,7 +64,11 @@ func rulesJSON(out io.Writer, rules []*policy.Rule) error {
 		if r.CheckProject != nil {
 			scope = "project"
 		}
-		list = append(list, jr{r.ID, r.Requirements, r.Severity, r.Description, r.Remediation, scope})
+		reqs := r.Requests
+		if reqs == nil {
+			reqs = []policy.Request{}
+		}
+		list = append(list, jr{r.ID, r.Requirements, r.Severity, r.Description, r.Remediation, scope, reqs, r.Unseen})
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -78,15 +84,18 @@ func rulesMarkdown(out io.Writer, rules []*policy.Rule) error {
 Every rule is written once against the workload model and judges compose services
 (`+"`hyhome lint`"+`), running containers and Swarm services (`+"`hyhome audit`"+`) and Docker API
 requests (`+"`hyhome guard`"+`) alike. Requirement IDs come from SPEC-SYS-01; sections the spec
-gives no ID are named by the short IDs in the requirements table below.
+gives no ID are named by the short IDs in the requirements table below. Each rule declares
+the kinds of API request the guard judges with it (see [request kinds](#request-kinds)), and
+the sources that cannot show what it judges; `+"`"+policy.CrossSourceTest.Test+"`"+` holds
+lint, audit and the guard to the same findings on every rule's cross-source fixtures.
 
 ## Rules
 
-| rule | requirements | severity | description |
-|---|---|---|---|
+| rule | requirements | severity | guard requests | description |
+|---|---|---|---|---|
 `)
 	for _, r := range rules {
-		fmt.Fprintf(w, "| [`%s`](#%s) | %s | %s | %s |\n", r.ID, r.ID, strings.Join(r.Requirements, ", "), r.Severity, r.Description)
+		fmt.Fprintf(w, "| [`%s`](#%s) | %s | %s | %s | %s |\n", r.ID, r.ID, strings.Join(r.Requirements, ", "), r.Severity, requestList(r.Requests, "—"), r.Description)
 	}
 	fmt.Fprintln(w)
 	for _, r := range rules {
@@ -105,10 +114,30 @@ gives no ID are named by the short IDs in the requirements table below.
 			scope += " (" + strings.Join(ks, ", ") + " sources only)"
 		}
 		fmt.Fprintf(w, "- **Judges:** %s\n", scope)
+		switch {
+		case len(r.Requests) > 0:
+			fmt.Fprintf(w, "- **Guard requests:** %s\n", requestList(r.Requests, ""))
+		case r.CheckProject != nil:
+			fmt.Fprint(w, "- **Guard requests:** none (one request does not carry the project; lint and audit judge it)\n")
+		default:
+			fmt.Fprint(w, "- **Guard requests:** none (a request is not a source it applies to)\n")
+		}
+		for _, src := range policy.Sources {
+			if why, ok := r.Unseen[src]; ok {
+				fmt.Fprintf(w, "- **Unseen by %s sources:** %s\n", src, why)
+			}
+		}
 		fmt.Fprintf(w, "- **Description:** %s\n", r.Description)
 		fmt.Fprintf(w, "- **Remediation:** %s\n", r.Remediation)
-		fmt.Fprintf(w, "- **Fixtures:** `internal/policy/testdata/%s/` (run by `%s/%s`)\n\n", r.ID, policy.FixtureTest.Test, r.ID)
+		fmt.Fprintf(w, "- **Fixtures:** `internal/policy/testdata/%s/` (run by `%s/%s`; across lint, audit and the guard by `%s/%s`)\n\n",
+			r.ID, policy.FixtureTest.Test, r.ID, policy.CrossSourceTest.Test, r.ID)
 	}
+
+	fmt.Fprint(w, "## Request kinds\n\nThe guard judges each write request with the rules that declare its kind.\n\n| kind | requests and what is judged |\n|---|---|\n")
+	for _, k := range policy.Requests {
+		fmt.Fprintf(w, "| %s | %s |\n", k, k.Describe())
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprint(w, "## Requirements\n\n| requirement | spec section | text |\n|---|---|---|\n")
 	for _, req := range policy.Requirements {
@@ -160,4 +189,16 @@ exemption; an exemption that does not hold is itself a finding of `+"`adr-exempt
 finding has `+"`rule, requirements, severity, kind, project, service, source, file, line, column,\nmessage, remediation, exempted, adr, tier`"+`; the summary has `+"`files, services, errors,\nwarnings, infos, exempted`"+`.
 `)
 	return w.Flush()
+}
+
+// requestList renders request kinds comma-separated, or none when empty.
+func requestList(ks []policy.Request, none string) string {
+	if len(ks) == 0 {
+		return none
+	}
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k)
+	}
+	return strings.Join(out, ", ")
 }

@@ -439,6 +439,10 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 				p, _, _ = v.entry(field[0], k)
 			} else {
 				p = v.deployLabel(k)
+				if w.ServiceOnly == nil {
+					w.ServiceOnly = map[string]bool{}
+				}
+				w.ServiceOnly[k] = true
 			}
 			if !p.Known() {
 				p, _ = v.key(field...)
@@ -574,6 +578,7 @@ func convert(p *types.Project, s types.ServiceConfig, ix *index) (*workload.Work
 		sort.Strings(w.Networks)
 	}
 
+	w.Routers = traefik.RoutersFromLabels(w)
 	if traefik.IsTraefik(w) {
 		g, err := traefik.ReadGateway(w)
 		if err != nil {

@@ -1,6 +1,6 @@
 // Package engine turns Docker Engine API objects into workloads: container
 // configurations (from inspect, or from a create request the guard sees) and
-// Swarm service specs. Audit and guard both call it, so a container is judged
+// Swarm service specs, Traefik routers read from their labels included. Audit and guard both call it, so a container is judged
 // the same whether it is asked for or already running.
 //
 // It converts; it must not talk to the engine or judge anything.
@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/hy-home/hyhome/internal/traefik"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -165,6 +166,7 @@ func Container(in ContainerInput) *workload.Workload {
 			w.Secrets = append(w.Secrets, workload.Secret{Source: path.Base(m.Source), Target: m.Target})
 		}
 	}
+	w.Routers = traefik.RoutersFromLabels(w)
 	return w
 }
 
@@ -527,5 +529,6 @@ func Service(in ServiceInput) *workload.Workload {
 			w.Ports = append(w.Ports, workload.Port{Published: pub, Target: p.TargetPort, Protocol: string(p.Protocol), Mode: string(p.PublishMode)})
 		}
 	}
+	w.Routers = traefik.RoutersFromLabels(w)
 	return w
 }

@@ -260,7 +260,7 @@ func Plan(ctx context.Context, opts Options) (*Result, error) {
 	sort.Slice(srcs, func(a, b int) bool { return srcs[a].path < srcs[b].path })
 	files := make([]*File, len(srcs))
 	parallel.ForEach(ctx, len(srcs), 0, func(i int) {
-		files[i] = renderFile(srcs[i], bySrc[srcs[i]])
+		files[i] = renderFileSafe(srcs[i], bySrc[srcs[i]])
 	})
 	changed := map[string]bool{}
 	for _, f := range files {

@@ -55,6 +55,26 @@ type groupKey struct {
 // rendered, that conflict, or whose result does not parse back as exactly
 // the intended change are dropped and their edits become suggestions;
 // what remains is rendered again.
+// renderFileSafe is renderFile on one of the files rendered in parallel: a
+// panic there (a defect of fix, whatever the input) leaves that file's
+// edits to a human, with the reason, instead of ending the process.
+func renderFileSafe(src *source, cs []*change) (f *File) {
+	defer func() {
+		if r := recover(); r != nil {
+			for _, c := range cs {
+				if c.edit.Applied {
+					fail(c.edit, fmt.Sprintf("%s: %s (%v), so it leaves this edit to a human", src.path, errRenderDefect, r))
+				}
+			}
+			f = nil
+		}
+	}()
+	return renderFile(src, cs)
+}
+
+// errRenderDefect names a panic while rendering; FuzzFix fails on it.
+const errRenderDefect = "fix failed while rendering this file (a defect of fix)"
+
 func renderFile(src *source, cs []*change) *File {
 	for round := 0; round < 16; round++ {
 		var live []*change

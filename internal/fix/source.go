@@ -88,6 +88,9 @@ func parseSource(path string, mode os.FileMode, b []byte) (s *source, err error)
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: the top level of a compose file must be a mapping", path)
 	}
+	if line := oddLineBreak(b); line > 0 {
+		return nil, declinef("%s:%d: a line break other than LF or CRLF (a lone CR, NEL, LS or PS); fix edits files whose lines end in LF or CRLF", path, line)
+	}
 	return newSource(path, mode, b, doc.Content[0]), nil
 }
 
@@ -115,7 +118,7 @@ func newSource(path string, mode os.FileMode, b []byte, root *yaml.Node) *source
 // documents (compose-go merges them; fix parses such a file itself and
 // refuses it).
 func fromParsed(p compose.Parsed) (*source, bool) {
-	if p.Root == nil || p.Root.Kind != yaml.MappingNode || multiDocument(p.Data) {
+	if p.Root == nil || p.Root.Kind != yaml.MappingNode || multiDocument(p.Data) || oddLineBreak(p.Data) > 0 {
 		return nil, false
 	}
 	fi, err := os.Stat(p.Path)
@@ -123,6 +126,27 @@ func fromParsed(p compose.Parsed) (*source, bool) {
 		return nil, false
 	}
 	return newSource(p.Path, fi.Mode().Perm(), p.Data, p.Root), true
+}
+
+// oddLineBreak returns the line (counted in LF, 1-based) of the first line
+// break that is not LF or CRLF, or 0. YAML also breaks lines at a lone CR,
+// NEL, LS and PS (yaml's is_break), so its node positions and fix's LF line
+// index would disagree there: fix declines such a file instead of editing
+// at the wrong place.
+func oddLineBreak(b []byte) int {
+	line := 1
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\n':
+			line++
+		case b[i] == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
+			return line
+		case b[i] == 0xC2 && i+1 < len(b) && b[i+1] == 0x85,
+			b[i] == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
+			return line
+		}
+	}
+	return 0
 }
 
 // multiDocument reports whether a file may hold a document marker after

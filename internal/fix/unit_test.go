@@ -2,6 +2,7 @@ package fix
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -118,6 +119,57 @@ func TestOffsetCountsCharacters(t *testing.T) {
 	start, end, err := src.scalarSpan(v)
 	if err != nil || string(src.data[start:end]) != `"ü"` {
 		t.Errorf("span %q, %v", src.data[start:end], err)
+	}
+}
+
+// TestOddLineBreaksDeclined: YAML breaks lines at a lone CR, NEL, LS and PS
+// too, where fix's line index does not; such a file is declined with its
+// line, never edited at the wrong place (FuzzFix found a lone CR crashing
+// the renderer).
+func TestOddLineBreaksDeclined(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		line int
+	}{
+		{"lf", "services:\n  a:\n    image: x\n", 0},
+		{"crlf", "services:\r\n  a:\r\n    image: x\r\n", 0},
+		{"lone cr", "services:\n  a:\r    image: x\n", 2},
+		{"trailing cr", "services:\n  a:\n    image: x\r", 3},
+		{"nel", "services:\n  a:\n    image: x\u0085", 3},
+		{"ls", "services:\u2028  a:\n", 1},
+		{"ps", "x: 1\nservices:\u2029  a:\n", 2},
+	} {
+		if got := oddLineBreak([]byte(tc.data)); got != tc.line {
+			t.Errorf("%s: line %d, want %d", tc.name, got, tc.line)
+		}
+		_, err := parseSource("x.yaml", 0o644, []byte(tc.data))
+		if tc.line == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, errDecline) || !strings.Contains(err.Error(), fmt.Sprintf("x.yaml:%d:", tc.line)) {
+			t.Errorf("%s: err = %v, want a decline naming x.yaml:%d", tc.name, err, tc.line)
+		}
+	}
+}
+
+// TestRenderPanicLeavesEditsToAHuman: a defect of the renderer fails that
+// file's edits with the reason instead of ending the process.
+func TestRenderPanicLeavesEditsToAHuman(t *testing.T) {
+	src, err := parseSource("x.yaml", 0o644, []byte("services:\n  a:\n    image: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Edit{Applied: true}
+	// A change without a node makes the renderer dereference nil.
+	if f := renderFileSafe(src, []*change{{src: src, edit: e}}); f != nil {
+		t.Fatalf("rendered %q", f.New)
+	}
+	if e.Applied || !strings.Contains(e.Reason, errRenderDefect) || !strings.Contains(e.Reason, "x.yaml") {
+		t.Errorf("edit = %+v", e)
 	}
 }
 

@@ -14,20 +14,10 @@ import (
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// Rule IDs the admission judges name directly; every other rule set is
-// derived from the registry, so rules added to the catalogue are judged
-// without changes here.
-const (
-	ruleHostNamespaces = "host-namespaces"
-	ruleNonRoot        = "non-root"
-	ruleBindReadonly   = "bind-mount-readonly"
-	ruleDockerSocket   = "docker-socket"
-	ruleMemoryLimit    = "memory-limit"
-	rulePidsLimit      = "pids-limit"
-	ruleHostPath       = "host-path"
-	ruleVolumeType     = "volume-type"
-	ruleADRExemption   = policy.RuleADRExemption
-)
+// ruleNonRoot is the one rule a judge names: a create request whose image
+// is missing is answered with the engine's 404 when only the image's user
+// was left to judge.
+const ruleNonRoot = "non-root"
 
 // admission judges write requests by turning them into workloads and
 // evaluating the rule catalogue on them.
@@ -47,48 +37,30 @@ type admission struct {
 	// exemptions is the listener's profile setting (see forProfile).
 	exemptions bool
 
-	// Rule sets, by what a request can change.
-	create    map[string]bool // a new container or service: every per-workload rule
-	isolation map[string]bool // a process handed out in an existing container
-	plugin    map[string]bool // a plugin's privileges (plugins have no user to judge)
-	update    map[string]bool // resources of an existing container
-	build     map[string]bool // build containers' network
-	volume    map[string]bool // a volume that binds a host path
+	// judged holds, by request kind, the rules that declare it
+	// (policy.Rule.Requests): rules added to the catalogue are judged
+	// without changes here.
+	judged map[policy.Request]map[string]bool
 }
 
 func newAdmission(reg *policy.Registry, adrs *adr.Resolver, strict bool, failOn policy.Severity, eng admissionEngine) *admission {
 	a := &admission{
 		registry: reg, adrs: adrs, strict: strict, failOn: failOn, engine: eng, allow: AdmissionAllow(policy.Allowlists{}), hostFacts: &hostFacts{}, images: &imageCache{},
-		create: map[string]bool{}, isolation: map[string]bool{}, plugin: map[string]bool{},
-		update: map[string]bool{}, build: map[string]bool{}, volume: map[string]bool{},
+		judged: map[policy.Request]map[string]bool{},
+	}
+	for _, k := range policy.Requests {
+		a.judged[k] = map[string]bool{}
 	}
 	for _, r := range reg.Rules() {
-		// Project rules (memory-budget, traefik-tls) judge how workloads add
-		// up or refer to each other; one request does not carry that, and
-		// replacing a container would count it twice. lint and audit judge
-		// them on the whole project.
-		if r.Check == nil || !r.AppliesTo(workload.KindRequest) {
-			continue
+		for _, k := range r.Requests {
+			a.judged[k][r.ID] = true
 		}
-		a.create[r.ID] = true
-		for _, req := range r.Requirements {
-			if slices.Contains(policy.IsolationRequirements, req) {
-				a.isolation[r.ID] = true
-				if r.ID != ruleNonRoot {
-					a.plugin[r.ID] = true
-				}
-			}
-		}
-	}
-	for _, id := range []string{ruleMemoryLimit, rulePidsLimit} {
-		a.update[id] = reg.Get(id) != nil
-	}
-	a.build[ruleHostNamespaces] = reg.Get(ruleHostNamespaces) != nil
-	for _, id := range []string{ruleBindReadonly, ruleDockerSocket, ruleHostPath, ruleVolumeType, ruleADRExemption} {
-		a.volume[id] = reg.Get(id) != nil
 	}
 	return a
 }
+
+// rules returns the rules requests of kind k are judged with.
+func (a *admission) rules(k policy.Request) map[string]bool { return a.judged[k] }
 
 // verdict is what a judge decided.
 type verdict struct {

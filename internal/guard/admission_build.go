@@ -7,6 +7,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/hy-home/hyhome/internal/engine"
+	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -31,7 +32,7 @@ func (a *admission) buildRequest(ctx context.Context, t *target) verdict {
 		} else if d := a.hostNetworkByReference(ctx, w, hc, nil); d != nil {
 			return refused(d)
 		}
-		v := a.conclude(w, a.build)
+		v := a.conclude(w, a.rules(policy.RequestBuild))
 		if v.deny != nil {
 			return v
 		}

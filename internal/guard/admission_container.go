@@ -163,7 +163,7 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 		pins.volumesFrom = append(pins.volumesFrom, pinned)
 	}
 
-	all, failing := a.evaluate(w, a.create, f)
+	all, failing := a.evaluate(w, a.rules(policy.RequestCreate), f)
 	if missingImage != "" && !slices.ContainsFunc(failing, func(f policy.Finding) bool { return f.Rule != ruleNonRoot }) {
 		return refused(lookupDenial("image", missingImage, errNotFound, "hyhome guard: the image must be present so that its users can be checked"))
 	}
@@ -240,7 +240,7 @@ func (a *admission) containerUse(ctx context.Context, t *target) verdict {
 	if d != nil {
 		return refused(d)
 	}
-	v := a.concludeWith(w, a.isolation, f)
+	v := a.concludeWith(w, a.rules(policy.RequestExec), f)
 	v.vars = pinVar(t.vars, "name", c.ID)
 	return v
 }
@@ -353,8 +353,8 @@ func (a *admission) containerUpdate(ctx context.Context, t *target, r *http.Requ
 	if upd.PidsLimit != nil {
 		after.PidsLimit = *upd.PidsLimit
 	}
-	_, wasFailing := a.evaluate(before, a.update, f)
-	all, failing := a.evaluate(&after, a.update, f)
+	_, wasFailing := a.evaluate(before, a.rules(policy.RequestUpdate), f)
+	all, failing := a.evaluate(&after, a.rules(policy.RequestUpdate), f)
 	var regressions []policy.Finding
 	for _, f := range failing {
 		if !slices.ContainsFunc(wasFailing, func(b policy.Finding) bool { return b.Rule == f.Rule }) {
@@ -401,7 +401,7 @@ func (a *admission) execCreate(ctx context.Context, t *target, r *http.Request, 
 		return refused(d)
 	}
 	execAs(w, req.Privileged)
-	v := a.concludeWith(w, a.isolation, f)
+	v := a.concludeWith(w, a.rules(policy.RequestExec), f)
 	v.vars = pinVar(t.vars, "name", c.ID)
 	if v.deny == nil && w.Identity != nil && w.Identity.Err == "" && workload.NeedsFiles(w.User, nil) {
 		patched, err := pinExecUser(body, *w.Identity)
@@ -461,7 +461,7 @@ func (a *admission) execStart(ctx context.Context, t *target) verdict {
 		return refused(d)
 	}
 	execAs(w, privileged)
-	v := a.concludeWith(w, a.isolation, f)
+	v := a.concludeWith(w, a.rules(policy.RequestExec), f)
 	v.vars = pinVar(t.vars, "name", e.ID)
 	return v
 }

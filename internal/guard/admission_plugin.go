@@ -9,6 +9,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/plugin"
 
+	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -183,7 +184,7 @@ func (a *admission) pluginPrivileges(p *Profile, t *target, r *http.Request, bod
 	if d != nil {
 		return refused(d)
 	}
-	return a.conclude(w, a.plugin)
+	return a.conclude(w, a.rules(policy.RequestPlugin))
 }
 
 // pluginEnable judges POST /plugins/{name}/enable on the installed plugin's
@@ -208,7 +209,7 @@ func (a *admission) pluginEnable(ctx context.Context, p *Profile, t *target) ver
 	if d != nil {
 		return refused(d)
 	}
-	v := a.conclude(w, a.plugin)
+	v := a.conclude(w, a.rules(policy.RequestPlugin))
 	if pl.ID != "" {
 		v.vars = pinVar(t.vars, "name", pl.ID)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/hy-home/hyhome/internal/engine"
+	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -116,7 +117,7 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 		if d != nil {
 			return refused(d)
 		}
-		return a.concludeWith(w, a.plugin, f)
+		return a.concludeWith(w, a.rules(policy.RequestPlugin), f)
 	}
 	if tt.ContainerSpec == nil {
 		return refused(deny(http.StatusForbidden, reasonBody, "the service spec has no container spec (runtime %q) the guard can judge", tt.Runtime))
@@ -156,5 +157,5 @@ func (a *admission) serviceSpec(ctx context.Context, spec swarm.ServiceSpec) ver
 		id := workload.ResolveIdentity(cs.User, cs.Groups, nil, nil)
 		w.Identity = &id
 	}
-	return a.concludeWith(w, a.create, f)
+	return a.concludeWith(w, a.rules(policy.RequestCreate), f)
 }

@@ -7,9 +7,12 @@ import (
 
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// The rule sets the judges use, as README.md lists them.
+// The rule sets the judges use, as README.md lists them: the guard selects
+// them by what each rule declares (policy.Rule.Requests), and these are the
+// sets it judged with when it named them itself.
 func TestAdmissionRuleSets(t *testing.T) {
 	a := newAdmission(policy.Default, adr.NewResolver(t.TempDir()), false, policy.Error, nil)
 	ids := func(m map[string]bool) []string {
@@ -23,22 +26,32 @@ func TestAdmissionRuleSets(t *testing.T) {
 		return out
 	}
 	wantIsolation := []string{"adr-exemption", "bind-mount-readonly", "cap-add", "docker-socket", "host-devices", "host-namespaces", "host-path", "log-driver", "namespace-join", "non-root", "privileged", "security-profile", "volume-type"}
-	if got := ids(a.isolation); !slices.Equal(got, wantIsolation) {
-		t.Errorf("isolation rules %v, want %v", got, wantIsolation)
+	if got := ids(a.rules(policy.RequestExec)); !slices.Equal(got, wantIsolation) {
+		t.Errorf("exec (isolation) rules %v, want %v", got, wantIsolation)
 	}
-	if got := ids(a.plugin); slices.Contains(got, "non-root") || len(got) != len(wantIsolation)-1 {
+	if got := ids(a.rules(policy.RequestPlugin)); slices.Contains(got, "non-root") || len(got) != len(wantIsolation)-1 {
 		t.Errorf("plugin rules %v", got)
 	}
+	create := a.rules(policy.RequestCreate)
 	for _, project := range []string{"memory-budget", "traefik-tls", "baseline-anchor"} {
-		if a.create[project] {
+		if create[project] {
 			t.Errorf("create judges %s, a project (or compose-only) rule", project)
 		}
 	}
-	if !a.create["privileged"] || !a.create["tier-label"] || !a.create["memory-limit"] {
-		t.Errorf("create rules %v lack per-workload rules", ids(a.create))
+	// Every per-workload rule that applies to requests judges a create.
+	for _, r := range policy.Default.Rules() {
+		if want := r.Check != nil && r.AppliesTo(workload.KindRequest); create[r.ID] != want {
+			t.Errorf("create judges %s: %v, want %v", r.ID, create[r.ID], want)
+		}
 	}
-	if got := ids(a.update); !slices.Equal(got, []string{"memory-limit", "pids-limit"}) {
+	if got := ids(a.rules(policy.RequestUpdate)); !slices.Equal(got, []string{"memory-limit", "pids-limit"}) {
 		t.Errorf("update rules %v", got)
+	}
+	if got := ids(a.rules(policy.RequestBuild)); !slices.Equal(got, []string{"host-namespaces"}) {
+		t.Errorf("build rules %v", got)
+	}
+	if got := ids(a.rules(policy.RequestVolume)); !slices.Equal(got, []string{"adr-exemption", "bind-mount-readonly", "docker-socket", "host-path", "volume-type"}) {
+		t.Errorf("volume rules %v", got)
 	}
 	// A set naming no rule of the registry judges nothing (policy.Env
 	// would read an empty Only as every rule).

@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/volume"
 
+	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -50,7 +51,7 @@ func (a *admission) volumeCreate(ctx context.Context, t *target, r *http.Request
 	if w.Labels == nil {
 		w.Labels = map[string]string{}
 	}
-	return a.concludeWith(w, a.volume, f)
+	return a.concludeWith(w, a.rules(policy.RequestVolume), f)
 }
 
 // networkBody judges the bodies of network create, connect and disconnect

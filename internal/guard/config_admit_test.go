@@ -70,7 +70,7 @@ func TestStackProfileAllowsTheStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := &policy.Env{ADRs: adr.NewResolver(filepath.Join(repo, "docs", "adr")), Allow: cfg.Allow,
-		Only: map[string]bool{ruleHostPath: true, ruleVolumeType: true, "log-driver": true}}
+		Only: map[string]bool{"host-path": true, "volume-type": true, "log-driver": true}}
 	var exempted int
 	for _, f := range policy.Evaluate(res.Project, env) {
 		if !f.Exempted {

@@ -78,10 +78,10 @@ func FuzzCreateBodyHostPaths(f *testing.F) {
 		if len(want) == 0 {
 			return
 		}
-		env := &policy.Env{Strict: true, Only: map[string]bool{ruleHostPath: true}, Allow: AdmissionAllow(policy.Allowlists{})}
+		env := &policy.Env{Strict: true, Only: map[string]bool{"host-path": true}, Allow: AdmissionAllow(policy.Allowlists{})}
 		var found int
 		for _, f := range policy.Evaluate(&workload.Project{Workloads: []*workload.Workload{w}}, env) {
-			if f.Rule == ruleHostPath {
+			if f.Rule == "host-path" {
 				found++
 			}
 		}

@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/compose"
 	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/policytest"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -26,12 +26,10 @@ import (
 //
 // (several separated by " ; "), and every announcement must be met. Support
 // files (Traefik configuration, extends bases, ADRs) sit beside the fixtures
-// and may carry announcements too. Directives in a fixture's leading
-// comments: `# host-memory: 8GiB`, `# strict: true`, `# profile: name`,
-// `# env: KEY=VALUE`, and for what a guard learns of the host or its
-// profile allows: `# socket-gid: 999`, `# data-root: /srv/docker`,
-// `# host-sources: /srv/a, /srv/b` (empty: none), `# volume-types: tmpfs`,
-// `# log-driver: json-file` (the engine's default driver).
+// and may carry announcements too. A fixture's leading comments may give
+// directives (policytest.Directives): the host's memory, strictness,
+// compose profiles and environment, and what a guard learns of the host or
+// its profile allows.
 
 var wantRE = regexp.MustCompile(`#\s*want:\s*(.+)$`)
 
@@ -84,84 +82,19 @@ func parseWants(t *testing.T, path string) []*want {
 	return out
 }
 
-type directives struct {
-	hostMemory int64
-	strict     bool
-	profiles   []string
-	environ    []string
-	host       workload.Host
-	allow      policy.Allowlists
-}
-
-func list(v string) []string {
-	out := []string{}
-	for _, x := range strings.Split(v, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func parseDirectives(t *testing.T, path string) directives {
+func fixtureFindings(t *testing.T, path string) ([]policy.Finding, *workload.Project) {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	d, err := policytest.ReadDirectives(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := directives{hostMemory: 64 << 30}
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if !strings.HasPrefix(l, "#") {
-			break
-		}
-		k, v, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(l, "#")), ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch strings.TrimSpace(k) {
-		case "host-memory":
-			n, ok := workload.ParseMemory(v)
-			if !ok {
-				t.Fatalf("%s: bad host-memory %q", path, v)
-			}
-			d.hostMemory = n
-		case "strict":
-			d.strict = v == "true"
-		case "profile":
-			d.profiles = append(d.profiles, v)
-		case "env":
-			d.environ = append(d.environ, v)
-		case "socket-gid":
-			n, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				t.Fatalf("%s: bad socket-gid %q", path, v)
-			}
-			d.host.SocketGID, d.host.SocketGIDKnown = uint32(n), true
-		case "data-root":
-			d.host.DataRoot = v
-		case "log-driver":
-			d.host.LogDriver = v
-		case "host-sources":
-			d.allow.HostSources = list(v)
-		case "volume-types":
-			d.allow.VolumeTypes = list(v)
-		}
-	}
-	return d
-}
-
-func fixtureFindings(t *testing.T, path string) ([]policy.Finding, *workload.Project) {
-	t.Helper()
-	d := parseDirectives(t, path)
-	res, err := compose.Load(context.Background(), compose.Options{Files: []string{path}, Profiles: d.profiles, Environ: d.environ})
+	res, err := compose.Load(context.Background(), compose.Options{Files: []string{path}, Profiles: d.Profiles, Environ: d.Environ})
 	if err != nil {
 		t.Fatalf("loading fixture: %v", err)
 	}
 	// ADRs come only from the fixture's own docs/adr, never the repository's.
 	adrDir := filepath.Join(filepath.Dir(path), "docs", "adr")
-	env := &policy.Env{Registry: policy.Default, ADRs: adr.NewResolver(adrDir), Strict: d.strict, HostMemory: d.hostMemory, Host: d.host, Allow: d.allow}
+	env := &policy.Env{Registry: policy.Default, ADRs: adr.NewResolver(adrDir), Strict: d.Strict, HostMemory: d.HostMemory, Host: d.Host, Allow: d.Allow}
 	return policy.Evaluate(res.Project, env), res.Project
 }
 

@@ -7,6 +7,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -51,6 +52,77 @@ func ParseSeverity(s string) (Severity, error) {
 	return 0, fmt.Errorf("unknown severity %q (want info, warning or error)", s)
 }
 
+// Request is a kind of Docker API write request. The guard judges each
+// request with the rules that declare its kind (Rule.Requests), judged on
+// the workload the request creates or hands out.
+type Request string
+
+const (
+	// RequestCreate creates a container or a Swarm service, or replaces a
+	// service's spec: the request is the whole workload.
+	RequestCreate Request = "create"
+	// RequestExec hands out a process in, or the files of, an existing
+	// container: exec create and start, container start, restart, attach,
+	// archive (cp) and export. The container is judged as the engine reports it,
+	// with the exec's user and privileges.
+	RequestExec Request = "exec"
+	// RequestPlugin grants a plugin (or a Swarm plugin service) its
+	// privileges: mounts, devices, capabilities, namespaces. A plugin has
+	// no user to judge.
+	RequestPlugin Request = "plugin"
+	// RequestUpdate changes a running container's resources; it is refused
+	// only for what it makes fail that did not fail before.
+	RequestUpdate Request = "update"
+	// RequestBuild runs the classic builder's containers, in the network
+	// the request names.
+	RequestBuild Request = "build"
+	// RequestVolume creates a volume: judged as the mount its driver will
+	// make in every container that uses it.
+	RequestVolume Request = "volume"
+)
+
+// Requests lists every request kind, in the order the catalogue shows them.
+var Requests = []Request{RequestCreate, RequestExec, RequestPlugin, RequestUpdate, RequestBuild, RequestVolume}
+
+// Describe says in a phrase which requests are of kind k and what is judged.
+func (k Request) Describe() string {
+	switch k {
+	case RequestCreate:
+		return "container and Swarm service create (and service update): the request is the whole workload"
+	case RequestExec:
+		return "exec create and start, container start, restart, attach, archive (cp) and export: the existing container, with the exec's user and privileges"
+	case RequestPlugin:
+		return "plugin pull, upgrade and enable, and Swarm plugin services: the privileges the plugin asks for"
+	case RequestUpdate:
+		return "container update: the new resources, refused only for what they make fail that did not fail before"
+	case RequestBuild:
+		return "build (the classic builder): the network its build containers get"
+	case RequestVolume:
+		return "volume create: the mount its driver will make in every container that uses it"
+	}
+	return ""
+}
+
+// Source is a form hyhome reads workloads from, at the grain of what the
+// form can show. A rule may apply to a source that cannot show what it
+// judges (Rule.Unseen).
+type Source string
+
+const (
+	// SourceCompose is a compose file (lint).
+	SourceCompose Source = "compose"
+	// SourceContainer is the engine's container API: a container as
+	// inspect reports it (audit) or as a create request asks for it
+	// (guard).
+	SourceContainer Source = "container"
+	// SourceService is a Swarm service spec (audit), or a service create
+	// or update request (guard).
+	SourceService Source = "service"
+)
+
+// Sources lists every source, in the order the catalogue shows them.
+var Sources = []Source{SourceCompose, SourceContainer, SourceService}
+
 // Rule is one check of the catalogue.
 type Rule struct {
 	ID           string
@@ -58,8 +130,21 @@ type Rule struct {
 	Severity     Severity
 	Description  string // one line, what the rule wants
 	Remediation  string // what to change, ending with a period
-	// Kinds limits the sources the rule applies to; empty means all.
+	// Kinds limits the sources the rule applies to; empty means all. A
+	// source a rule does not apply to cannot see what it judges (only a
+	// compose file has the &security-baseline anchor).
 	Kinds []workload.Kind
+	// Requests are the kinds of API request the guard judges with this
+	// rule. A per-workload rule that applies to request workloads judges
+	// create requests at least; a project rule judges none (one request
+	// does not carry how workloads add up or refer to each other: lint and
+	// audit judge it on the whole project).
+	Requests []Request
+	// Unseen names the sources that cannot show what the rule judges,
+	// each with the reason. The rule still runs there and reports what it
+	// sees; the cross-source fixture test holds every other source to
+	// what lint finds, and checks that these really differ.
+	Unseen map[Source]string
 	// Check judges one workload. Exactly one of Check and CheckProject is set.
 	Check func(w *workload.Workload, env *Env) []Violation
 	// CheckProject judges a project as a whole (e.g. a memory budget).
@@ -78,6 +163,9 @@ func (r *Rule) AppliesTo(k workload.Kind) bool {
 	}
 	return false
 }
+
+// Judges reports whether the guard judges requests of kind k with the rule.
+func (r *Rule) Judges(k Request) bool { return slices.Contains(r.Requests, k) }
 
 // Violation is what a check reports; Evaluate turns it into a Finding.
 type Violation struct {
@@ -156,10 +244,45 @@ func (r *Registry) Register(rules ...*Rule) error {
 		case rule.Severity < Info || rule.Severity > Error:
 			return fmt.Errorf("rule %q: invalid severity", rule.ID)
 		}
+		if err := checkRequests(rule); err != nil {
+			return err
+		}
 		r.byID[rule.ID] = rule
 		r.rules = append(r.rules, rule)
 	}
 	sort.SliceStable(r.rules, func(i, j int) bool { return r.rules[i].ID < r.rules[j].ID })
+	return nil
+}
+
+// checkRequests holds a rule's request kinds and unseen sources to what it
+// can judge.
+func checkRequests(rule *Rule) error {
+	seen := map[Request]bool{}
+	for _, k := range rule.Requests {
+		switch {
+		case !slices.Contains(Requests, k):
+			return fmt.Errorf("rule %q: unknown request kind %q", rule.ID, k)
+		case seen[k]:
+			return fmt.Errorf("rule %q: request kind %q declared twice", rule.ID, k)
+		}
+		seen[k] = true
+	}
+	for src, why := range rule.Unseen {
+		switch {
+		case !slices.Contains(Sources, src):
+			return fmt.Errorf("rule %q: unknown source %q", rule.ID, src)
+		case why == "":
+			return fmt.Errorf("rule %q: says source %q cannot see it without saying why", rule.ID, src)
+		}
+	}
+	switch {
+	case rule.CheckProject != nil && len(rule.Requests) > 0:
+		return fmt.Errorf("rule %q: a project rule judges no single request", rule.ID)
+	case rule.Check != nil && !rule.AppliesTo(workload.KindRequest) && len(rule.Requests) > 0:
+		return fmt.Errorf("rule %q: judges requests but does not apply to request workloads", rule.ID)
+	case rule.Check != nil && rule.AppliesTo(workload.KindRequest) && !seen[RequestCreate]:
+		return fmt.Errorf("rule %q: a per-workload rule that applies to requests must judge create requests", rule.ID)
+	}
 	return nil
 }
 

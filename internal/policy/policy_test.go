@@ -63,10 +63,14 @@ func TestCatalogueMeta(t *testing.T) {
 // table names exists, so docs/rules.md never points at nothing.
 func TestTraceabilityReferencesExist(t *testing.T) {
 	root := filepath.Join("..", "..")
+	all := map[string][]policy.TestRef{"every rule": {policy.FixtureTest, policy.CrossSourceTest}}
 	for req, refs := range policy.RequirementTests {
 		if _, ok := policy.RequirementByID(req); !ok {
 			t.Errorf("RequirementTests names unknown requirement %s", req)
 		}
+		all[req] = refs
+	}
+	for req, refs := range all {
 		for _, ref := range refs {
 			name, _, _ := strings.Cut(ref.Test, "/")
 			files, _ := filepath.Glob(filepath.Join(root, ref.Package, "*_test.go"))
@@ -88,7 +92,9 @@ func TestTraceabilityReferencesExist(t *testing.T) {
 func TestRegistryRefusesDuplicatesAndIncompleteRules(t *testing.T) {
 	r := policy.NewRegistry()
 	check := func(*workload.Workload, *policy.Env) []policy.Violation { return nil }
-	if err := r.Register(&policy.Rule{ID: "a", Severity: policy.Error, Check: check}); err != nil {
+	project := func(*workload.Project, *policy.Env) []policy.Violation { return nil }
+	create := []policy.Request{policy.RequestCreate}
+	if err := r.Register(&policy.Rule{ID: "a", Severity: policy.Error, Check: check, Requests: create}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -99,6 +105,15 @@ func TestRegistryRefusesDuplicatesAndIncompleteRules(t *testing.T) {
 		{&policy.Rule{Severity: policy.Error, Check: check}, "rule without ID"},
 		{&policy.Rule{ID: "b", Severity: policy.Error}, "exactly one of Check and CheckProject"},
 		{&policy.Rule{ID: "c", Check: check}, "invalid severity"},
+		// What the guard judges is declared, and only where it can judge.
+		{&policy.Rule{ID: "d", Severity: policy.Error, Check: check}, "must judge create requests"},
+		{&policy.Rule{ID: "e", Severity: policy.Error, Check: check, Requests: []policy.Request{policy.RequestExec}}, "must judge create requests"},
+		{&policy.Rule{ID: "f", Severity: policy.Error, CheckProject: project, Requests: create}, "a project rule judges no single request"},
+		{&policy.Rule{ID: "g", Severity: policy.Error, Check: check, Kinds: []workload.Kind{workload.KindCompose}, Requests: create}, "does not apply to request workloads"},
+		{&policy.Rule{ID: "h", Severity: policy.Error, Check: check, Requests: []policy.Request{"create", "delete"}}, `unknown request kind "delete"`},
+		{&policy.Rule{ID: "i", Severity: policy.Error, Check: check, Requests: []policy.Request{"create", "create"}}, "declared twice"},
+		{&policy.Rule{ID: "j", Severity: policy.Error, Check: check, Requests: create, Unseen: map[policy.Source]string{"pod": "no pods"}}, `unknown source "pod"`},
+		{&policy.Rule{ID: "k", Severity: policy.Error, Check: check, Requests: create, Unseen: map[policy.Source]string{policy.SourceContainer: ""}}, "without saying why"},
 	} {
 		err := r.Register(tc.rule)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

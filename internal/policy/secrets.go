@@ -457,16 +457,6 @@ func rawOr(e workload.EnvVar, value string) string {
 	return value
 }
 
-func checkSecretsInEnv(w *workload.Workload, _ *Env) []Violation {
-	var vs []Violation
-	for _, e := range w.Env {
-		if v := judgeEnv(e); v.report {
-			vs = append(vs, Violation{Message: v.message, Pos: w.At(e.Pos), Severity: v.severity})
-		}
-	}
-	return vs
-}
-
 // RedactedValue replaces a secret in what hyhome shows or forwards.
 const RedactedValue = "[redacted]"
 

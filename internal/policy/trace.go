@@ -11,6 +11,12 @@ type TestRef struct {
 // (internal/policy/testdata/<rule>/{pass,fail}*.yaml).
 var FixtureTest = TestRef{Package: "internal/policy", Test: "TestRuleFixtures"}
 
+// CrossSourceTest runs every rule's cross-source fixtures (a compose
+// fixture with <fixture>.inspect.json and <fixture>.create.json beside it)
+// through lint, audit and the guard, and requires the same rule IDs from
+// each but where a rule declares a source unseen.
+var CrossSourceTest = TestRef{Package: "internal/guard", Test: "TestRuleFixturesAcrossSources"}
+
 // RequirementTests are the tests beyond the rule fixtures that prove a
 // requirement end to end (real engine, real Prometheus/Alertmanager).
 var RequirementTests = map[string][]TestRef{

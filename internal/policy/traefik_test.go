@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hy-home/hyhome/internal/policy"
+	"github.com/hy-home/hyhome/internal/traefik"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -13,13 +14,16 @@ import (
 // gateway present and its entry point plain, the same router is an error.
 func TestTraefikTLSUnknownWithoutGateway(t *testing.T) {
 	app := func() *workload.Workload {
-		return &workload.Workload{Kind: workload.KindCompose, Name: "app", Labels: map[string]string{
+		// As a source builds it: the routers parsed from the labels.
+		w := &workload.Workload{Kind: workload.KindCompose, Name: "app", Labels: map[string]string{
 			"traefik.http.routers.app.rule":        "Host(`app.example.com`)",
 			"traefik.http.routers.app.entrypoints": "web",
 		}, LabelPos: map[string]workload.Position{
 			"traefik.http.routers.app.rule":        {File: "compose.yaml", Line: 7},
 			"traefik.http.routers.app.entrypoints": {File: "compose.yaml", Line: 6},
 		}}
+		w.Routers = traefik.RoutersFromLabels(w)
+		return w
 	}
 	only := &policy.Env{Only: map[string]bool{"traefik-tls": true}}
 	fs := policy.Evaluate(&workload.Project{Workloads: []*workload.Workload{app()}}, only)

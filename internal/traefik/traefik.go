@@ -4,8 +4,9 @@
 // a static file), TLS options and routers from the file provider's dynamic
 // configuration, and routers from Docker labels.
 //
-// Sources call it to fill workload.Gateway; the traefik-tls rule calls
-// RoutersFromLabels. It must not judge anything itself.
+// Sources call it to fill workload.Gateway and workload.Routers; the
+// traefik-tls rule reads those and never parses. It must not judge anything
+// itself.
 package traefik
 
 import (

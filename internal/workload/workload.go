@@ -305,6 +305,13 @@ type Workload struct {
 	Labels  map[string]string
 	// LabelPos holds where each label is written.
 	LabelPos map[string]Position
+	// ServiceOnly holds the labels written only under a compose file's
+	// deploy.labels: Swarm puts them on the service, never on its
+	// containers, and docker compose ignores them. They stay in Labels
+	// (Traefik's Swarm provider reads service labels), but hyhome's own
+	// labels (Label, Tier) count only where containers carry them, since
+	// ship, Prometheus' discovery and audit read them there.
+	ServiceOnly map[string]bool
 
 	MemoryLimit    int64 // bytes; 0 means none
 	MemoryLimitPos Position
@@ -342,10 +349,17 @@ type Workload struct {
 
 	// Gateway is set for a Traefik service whose configuration the source read.
 	Gateway *Gateway
+	// Routers are the Traefik routers the workload declares with traefik.*
+	// labels, read from Labels by the source (internal/traefik) once the
+	// labels and their positions are final.
+	Routers []Router
 }
 
 // Label returns a label's value and where it is written.
 func (w *Workload) Label(key string) (string, Position, bool) {
+	if w.ServiceOnly[key] {
+		return "", Position{}, false
+	}
 	v, ok := w.Labels[key]
 	return v, w.At(w.LabelPos[key]), ok
 }
@@ -369,7 +383,12 @@ func (w *Workload) Where() string {
 }
 
 // Tier is the hy-home.tier label ("" when missing).
-func (w *Workload) Tier() string { return strings.TrimSpace(w.Labels[LabelTier]) }
+func (w *Workload) Tier() string {
+	if w.ServiceOnly[LabelTier] {
+		return ""
+	}
+	return strings.TrimSpace(w.Labels[LabelTier])
+}
 
 // Project groups the workloads that are evaluated together: the services of
 // one compose project, or every container on one engine.

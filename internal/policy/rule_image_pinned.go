@@ -14,6 +14,15 @@ import (
 // stable, lts-alpine, alpine, bookworm. A `latest` part moves whatever else
 // the tag says. A part of seven or more hex digits, one of them a digit, is
 // a commit and pins too (sha-1a2b3c4).
+var ruleImagePinned = &Rule{
+	ID:           "image-pinned",
+	Requirements: []string{"CIS-DOCKER"},
+	Severity:     Warning,
+	Description:  "Images should be pinned to a digest or a tag with a version number, not a moving tag.",
+	Remediation:  "Use an explicit version tag (e.g. `traefik:v3.1.2`), ideally with its `@sha256:` digest.",
+	Requests:     []Request{RequestCreate},
+	Check:        checkImagePinned,
+}
 
 // imageTag returns the tag of an image reference ("" when none) and
 // whether it has a digest. The grammar (distribution/reference) puts the

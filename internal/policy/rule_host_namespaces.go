@@ -1,0 +1,50 @@
+package policy
+
+import (
+	"fmt"
+
+	"github.com/hy-home/hyhome/internal/workload"
+)
+
+// host-namespaces: no namespace shared with the host, directly or through a
+// joined workload.
+var ruleHostNamespaces = &Rule{
+	ID:           "host-namespaces",
+	Requirements: []string{"NFR-SEC-01"},
+	Severity:     Error,
+	Description:  "Containers must not share the host's pid, network, ipc, uts, user or cgroup namespace.",
+	Remediation:  "Remove `pid: host`, `network_mode: host`, `ipc: host`, `uts: host`, `userns_mode: host` and `cgroup: host` (or the service/container they join that uses them), or justify the exception in an ADR.",
+	Requests:     []Request{RequestCreate, RequestExec, RequestPlugin, RequestBuild},
+	Check:        checkHostNamespaces,
+}
+
+func checkHostNamespaces(w *workload.Workload, env *Env) []Violation {
+	var vs []Violation
+	for _, ns := range []struct {
+		name, key string
+		n         workload.Namespace
+	}{
+		{"pid", "pid", w.Namespaces.PID},
+		{"network", "network_mode", w.Namespaces.Network},
+		{"ipc", "ipc", w.Namespaces.IPC},
+		{"uts", "uts", w.Namespaces.UTS},
+		{"user", "userns_mode", w.Namespaces.UserNS},
+		{"cgroup", "cgroup", w.Namespaces.Cgroup},
+	} {
+		if !ns.n.IsHost() {
+			continue
+		}
+		msg := fmt.Sprintf("shares the host's %s namespace (%s: %s)", ns.name, ns.key, ns.n.Mode)
+		if ns.n.Via != "" {
+			msg = fmt.Sprintf("shares the host's %s namespace, inherited from %s (%s: %s)", ns.name, ns.n.Via, ns.key, ns.n.Mode)
+		}
+		if ns.name == "cgroup" && w.Kind == workload.KindContainer && env.Host.CgroupnsDefault != "private" {
+			// Inspect shows the mode the engine gave the container, and on
+			// cgroup v1 hosts its default is host: a container that asked
+			// for nothing cannot be told from one that asked for host.
+			continue
+		}
+		vs = append(vs, Violation{Message: msg, Pos: w.At(ns.n.Pos)})
+	}
+	return vs
+}
