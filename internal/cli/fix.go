@@ -63,7 +63,7 @@ Exit status: 0 done (or nothing to do), 1 with --check when an edit would apply,
   hyhome fix --check .          # in CI: exit 1 when fix would change something
   hyhome fix --unsafe --user 65534:65534 --tmpfs /tmp -f compose.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tuneGC(400)
+			tuneGC()
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// Fix holds every file's tree until all projects are
 				// planned (edits of one file come from several projects):

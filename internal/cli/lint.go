@@ -101,20 +101,34 @@ func (f *reportFlags) write(a *app, r *report.Report) error {
 }
 
 // tuneGC trades memory a run has for time: a large corpus allocates
-// short-lived YAML trees quickly, and the default collector spends a good
-// part of the run on them. The heap is let grow to (1+percent/100) times
-// what is live before a collection: lint's streamed run holds little (the
-// projects in flight, a few hundred bytes a project of its plan), and 200
-// keeps it at about 120 MiB of RSS at 50,000 files (bench/lint-scale.sh);
-// fix holds more and uses 400. A soft memory limit (192 MiB) bounds the
-// peak: past it the collector works harder rather than the heap growing.
-// GOGC and GOMEMLIMIT in the environment still win.
-func tuneGC(percent int) {
+// short-lived YAML trees quickly, and the default collector spends a third
+// of the run on them. The heap is let grow to five times what is live
+// (GOGC 400) before a collection. A soft memory limit (192 MiB) bounds
+// the peak: past it the collector works harder rather than the heap
+// growing. GOGC and GOMEMLIMIT in the environment still win.
+func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(percent)
+		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(192 << 20)
+	}
+}
+
+// largePlan is the number of projects from which a lint run collects at
+// three times what is live (GOGC 200) rather than five: a streamed run
+// holds the projects in flight and, per project, its place in the plan and
+// the names of its files (a few hundred bytes), so its heap grows slowly
+// with the number of projects, and five times that passes 130 MiB of RSS
+// at 50,000 files (SARIF more: its artifacts), against 90 MiB
+// (bench/lint-scale.sh). Below, the collector's work per cycle is small
+// either way and GOGC 400 keeps it off a short run's start-up.
+const largePlan = 10000
+
+// tuneGCForPlan applies largePlan once the plan is known.
+func tuneGCForPlan(projects int) {
+	if projects > largePlan && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
 	}
 }
 
@@ -377,7 +391,7 @@ read or parsed.`,
   hyhome lint --format sarif -o hyhome.sarif .
   hyhome lint --strict --host-memory 8GiB deploy/`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tuneGC(200)
+			tuneGC()
 			env, failOn, err := rf.policyEnv()
 			if err != nil {
 				return fail(ExitError, err)
@@ -405,6 +419,7 @@ read or parsed.`,
 			if err != nil {
 				return fail(ExitError, err)
 			}
+			tuneGCForPlan(plan.Len())
 			return rf.streamLint(a, plan, keepGoing, failOn)
 		},
 	}

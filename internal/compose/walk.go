@@ -160,8 +160,16 @@ func FindProjects(dir string, opts ...FindOption) (*Set, error) {
 		files := byDir[d]
 		used := map[string]bool{}
 		if def, err := Discover(d); err == nil {
-			for _, f := range def {
+			for i, f := range def {
 				used[f] = true
+				// The walk's own string for the file: a plan holds one
+				// per project for the whole run.
+				for _, c := range files {
+					if c == f {
+						def[i] = c
+						break
+					}
+				}
 			}
 			if !parts[def[0]] {
 				set.Projects = append(set.Projects, ProjectSpec{Files: def, WorkDir: d})
