@@ -24,13 +24,16 @@ var CheckFormats = map[string]CheckWriter{
 }
 
 // CheckFormatNames lists the check formats, sorted.
-func CheckFormatNames() []string {
-	names := make([]string, 0, len(CheckFormats))
-	for n := range CheckFormats {
-		names = append(names, n)
+func CheckFormatNames() []string { return names(CheckFormats) }
+
+// names are a format map's keys, sorted, for flag help and errors.
+func names[W any](formats map[string]W) []string {
+	out := make([]string, 0, len(formats))
+	for n := range formats {
+		out = append(out, n)
 	}
-	sort.Strings(names)
-	return names
+	sort.Strings(out)
+	return out
 }
 
 // WriteChecks renders r in the named format.

@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hy-home/hyhome/internal/engine"
 	"github.com/hy-home/hyhome/internal/traefik"
@@ -343,47 +344,27 @@ func (s *Source) readContainers(ctx context.Context, sel Selection, filters clie
 
 	out := make([]*Container, len(ids))
 	gone := make([]bool, len(ids))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	work := make(chan int)
-	workers := min(s.cfg.Concurrency, len(ids))
-	for range workers {
-		wg.Go(func() {
-			for i := range work {
-				c, err := s.inspect(ctx, ids[i], images, volumes)
-				switch {
-				case err == nil:
-					out[i] = c
-				case cerrdefs.IsNotFound(err):
-					gone[i] = true
-				default:
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for i, id := range ids {
+		if gctx.Err() != nil {
+			break // an inspect failed: the read fails, the rest need not run
+		}
+		g.Go(func() error {
+			c, err := s.inspect(gctx, id, images, volumes)
+			switch {
+			case err == nil:
+				out[i] = c
+			case cerrdefs.IsNotFound(err):
+				gone[i] = true
+			default:
+				return err
 			}
+			return nil
 		})
 	}
-feed:
-	for i := range ids {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("inspecting containers on %s: %w", s.cfg.Host, err)
@@ -542,7 +523,7 @@ func (s *Source) resolveJoins(ctx context.Context, cs []*Container) error {
 	// are rare and resolve as far as the fetched containers reach.
 	for _, c := range cs {
 		w := c.Workload
-		for _, n := range []workload.Namespace{w.Namespaces.PID, w.Namespaces.Network, w.Namespaces.IPC} {
+		for _, n := range w.Joinable() {
 			ref, ok := strings.CutPrefix(n.Mode, "container:")
 			if !ok || lookup(ref) != nil {
 				continue
