@@ -3,13 +3,13 @@ package acceptance
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/testenv"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -36,19 +36,6 @@ func TestReportGoldens(t *testing.T) {
 		if err := report.WriteChecks(&b, format, rep); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "report", "ac-spec-01."+ext)
-		if *update {
-			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b.Bytes(), want) {
-			t.Errorf("%s changed:\n%s", path, b.String())
-		}
+		testenv.Golden(t, filepath.Join("testdata", "report", "ac-spec-01."+ext), b.Bytes(), *update)
 	}
 }

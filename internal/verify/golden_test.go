@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/testenv"
 	"github.com/hy-home/hyhome/internal/verify/load"
 )
 
@@ -97,20 +97,7 @@ func TestReportGoldens(t *testing.T) {
 			if err := report.CheckFormats[format](&b, rep); err != nil {
 				t.Fatalf("%s %s: %v", name, format, err)
 			}
-			path := filepath.Join("testdata", "report", name+"."+e)
-			if *update {
-				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("%s: the %s format changed:\n%s", path, format, b.String())
-			}
+			testenv.Golden(t, filepath.Join("testdata", "report", name+"."+e), b.Bytes(), *update)
 		}
 	}
 }
