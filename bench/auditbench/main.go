@@ -33,6 +33,7 @@ import (
 	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -172,7 +173,7 @@ func measure(ctx context.Context, host, filter string, concurrency, reps int) (r
 		if err != nil {
 			return r, err
 		}
-		src, err := audit.NewSource(audit.Config{Engine: c, Host: host, Concurrency: concurrency})
+		src, err := source.New(source.Config{Engine: c, Host: host, Concurrency: concurrency})
 		if err != nil {
 			return r, err
 		}
@@ -181,7 +182,7 @@ func measure(ctx context.Context, host, filter string, concurrency, reps int) (r
 		if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 			return r, err
 		}
-		res, err := audit.Run(ctx, src, audit.Selection{Filters: []string{filter}}, &policy.Env{})
+		res, err := audit.Run(ctx, src, source.Selection{Filters: []string{filter}}, &policy.Env{})
 		wall := time.Since(t)
 		c.Close()
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/hy-home/hyhome/internal/yamlerr"
 )
 
 // An ADR's machine-read fields are its front matter, the YAML block between
@@ -396,17 +398,10 @@ func validStatus(s string) bool {
 // yamlError renders a YAML syntax error at its file line, with the
 // construct it was in ("while parsing a flow sequence at line 3").
 func (p *fmParser) yamlError(err error) error {
-	var one *yaml.LoadError
-	var many *yaml.LoadErrors
-	if errors.As(err, &many) && len(many.Errors) > 0 {
-		one = many.Errors[0]
+	at := yamlerr.First(err)
+	msg := "front matter: " + at.Message
+	if at.Context != "" {
+		msg = fmt.Sprintf("front matter: %s at line %d: %s", at.Context, at.ContextLine+p.offset, at.Message)
 	}
-	if one == nil && !errors.As(err, &one) {
-		return &Error{p.path, 1 + p.offset, "front matter: " + err.Error()}
-	}
-	msg := "front matter: " + one.Message
-	if one.ContextMsg != "" && one.ContextMark.Line > 0 {
-		msg = fmt.Sprintf("front matter: %s at line %d: %s", one.ContextMsg, one.ContextMark.Line+p.offset, one.Message)
-	}
-	return &Error{p.path, max(one.Mark.Line, 1) + p.offset, msg}
+	return &Error{p.path, max(at.Line, 1) + p.offset, msg}
 }

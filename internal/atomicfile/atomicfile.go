@@ -1,6 +1,7 @@
-// Package atomicfile writes files so that a reader never sees half of one:
-// the content goes to a temporary file beside the target, which is synced
-// and renamed into place.
+// Package atomicfile writes files so that a reader never sees half of one,
+// and a crash never leaves less than the old content or the new: the content
+// goes to a temporary file beside the target, which is synced and renamed
+// into place, and the directory is synced so that the rename itself lasts.
 package atomicfile
 
 import (
@@ -45,6 +46,12 @@ func Write(path string, mode os.FileMode, fill func(io.Writer) error) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	// Make the rename durable. A directory that cannot be opened or synced
+	// (some file systems refuse) leaves the write done, as before the sync.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

@@ -1,24 +1,37 @@
+// Package audit judges what a Docker Engine runs: it evaluates the one
+// policy catalogue on the workloads internal/engine/source reads from live
+// containers and Swarm services, and exports the outcome, with the
+// AC-SPEC-01 acceptance check (internal/acceptance), as Prometheus metrics
+// for a long-running compliance exporter.
+//
+// It assembles results; it must not contain rules of its own (policy does),
+// read the engine itself (the source does) or render reports (report does).
 package audit
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/human"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
+// Checks lists the acceptance checks `hyhome audit --check` runs.
+var Checks = []string{acceptance.ACSpec01}
+
 // Result is one audit: what was read and what the rules found.
 type Result struct {
-	Snapshot *Snapshot
+	Snapshot *source.Snapshot
 	Findings []policy.Finding
 }
 
 // Run reads the engine and evaluates the rule catalogue on what it runs.
 // env carries exemptions and strictness exactly as for lint; its HostMemory
 // is the engine's (Info.MemTotal) unless the caller set one.
-func Run(ctx context.Context, src *Source, sel Selection, env *policy.Env) (*Result, error) {
+func Run(ctx context.Context, src *source.Source, sel source.Selection, env *policy.Env) (*Result, error) {
 	snap, err := src.Read(ctx, sel)
 	if err != nil {
 		return nil, err
@@ -29,7 +42,7 @@ func Run(ctx context.Context, src *Source, sel Selection, env *policy.Env) (*Res
 // Evaluate runs the policy on a snapshot. A finding's Service is the compose
 // service (or the Swarm stack's service) when the labels say so; Source
 // still names the container or service it was found on.
-func Evaluate(snap *Snapshot, env *policy.Env) []policy.Finding {
+func Evaluate(snap *source.Snapshot, env *policy.Env) []policy.Finding {
 	if env == nil {
 		env = &policy.Env{}
 	}
@@ -90,18 +103,11 @@ func (r *Result) Scope() string {
 			ctrs++
 		}
 	}
-	s := plural(ctrs, "container")
+	s := human.Plural(ctrs, "container")
 	if r.Snapshot.Engine.SwarmManager && !r.Snapshot.Selection.ContainersOnly {
-		s += ", " + plural(svcs, "Swarm service")
+		s += ", " + human.Plural(svcs, "Swarm service")
 	}
 	return s
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // NoticeLines renders the snapshot's notices for a report.

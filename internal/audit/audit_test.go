@@ -14,6 +14,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -94,7 +95,7 @@ func TestAuditRuntimeViolations(t *testing.T) {
 		ids[cases[i].name], names[cases[i].name] = s.id, s.name
 	}
 
-	res := f.audit(Selection{All: true}, &policy.Env{})
+	res := f.audit(source.Selection{All: true}, &policy.Env{})
 	got := rulesBySource(res.Findings)
 	for _, c := range cases {
 		src := display(names[c.name], ids[c.name])
@@ -134,7 +135,7 @@ func TestAuditRuntimeViolations(t *testing.T) {
 
 	t.Run("RoundTrips", func(t *testing.T) {
 		cc, n, log := countingClient(t, f.host)
-		src, err := NewSource(Config{Engine: cc, Host: f.host})
+		src, err := source.New(source.Config{Engine: cc, Host: f.host})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +146,7 @@ func TestAuditRuntimeViolations(t *testing.T) {
 		}
 		n.Store(0)
 		log.reset()
-		snap, err := src.Read(ctx, Selection{All: true, Filters: []string{f.filter()}})
+		snap, err := src.Read(ctx, source.Selection{All: true, Filters: []string{f.filter()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +235,7 @@ func TestAuditExemptions(t *testing.T) {
 	otherImage := run("exempt-other-image", exempt("ADR-0001", project, f.img.Root))
 	unlabelled := run("exempt-no-compose-labels", exempt("ADR-0001", "", f.img.NonRoot))
 
-	res := f.audit(Selection{}, &policy.Env{ADRs: adr.NewResolver(dir)})
+	res := f.audit(source.Selection{}, &policy.Env{ADRs: adr.NewResolver(dir)})
 	got := rulesBySource(res.Findings)
 	if len(got[acc]) != 0 {
 		t.Errorf("accepted exemption: unexempted rules %v, want none", got[acc])
@@ -256,7 +257,7 @@ func TestAuditExemptions(t *testing.T) {
 		}
 	}
 
-	strict := f.audit(Selection{}, &policy.Env{ADRs: adr.NewResolver(dir), Strict: true})
+	strict := f.audit(source.Selection{}, &policy.Env{ADRs: adr.NewResolver(dir), Strict: true})
 	if got := rulesBySource(strict.Findings)[acc]; !reflect.DeepEqual(got, []string{"host-namespaces"}) {
 		t.Errorf("--strict: rules %v, want [host-namespaces]", got)
 	}
@@ -304,7 +305,7 @@ func TestAuditStackExemptions(t *testing.T) {
 	otherImage := run("guard-other-image", guardLike("hyhome", f.img.NonRoot))
 	otherProject := run("guard-other-project", guardLike("shop", stackImage))
 
-	res := f.audit(Selection{All: true}, &policy.Env{ADRs: adr.NewResolver(repoADRs)})
+	res := f.audit(source.Selection{All: true}, &policy.Env{ADRs: adr.NewResolver(repoADRs)})
 	if fd := findingOf(res.Findings, stack, "docker-socket"); fd == nil || !fd.Exempted || fd.ADR != "ADR-0001" {
 		t.Errorf("the stack's guard: docker-socket %+v, want exempted by ADR-0001", fd)
 	}
@@ -332,15 +333,15 @@ func TestAuditSelection(t *testing.T) {
 	})
 	stoppedID, stopped := f.run("stopped", func(s *dockertest.Spec) { s.NoStart = true })
 
-	res := f.audit(Selection{}, nil)
+	res := f.audit(source.Selection{}, nil)
 	if n := len(res.Snapshot.Containers); n != 1 || res.Snapshot.Containers[0].Name != running {
 		t.Errorf("default selection: %d containers, want only %s", n, running)
 	}
-	all := f.audit(Selection{All: true}, nil)
+	all := f.audit(source.Selection{All: true}, nil)
 	if n := len(all.Snapshot.Containers); n != 2 {
 		t.Errorf("--all: %d containers, want 2", n)
 	}
-	var st *Container
+	var st *source.Container
 	for _, c := range all.Snapshot.Containers {
 		if c.ID == stoppedID {
 			st = c
@@ -349,7 +350,7 @@ func TestAuditSelection(t *testing.T) {
 	if st == nil || st.State != "created" || st.Name != stopped {
 		t.Errorf("--all: stopped container %+v", st)
 	}
-	svc := f.audit(Selection{All: true, Services: []string{"web"}}, nil)
+	svc := f.audit(source.Selection{All: true, Services: []string{"web"}}, nil)
 	if n := len(svc.Snapshot.Containers); n != 1 || svc.Snapshot.Containers[0].Name != running {
 		t.Errorf("--service web: %d containers, want only %s", n, running)
 	}
@@ -365,7 +366,7 @@ func TestAuditSelection(t *testing.T) {
 		s.Labels[scopeKey] = f.scope + "-other"
 	})
 	joinID, join := f.run("joins", func(s *dockertest.Spec) { s.Host.PidMode = container.PidMode("container:" + hostPidID) })
-	res = f.audit(Selection{}, nil)
+	res = f.audit(source.Selection{}, nil)
 	src := display(join, joinID)
 	fd := findingOf(res.Findings, src, "host-namespaces")
 	want := fmt.Sprintf("shares the host's pid namespace, inherited from container %s (pid: container:%s)", hostPid, hostPidID)
@@ -378,7 +379,7 @@ func TestAuditSelection(t *testing.T) {
 // the list has been answered, it removes one listed container before any
 // inspect, exactly what a `docker rm` between list and inspect does.
 type goneEngine struct {
-	Engine
+	source.Engine
 	remove func()
 }
 
@@ -399,14 +400,14 @@ func TestAuditContainerGone(t *testing.T) {
 	src := f.source(&goneEngine{Engine: f.c, remove: func() { dockertest.RemoveContainer(f.c, goneID) }})
 	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 	defer cancel()
-	res, err := Run(ctx, src, Selection{Filters: []string{f.filter()}}, nil)
+	res, err := Run(ctx, src, source.Selection{Filters: []string{f.filter()}}, nil)
 	if err != nil {
 		t.Fatalf("audit with a vanished container: %v", err)
 	}
 	if n := len(res.Snapshot.Containers); n != 1 || res.Snapshot.Containers[0].Name != keep {
 		t.Errorf("audited %d containers, want only %s", n, keep)
 	}
-	want := Notice{Kind: NoticeGone, Subject: display(gone, goneID), Message: "removed between list and inspect; not audited"}
+	want := source.Notice{Kind: source.NoticeGone, Subject: display(gone, goneID), Message: "removed between list and inspect; not audited"}
 	if !containsNotice(res.Snapshot.Notices, want) {
 		t.Errorf("notices %v, want %v", res.Snapshot.Notices, want)
 	}
@@ -420,7 +421,7 @@ func TestAuditContainerGone(t *testing.T) {
 	}
 }
 
-func containsNotice(ns []Notice, want Notice) bool {
+func containsNotice(ns []source.Notice, want source.Notice) bool {
 	for _, n := range ns {
 		if n == want {
 			return true
@@ -445,7 +446,7 @@ func TestAuditMemoryBudgetUsesEngineMemory(t *testing.T) {
 		s.Labels["hy-home.tier"] = "infra"
 		s.Host.Memory = limit
 	})
-	res := f.audit(Selection{}, nil)
+	res := f.audit(source.Selection{}, nil)
 	fd := findingOf(res.Findings, display(name, id), "memory-budget")
 	if fd == nil {
 		t.Fatalf("no memory-budget finding; findings: %v", rulesBySource(res.Findings))
@@ -463,32 +464,15 @@ func TestSourceEngineUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	src, err := NewSource(Config{Engine: c, Host: "unix://" + sock})
+	src, err := source.New(source.Config{Engine: c, Host: "unix://" + sock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = src.Read(context.Background(), Selection{})
+	_, err = src.Read(context.Background(), source.Selection{})
 	if err == nil || !strings.Contains(err.Error(), "reading engine info from unix://"+sock) {
 		t.Fatalf("error %v", err)
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("multi-line error %q", err)
-	}
-}
-
-func TestParseFilters(t *testing.T) {
-	for _, tc := range []struct {
-		in      []string
-		wantErr string
-	}{
-		{[]string{"label=hy-home.tier=infra", "label=x", "name=web", "id=abc"}, ""},
-		{[]string{"status=running"}, `invalid filter "status=running": key "status" is not one of label, name, id`},
-		{[]string{"label"}, `invalid filter "label": want key=value, e.g. label=hy-home.tier=infra`},
-		{[]string{"label="}, `invalid filter "label=": want key=value, e.g. label=hy-home.tier=infra`},
-	} {
-		_, err := ParseFilters(tc.in)
-		if got := fmt.Sprint(err); tc.wantErr == "" && err != nil || tc.wantErr != "" && got != tc.wantErr {
-			t.Errorf("%v: error %v, want %q", tc.in, err, tc.wantErr)
-		}
 	}
 }

@@ -176,7 +176,8 @@ func TestCLIAuditReportsAndExitCodes(t *testing.T) {
 
 	// AC-SPEC-01 passes: the one labelled container has no-new-privileges:true.
 	code, out, _ = hyhome("audit", filter, "--check", "AC-SPEC-01")
-	if code != 0 || !strings.Contains(out, "PASS  "+warnName) || !strings.HasSuffix(out, "AC-SPEC-01 PASS: all 1 labelled container(s) include no-new-privileges:true\n") {
+	if code != 0 || !strings.Contains(out, "PASS  "+warnName+" (") || !strings.Contains(out, "\nAC-SPEC-01  PASS   Security Audit: all 1 labelled container(s) include no-new-privileges:true\n") ||
+		!regexp.MustCompile(`\naudit: 1 check: 1 passed in [0-9.]+ s\n$`).MatchString(out) {
 		t.Errorf("AC-SPEC-01 pass: exit %d:\n%s", code, out)
 	}
 
@@ -196,8 +197,17 @@ func TestCLIAuditReportsAndExitCodes(t *testing.T) {
 
 	// No labelled container at all: the check fails, and says why.
 	code, out, _ = hyhome("audit", "--filter=label="+label+"-nothing", "--check", "AC-SPEC-01")
-	if code != 1 || !strings.Contains(out, "AC-SPEC-01 FAIL: no running container carries hy-home.tier") {
+	if code != 1 || !strings.Contains(out, "AC-SPEC-01  FAIL   Security Audit: no running container carries hy-home.tier") {
 		t.Errorf("AC-SPEC-01 empty: exit %d:\n%s", code, out)
+	}
+
+	// The same report as verify's, in every format: JSON says the verdict.
+	code, out, _ = hyhome("audit", filter, "--check", "AC-SPEC-01", "--format", "json")
+	var checks struct {
+		Checks []struct{ ID, Status string }
+	}
+	if err := json.Unmarshal([]byte(out), &checks); code != 1 || err != nil || len(checks.Checks) != 1 || checks.Checks[0].Status != "FAIL" {
+		t.Errorf("AC-SPEC-01 json: exit %d, %v:\n%s", code, err, out)
 	}
 
 	// -o writes the report to a file, stdout stays empty.

@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/clock"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -45,8 +47,8 @@ const (
 
 // ExporterConfig configures an Exporter.
 type ExporterConfig struct {
-	Source    *Source
-	Selection Selection
+	Source    *source.Source
+	Selection source.Selection
 	// Env returns the policy environment for one audit. It is called for
 	// every audit so that ADR files edited while the exporter runs count.
 	Env func() *policy.Env
@@ -220,7 +222,7 @@ func (e *Exporter) auditOnce(ctx context.Context, trigger string) {
 		e.cfg.Logger.Error("audit failed", "trigger", trigger, "err", err)
 		return
 	}
-	check := CheckACSpec01(res.Snapshot)
+	check := acceptance.CheckACSpec01(res.Snapshot)
 	e.m.snapshot.set(res.Snapshot, res.Findings, check)
 	e.m.engineUp.Set(1)
 	e.m.lastSuccess.Set(float64(end.UnixNano()) / 1e9)

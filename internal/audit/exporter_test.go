@@ -22,8 +22,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/clock"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/testenv"
 )
@@ -233,7 +235,7 @@ func TestExporterEndToEnd(t *testing.T) {
 	f := newFixture(t)
 	base, _, stop := startExporter(t, ExporterConfig{
 		Source:    f.source(nil),
-		Selection: Selection{Filters: []string{f.filter()}},
+		Selection: source.Selection{Filters: []string{f.filter()}},
 		Events:    f.c,
 		Interval:  time.Hour,
 		Debounce:  200 * time.Millisecond,
@@ -267,7 +269,7 @@ func TestExporterEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if v, ok := value(mfs, MetricCheckPassed, map[string]string{"check": ACSpec01}); !ok || v != 1 {
+	if v, ok := value(mfs, MetricCheckPassed, map[string]string{"check": acceptance.ACSpec01}); !ok || v != 1 {
 		t.Errorf("AC-SPEC-01 gauge %v (present %v), want 1", v, ok)
 	}
 	if v, _ := value(mfs, MetricWorkloads, map[string]string{"kind": "container"}); v != 1 {
@@ -368,13 +370,13 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	src, err := NewSource(Config{Engine: c, Host: "unix://" + proxy.path})
+	src, err := source.New(source.Config{Engine: c, Host: "unix://" + proxy.path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	base, _, stop := startExporter(t, ExporterConfig{
 		Source:     src,
-		Selection:  Selection{Filters: []string{f.filter()}},
+		Selection:  source.Selection{Filters: []string{f.filter()}},
 		Events:     c,
 		Interval:   300 * time.Millisecond,
 		Debounce:   50 * time.Millisecond,
@@ -422,7 +424,7 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 
 func TestNewExporterValidates(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	src, _ := NewSource(Config{Engine: &client.Client{}})
+	src, _ := source.New(source.Config{Engine: &client.Client{}})
 	if _, err := NewExporter(ExporterConfig{Source: src, Events: &client.Client{}}); err == nil || !strings.Contains(err.Error(), "registerer") {
 		t.Errorf("no registerer: %v", err)
 	}

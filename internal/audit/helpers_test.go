@@ -19,6 +19,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 )
 
@@ -100,19 +101,19 @@ func (f *fixture) run(name string, mut func(*dockertest.Spec)) (id, fullName str
 	return dockertest.Run(f.t, f.spec(name, mut))
 }
 
-func (f *fixture) source(e Engine) *Source {
+func (f *fixture) source(e source.Engine) *source.Source {
 	f.t.Helper()
 	if e == nil {
 		e = f.c
 	}
-	src, err := NewSource(Config{Engine: e, Host: f.host})
+	src, err := source.New(source.Config{Engine: e, Host: f.host})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return src
 }
 
-func (f *fixture) audit(sel Selection, env *policy.Env) *Result {
+func (f *fixture) audit(sel source.Selection, env *policy.Env) *Result {
 	f.t.Helper()
 	sel.Filters = append(sel.Filters, f.filter())
 	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)

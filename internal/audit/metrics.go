@@ -7,11 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// Metric names the exporter serves; README.md and the reference stack's
+// Metric names the exporter serves; docs/audit.md and the reference stack's
 // alert rules refer to them.
 const (
 	MetricFindings         = "hyhome_findings"
@@ -66,7 +68,7 @@ type snapshotCollector struct {
 	exempted  map[[6]string]float64
 	workloads map[string]float64
 	notices   map[string]float64
-	check     *CheckResult
+	check     *acceptance.ACSpec01Result
 }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -116,7 +118,7 @@ func b2f(b bool) float64 {
 }
 
 // set replaces the served snapshot.
-func (c *snapshotCollector) set(snap *Snapshot, findings []policy.Finding, check *CheckResult) {
+func (c *snapshotCollector) set(snap *source.Snapshot, findings []policy.Finding, check *acceptance.ACSpec01Result) {
 	bySource := make(map[string]*workload.Workload, len(snap.Workloads))
 	for _, w := range snap.Workloads {
 		bySource[w.Display] = w
@@ -159,7 +161,7 @@ func FindingLabelValues(f policy.Finding, w *workload.Workload) [5]string {
 			ctr = w.Name
 			service = w.Labels[workload.LabelComposeService]
 			if service == "" {
-				service = w.Labels[labelSwarmServiceName]
+				service = w.Labels[source.LabelSwarmServiceName]
 			}
 		}
 	}

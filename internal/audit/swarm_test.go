@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/testenv"
 )
@@ -130,7 +131,7 @@ func TestAuditSwarmServices(t *testing.T) {
 	nnpKept := goodSpec.TaskTemplate.ContainerSpec.Privileges != nil && goodSpec.TaskTemplate.ContainerSpec.Privileges.NoNewPrivileges
 	t.Logf("engine kept Privileges.NoNewPrivileges: %v; Limits.Pids: %d", nnpKept, goodSpec.TaskTemplate.Resources.Limits.Pids)
 
-	res := f.audit(Selection{}, &policy.Env{})
+	res := f.audit(source.Selection{}, &policy.Env{})
 	got := rulesBySource(res.Findings)
 	wantBad := []string{
 		"bind-mount-readonly", "cap-drop-all", "healthcheck", "host-namespaces", "memory-limit",
@@ -170,7 +171,7 @@ func TestAuditSwarmServices(t *testing.T) {
 	}
 
 	// --service selects one service by its exact name.
-	only := f.audit(Selection{Services: []string{goodName}}, &policy.Env{})
+	only := f.audit(source.Selection{Services: []string{goodName}}, &policy.Env{})
 	if len(only.Snapshot.Workloads) == 0 || only.Snapshot.Workloads[0].Name != goodName {
 		t.Errorf("--service %s: workloads %v", goodName, workloadNames(only))
 	}
@@ -186,11 +187,11 @@ func TestAuditSwarmServices(t *testing.T) {
 	// than leaving the check out.
 	deadline := time.Now().Add(testenv.Hang)
 	for {
-		r := f.audit(Selection{}, &policy.Env{})
+		r := f.audit(source.Selection{}, &policy.Env{})
 		if r.Snapshot.Stats.Tasks > 0 {
 			var notice string
 			for _, n := range r.Snapshot.Notices {
-				if n.Kind == NoticeTasks {
+				if n.Kind == source.NoticeTasks {
 					notice = n.Message
 				}
 			}

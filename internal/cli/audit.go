@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/docker"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
 )
@@ -25,7 +27,7 @@ import (
 type auditFlags struct {
 	rf          reportFlags
 	host        string
-	sel         audit.Selection
+	sel         source.Selection
 	check       string
 	serve       string
 	interval    time.Duration
@@ -84,7 +86,7 @@ the check failed), 2 the engine could not be reached or read.`,
 	fl.DurationVar(&f.interval, "interval", audit.DefaultInterval, "with --serve: re-audit at least this often")
 	fl.DurationVar(&f.debounce, "debounce", audit.DefaultDebounce, "with --serve: wait this long after an event before re-auditing, to take a burst at once")
 	fl.DurationVar(&f.timeout, "timeout", audit.DefaultTimeout, "give up an audit (and exit 2) after this long")
-	fl.IntVar(&f.concurrency, "concurrency", audit.DefaultConcurrency, "inspect at most this many containers at once")
+	fl.IntVar(&f.concurrency, "concurrency", source.DefaultConcurrency, "inspect at most this many containers at once")
 	return cmd
 }
 
@@ -93,7 +95,7 @@ func runAudit(cmd *cobra.Command, a *app, f *auditFlags) error {
 	if f.check != "" {
 		// A check has its own formats; only --format and -o of the report flags apply.
 		err = nil
-		if _, ok := audit.CheckFormats[f.rf.format]; !ok {
+		if _, ok := report.CheckFormats[f.rf.format]; !ok {
 			return fail(ExitError, fmt.Errorf("--format %s: --check writes text, json, junit or markdown", f.rf.format))
 		}
 	}
@@ -103,7 +105,7 @@ func runAudit(cmd *cobra.Command, a *app, f *auditFlags) error {
 	if err := f.validate(cmd); err != nil {
 		return fail(ExitError, err)
 	}
-	if _, err := audit.ParseFilters(f.sel.Filters); err != nil {
+	if _, err := source.ParseFilters(f.sel.Filters); err != nil {
 		return fail(ExitError, fmt.Errorf("--filter: %w", err))
 	}
 	log := a.logger()
@@ -119,7 +121,7 @@ func runAudit(cmd *cobra.Command, a *app, f *auditFlags) error {
 		return fail(ExitError, engineError(err))
 	}
 	defer c.Close()
-	src, err := audit.NewSource(audit.Config{Engine: c, Host: ep.Host, Concurrency: f.concurrency, Logger: log})
+	src, err := source.New(source.Config{Engine: c, Host: ep.Host, Concurrency: f.concurrency, Logger: log})
 	if err != nil {
 		return fail(ExitError, err)
 	}
@@ -205,8 +207,9 @@ func (f *auditFlags) validate(cmd *cobra.Command) error {
 	return nil
 }
 
-// checkAudit runs an acceptance check and exits 0 (pass) or 1 (fail).
-func checkAudit(ctx context.Context, a *app, f *auditFlags, src *audit.Source) error {
+// checkAudit runs an acceptance check and exits 0 (pass) or 1 (fail). It
+// writes the check report verify writes for the same check.
+func checkAudit(ctx context.Context, a *app, f *auditFlags, src *source.Source) error {
 	sel := f.sel
 	sel.ContainersOnly = true
 	// Only labelled containers are judged: let the engine drop the rest
@@ -218,27 +221,24 @@ func checkAudit(ctx context.Context, a *app, f *auditFlags, src *audit.Source) e
 	if err != nil {
 		return fail(ExitError, engineError(err))
 	}
-	res := audit.CheckACSpec01(snap)
+	res := acceptance.CheckACSpec01(snap).Result()
+	rep := acceptance.Report(snap, res)
+	rep.Version, rep.Command = Version, "audit"
 	var buf bytes.Buffer
-	if err := audit.CheckFormats[f.rf.format](res, &buf); err != nil {
+	if err := report.WriteChecks(&buf, f.rf.format, rep); err != nil {
 		return fail(ExitError, fmt.Errorf("rendering %s: %w", res.ID, err))
-	}
-	if f.rf.format == "text" {
-		for _, n := range snap.Notices {
-			fmt.Fprintf(&buf, "notice: %s\n", n)
-		}
 	}
 	if err := writeOutput(a, f.rf.output, buf.Bytes()); err != nil {
 		return fail(ExitError, fmt.Errorf("%s result: %w", res.ID, err))
 	}
-	if !res.Pass {
+	if rep.Failed() {
 		return fail(ExitFindings, nil)
 	}
 	return nil
 }
 
 // serveAudit runs the compliance exporter until SIGINT or SIGTERM.
-func serveAudit(ctx context.Context, a *app, f *auditFlags, src *audit.Source, events audit.EventSource, env policy.Env) error {
+func serveAudit(ctx context.Context, a *app, f *auditFlags, src *source.Source, events audit.EventSource, env policy.Env) error {
 	log := a.logger()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

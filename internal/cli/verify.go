@@ -15,8 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hy-home/hyhome/internal/atomicfile"
-	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/docker"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/verify"
 )
 
@@ -108,7 +109,7 @@ Exit status: 0 every check run passed, 1 a check failed, 2 verify could not run
 	fl.StringVar(&f.slackAddr, "slack-webhook-receiver", "", "listen on ADDR for Alertmanager's Slack webhook and require the notification (point the Slack api_url there)")
 	fl.BoolVar(&f.noSilence, "no-silence", false, "do not silence the alert canary's service after removing it (it then pages as missing)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up reaching the engine after this long")
-	fl.StringVar(&f.format, "format", "text", "output format: "+strings.Join(verify.FormatNames(), ", "))
+	fl.StringVar(&f.format, "format", "text", "output format: "+strings.Join(report.CheckFormatNames(), ", "))
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	return cmd
 }
@@ -120,10 +121,10 @@ func (f *verifyFlags) config(cmd *cobra.Command) (verify.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--check: %w", err)
 	}
-	if _, ok := verify.Formats[f.format]; !ok {
-		return cfg, fmt.Errorf("--format: unknown format %q (want one of %s)", f.format, strings.Join(verify.FormatNames(), ", "))
+	if _, ok := report.CheckFormats[f.format]; !ok {
+		return cfg, fmt.Errorf("--format: unknown format %q (want one of %s)", f.format, strings.Join(report.CheckFormatNames(), ", "))
 	}
-	if _, err := audit.ParseFilters(f.filters); err != nil {
+	if _, err := source.ParseFilters(f.filters); err != nil {
 		return cfg, fmt.Errorf("--filter: %w", err)
 	}
 	labels := map[string]string{}
@@ -254,7 +255,7 @@ func runVerify(cmd *cobra.Command, a *app, f *verifyFlags) error {
 		return fail(ExitError, engineError(runErr))
 	}
 	var buf bytes.Buffer
-	if err := verify.Formats[f.format](&buf, rep); err != nil {
+	if err := report.WriteChecks(&buf, f.format, rep); err != nil {
 		return fail(ExitError, fmt.Errorf("rendering the verify report: %w", err))
 	}
 	if err := writeOutput(a, f.output, buf.Bytes()); err != nil {

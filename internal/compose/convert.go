@@ -649,40 +649,15 @@ func resolveServiceJoins(p *workload.Project) {
 			}
 		}
 	}
-	type nsGet func(*workload.Workload) *workload.Namespace
-	for _, get := range []nsGet{
-		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.PID },
-		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.Network },
-		func(w *workload.Workload) *workload.Namespace { return &w.Namespaces.IPC },
-	} {
-		for _, w := range p.Workloads {
-			n := get(w)
-			seen := map[*workload.Workload]bool{w: true}
-			cur := *n
-			for {
-				var other *workload.Workload
-				var via string
-				if ref, ok := strings.CutPrefix(cur.Mode, "service:"); ok {
-					other, via = byName[ref], "service "+ref
-				} else if ref, ok := strings.CutPrefix(cur.Mode, "container:"); ok {
-					other = byContainer[ref]
-					if other != nil {
-						via = fmt.Sprintf("container %s (service %s)", ref, other.Name)
-					}
-				}
-				if other == nil || seen[other] {
-					break
-				}
-				seen[other] = true
-				if n.Joined == nil {
-					n.Joined = other
-				}
-				cur = *get(other)
-				if cur.Mode == "host" {
-					n.Effective, n.Via = "host", via
-					break
-				}
+	for _, w := range p.Workloads {
+		workload.ResolveJoins(w, func(mode string) (*workload.Workload, string) {
+			if ref, ok := strings.CutPrefix(mode, "service:"); ok && byName[ref] != nil {
+				return byName[ref], "service " + ref
 			}
-		}
+			if ref, ok := strings.CutPrefix(mode, "container:"); ok && byContainer[ref] != nil {
+				return byContainer[ref], fmt.Sprintf("container %s (service %s)", ref, byContainer[ref].Name)
+			}
+			return nil, ""
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/hy-home/hyhome/internal/safefile"
+	"github.com/hy-home/hyhome/internal/yamlerr"
 )
 
 // BaselineAnchor is the anchor name SPEC-SYS-01 §4 prescribes.
@@ -270,26 +271,8 @@ func (f *yamlFile) decoded() (map[string]any, error) {
 
 // yamlError turns a YAML library error into "file:line: message".
 func yamlError(path string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	line := 0
-	// Messages look like "line 3: did not find expected key" or
-	// "yaml: unmarshal errors:\n  line 4: ...".
-	if i := strings.Index(msg, "line "); i >= 0 {
-		rest := msg[i+len("line "):]
-		n := 0
-		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-			n++
-		}
-		if n > 0 {
-			fmt.Sscanf(rest[:n], "%d", &line)
-			msg = strings.TrimSpace(strings.TrimPrefix(rest[n:], ":"))
-			if c := strings.Index(msg, "\n"); c >= 0 {
-				msg = msg[:c]
-			}
-		}
-	}
-	return &ParseError{File: path, Line: line, Msg: "invalid YAML: " + msg}
+	at := yamlerr.First(err)
+	return &ParseError{File: path, Line: at.Line, Msg: "invalid YAML: " + at.Message}
 }
 
 // stripExtensions drops x-* blocks that no rule reads, at the top level and

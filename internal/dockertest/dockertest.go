@@ -35,6 +35,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/testenv"
@@ -293,13 +294,65 @@ type Spec struct {
 func Run(t testing.TB, s Spec) (id, name string) {
 	t.Helper()
 	c := Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	id, name, err := start(ctx, c, s)
+	if id != "" {
+		t.Cleanup(func() { RemoveContainer(c, id) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, name
+}
+
+// Started is a container RunMany created.
+type Started struct{ ID, Name string }
+
+// RunMany is Run for many containers at once, eight at a time: the engine
+// on fuse-overlayfs takes seconds per start, and one after another would
+// dominate a test's time. The result is in the order of specs.
+func RunMany(t testing.TB, specs []Spec) []Started {
+	t.Helper()
+	c := Client(t)
+	out := make([]Started, len(specs))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, s := range specs {
+		g.Go(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+			defer cancel()
+			var err error
+			out[i].ID, out[i].Name, err = start(ctx, c, s)
+			return err
+		})
+	}
+	err := g.Wait()
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, s := range out {
+			if s.ID != "" {
+				wg.Go(func() { RemoveContainer(c, s.ID) })
+			}
+		}
+		wg.Wait()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// start creates (and unless NoStart, starts) the container of s, named
+// with a unique suffix and labelled with the run ID that Sweep looks for.
+// id is set once the container exists, also when starting it failed.
+func start(ctx context.Context, c *client.Client, s Spec) (id, name string, err error) {
 	labels := map[string]string{LabelKey: RunID}
 	for k, v := range s.Labels {
 		labels[k] = v
 	}
 	name = "hyhome-test-" + s.Name + "-" + randomID()
-	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
-	defer cancel()
+	hc := s.Host
 	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
@@ -311,19 +364,18 @@ func Run(t testing.TB, s Spec) (id, name string) {
 			Healthcheck: s.Healthcheck,
 			Tty:         s.Tty,
 		},
-		HostConfig:       &s.Host,
+		HostConfig:       &hc,
 		NetworkingConfig: s.Networking,
 	})
 	if err != nil {
-		t.Fatalf("creating container %s: %v", name, err)
+		return "", name, fmt.Errorf("creating container %s: %w", name, err)
 	}
-	t.Cleanup(func() { RemoveContainer(c, res.ID) })
 	if !s.NoStart {
 		if _, err := c.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-			t.Fatalf("starting container %s: %v", name, err)
+			return res.ID, name, fmt.Errorf("starting container %s: %w", name, err)
 		}
 	}
-	return res.ID, name
+	return res.ID, name, nil
 }
 
 // RemoveContainer force-removes a container and its anonymous volumes,

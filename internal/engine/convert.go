@@ -227,31 +227,16 @@ func ns(mode string) workload.Namespace {
 // joined container is recorded (Namespace.Joined) for the rules to judge.
 // lookup finds a container by name or ID (nil when unknown).
 func ResolveJoins(w *workload.Workload, lookup func(ref string) *workload.Workload) {
-	resolve := func(get func(*workload.Workload) *workload.Namespace) {
-		n := get(w)
-		seen := map[*workload.Workload]bool{w: true}
-		cur := n
-		for strings.HasPrefix(cur.Mode, "container:") {
-			ref := strings.TrimPrefix(cur.Mode, "container:")
-			other := lookup(ref)
-			if other == nil || seen[other] {
-				return
-			}
-			seen[other] = true
-			if n.Joined == nil {
-				n.Joined = other
-			}
-			cur = get(other)
-			if cur.Mode == "host" {
-				n.Effective = "host"
-				n.Via = "container " + other.Name
-				return
-			}
+	workload.ResolveJoins(w, func(mode string) (*workload.Workload, string) {
+		ref, ok := strings.CutPrefix(mode, "container:")
+		if !ok {
+			return nil, ""
 		}
-	}
-	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.PID })
-	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.Network })
-	resolve(func(x *workload.Workload) *workload.Namespace { return &x.Namespaces.IPC })
+		if other := lookup(ref); other != nil {
+			return other, "container " + other.Name
+		}
+		return nil, ""
+	})
 }
 
 func containerPorts(cfg *container.Config, hc *container.HostConfig) []workload.Port {

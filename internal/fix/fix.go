@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/hy-home/hyhome/internal/compose"
+	"github.com/hy-home/hyhome/internal/human"
 	"github.com/hy-home/hyhome/internal/lint"
 	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
@@ -322,12 +323,5 @@ func (r *Result) Summary() string {
 	for _, n := range r.Manual {
 		manual += n
 	}
-	return fmt.Sprintf("%s changed, %s, %s, %s with no automatic fix", plural(len(r.Files), "file"), plural(applied, "edit"), plural(suggested, "suggestion"), plural(manual, "finding"))
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
+	return fmt.Sprintf("%s changed, %s, %s, %s with no automatic fix", human.Plural(len(r.Files), "file"), human.Plural(applied, "edit"), human.Plural(suggested, "suggestion"), human.Plural(manual, "finding"))
 }

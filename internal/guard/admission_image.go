@@ -9,6 +9,7 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/hy-home/hyhome/internal/engine"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -138,14 +139,7 @@ func containerName(names []string, id string) string {
 	if len(names) > 0 {
 		return strings.TrimPrefix(names[0], "/")
 	}
-	return workloadShortID(id)
-}
-
-func workloadShortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
+	return engine.ShortID(id)
 }
 
 // isInfra reports whether a container's labels put it in an infrastructure

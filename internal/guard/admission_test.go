@@ -10,7 +10,7 @@ import (
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// The rule sets the judges use, as README.md lists them: the guard selects
+// The rule sets the judges use, as docs/guard.md lists them: the guard selects
 // them by what each rule declares (policy.Rule.Requests), and these are the
 // sets it judged with when it named them itself.
 func TestAdmissionRuleSets(t *testing.T) {

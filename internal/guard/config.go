@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/workload"
+	"github.com/hy-home/hyhome/internal/yamlerr"
 )
 
 // FileConfig is what a guard configuration file sets. Every field is
@@ -298,18 +298,13 @@ func hostSource(n yaml.Node) (string, error) {
 
 // yamlError renders the YAML library's errors as file:line: message.
 func yamlError(file string, err error) error {
-	var many *yaml.LoadErrors
-	if errors.As(err, &many) && len(many.Errors) > 0 {
-		msgs := make([]string, 0, len(many.Errors))
-		for _, e := range many.Errors {
-			msgs = append(msgs, fmt.Sprintf("%s:%d: %s", file, e.Mark.Line, e.Message))
-		}
-		sort.Strings(msgs)
-		return errors.New(strings.Join(msgs, "; "))
+	all := yamlerr.Of(err)
+	if len(all) == 1 && all[0].Line == 0 {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	var one *yaml.LoadError
-	if errors.As(err, &one) {
-		return fmt.Errorf("%s:%d: %s", file, one.Mark.Line, one.Message)
+	msgs := make([]string, 0, len(all))
+	for _, e := range all {
+		msgs = append(msgs, fmt.Sprintf("%s:%d: %s", file, e.Line, e.Message))
 	}
-	return fmt.Errorf("%s: %w", file, err)
+	return errors.New(strings.Join(msgs, "; "))
 }

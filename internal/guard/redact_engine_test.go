@@ -25,6 +25,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/lokitest"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/promtest"
@@ -234,14 +235,14 @@ func TestConsumersThroughRedaction(t *testing.T) {
 	engHost := engineHost(t)
 
 	t.Run("audit", func(t *testing.T) {
-		sel := audit.Selection{All: true, Filters: []string{"label=" + dockertest.LabelKey + "=" + dockertest.RunID}}
+		sel := source.Selection{All: true, Filters: []string{"label=" + dockertest.LabelKey + "=" + dockertest.RunID}}
 		findings := func(host string) []string {
 			c, err := client.New(client.WithHost(host))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			src, err := audit.NewSource(audit.Config{Engine: c, Host: engHost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			src, err := source.New(source.Config{Engine: c, Host: engHost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}

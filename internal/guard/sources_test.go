@@ -31,6 +31,7 @@ import (
 	"github.com/hy-home/hyhome/internal/adr"
 	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/engine"
+	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/lint"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/policytest"
@@ -61,19 +62,19 @@ const (
 
 // source is one way hyhome builds workloads, and the rules it can judge
 // there by their declarations.
-type source struct {
+type judgeSource struct {
 	name string
 	sees func(*policy.Rule) bool
 }
 
 var (
-	lintSource = source{"lint", func(r *policy.Rule) bool {
+	lintSource = judgeSource{"lint", func(r *policy.Rule) bool {
 		return r.AppliesTo(workload.KindCompose) && r.Unseen[policy.SourceCompose] == ""
 	}}
-	auditSource = source{"audit", func(r *policy.Rule) bool {
+	auditSource = judgeSource{"audit", func(r *policy.Rule) bool {
 		return r.AppliesTo(workload.KindContainer) && r.Unseen[policy.SourceContainer] == ""
 	}}
-	guardSource = source{"guard", func(r *policy.Rule) bool {
+	guardSource = judgeSource{"guard", func(r *policy.Rule) bool {
 		return r.Judges(policy.RequestCreate) && r.Unseen[policy.SourceContainer] == ""
 	}}
 )
@@ -113,7 +114,7 @@ func TestRuleFixturesAcrossSources(t *testing.T) {
 						}
 					}
 					for _, s := range []struct {
-						src source
+						src judgeSource
 						got results
 					}{{auditSource, fx.audit}, {guardSource, fx.guard}} {
 						compare(t, fx, s.src, s.got)
@@ -135,7 +136,7 @@ func TestRuleFixturesAcrossSources(t *testing.T) {
 				}
 			}
 			var cov []string
-			for _, s := range []source{lintSource, auditSource, guardSource} {
+			for _, s := range []judgeSource{lintSource, auditSource, guardSource} {
 				switch {
 				case s.sees(rule):
 					cov = append(cov, s.name)
@@ -186,7 +187,7 @@ type crossFixture struct {
 	lint     results
 	audit    results
 	guard    results
-	snap     *audit.Snapshot
+	snap     *source.Snapshot
 }
 
 type createRequest struct {
@@ -258,13 +259,13 @@ func loadCrossFixture(t *testing.T, base string) *crossFixture {
 
 	// audit: the engine reader on the inspect output, as `hyhome audit`
 	// reads a local engine.
-	src, err := audit.NewSource(audit.Config{Engine: fx.eng, Host: "unix:///var/run/docker.sock"})
+	src, err := source.New(source.Config{Engine: fx.eng, Host: "unix:///var/run/docker.sock"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := fx.env()
 	env.HostMemory = 0 // the engine's
-	ares, err := audit.Run(ctx, src, audit.Selection{All: true}, &env)
+	ares, err := audit.Run(ctx, src, source.Selection{All: true}, &env)
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}
@@ -323,7 +324,7 @@ func jsonRequest(name string, body []byte) *http.Request {
 // rule's finding is the project's: which of its workloads it is reported on
 // may differ (compose counts a service's replicas, the engine shows each
 // container), so project rules are compared over the services together.
-func compare(t *testing.T, fx *crossFixture, src source, got results) {
+func compare(t *testing.T, fx *crossFixture, src judgeSource, got results) {
 	t.Helper()
 	const project = "(the project)"
 	byService := func(r results) map[string]map[string][]string {
@@ -376,7 +377,7 @@ func compare(t *testing.T, fx *crossFixture, src source, got results) {
 // unseen, and reports whether the outcome differs from lint's. A
 // declaration must differ in some fixture of the rule: one that hides
 // nothing would hide a rule a source could judge.
-func (fx *crossFixture) differsRegardless(t *testing.T, rule *policy.Rule, src source) bool {
+func (fx *crossFixture) differsRegardless(t *testing.T, rule *policy.Rule, src judgeSource) bool {
 	t.Helper()
 	lifted := *rule
 	lifted.Kinds = nil
@@ -527,7 +528,7 @@ func (e *fixtureEngine) image(_ context.Context, ref string) (*image.InspectResp
 	return &image.InspectResponse{ID: "sha256:" + hex.EncodeToString(sum[:]), RepoTags: []string{ref}, Config: &dockerspec.DockerOCIImageConfig{}}, nil
 }
 
-// audit.Engine
+// source.Engine
 
 func (e *fixtureEngine) Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error) {
 	return client.SystemInfoResult{Info: e.sys}, nil
@@ -572,7 +573,7 @@ func (e *fixtureEngine) NetworkInspect(_ context.Context, id string, _ client.Ne
 	return client.NetworkInspectResult{}, fmt.Errorf("no such network %s: %w", id, cerrdefs.ErrNotFound)
 }
 
-var _ audit.Engine = (*fixtureEngine)(nil)
+var _ source.Engine = (*fixtureEngine)(nil)
 
 // admissionEngine
 

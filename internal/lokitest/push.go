@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
+
+	"github.com/hy-home/hyhome/internal/human"
 )
 
 // pushStream is one decoded stream of a push request, before validation.
@@ -108,11 +110,11 @@ func decodeJSON(data []byte) ([]pushStream, *httpError) {
 			}
 			var tsStr string
 			if err := json.Unmarshal(v[0], &tsStr); err != nil {
-				return nil, badRequest("streams[%d].values[%d]: the timestamp must be a string of Unix nanoseconds, got %s", si, vi, truncate(string(v[0]), 40))
+				return nil, badRequest("streams[%d].values[%d]: the timestamp must be a string of Unix nanoseconds, got %s", si, vi, human.Truncate(string(v[0]), 40))
 			}
 			ns, err := strconv.ParseInt(tsStr, 10, 64)
 			if err != nil {
-				return nil, badRequest("streams[%d].values[%d]: parsing timestamp %q as Unix nanoseconds: %v", si, vi, truncate(tsStr, 40), err)
+				return nil, badRequest("streams[%d].values[%d]: parsing timestamp %q as Unix nanoseconds: %v", si, vi, human.Truncate(tsStr, 40), err)
 			}
 			var line string
 			if err := json.Unmarshal(v[1], &line); err != nil {
@@ -164,13 +166,6 @@ func decodeProto(data []byte) ([]pushStream, *httpError) {
 		out = append(out, ps)
 	}
 	return out, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 var errNoStreams = errors.New("error at least one valid stream is required for ingestion")

@@ -1,37 +1,30 @@
-// Package parallel runs independent work items on a bounded set of workers.
+// Package parallel runs independent work items on a bounded set of
+// goroutines, over errgroup's limit.
 package parallel
 
 import (
 	"context"
 	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 )
 
-// ForEach calls fn(i) for i in [0, n) on at most workers goroutines
-// (GOMAXPROCS when workers <= 0) and returns when all calls have returned.
-// Items not yet started when ctx is cancelled are skipped.
+// ForEach calls fn(i) for i in [0, n) with at most workers calls running at
+// once (GOMAXPROCS when workers <= 0) and returns when all calls have
+// returned. Items not yet started when ctx is cancelled are skipped.
 func ForEach(ctx context.Context, n, workers int, fn func(i int)) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers > n {
-		workers = n
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		g.Go(func() error {
+			if ctx.Err() == nil {
 				fn(i)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }

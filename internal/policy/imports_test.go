@@ -16,6 +16,7 @@ var layerBelow = map[string]bool{
 	"internal/workload": true,
 	"internal/adr":      true,
 	"internal/safefile": true,
+	"internal/yamlerr":  true, // how a YAML error is worded (through adr)
 }
 
 // TestPolicyImportsNoSource: `go list -deps ./internal/policy` names no

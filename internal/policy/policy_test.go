@@ -155,7 +155,7 @@ func TestExemptions_NFR_SEC_01(t *testing.T) {
 	}
 }
 
-// TestMemoryBudget_NFR_RES_01 checks the budget arithmetic the README's
+// TestMemoryBudget_NFR_RES_01 checks the budget arithmetic deploy/README.md's
 // memory table relies on: limit × replicas, infra tier only, against 20%.
 func TestMemoryBudget_NFR_RES_01(t *testing.T) {
 	p := load(t, "testdata/memory-budget/fail.yaml")

@@ -40,7 +40,7 @@ var RequirementTests = map[string][]TestRef{
 	"SEC-IDENTITY":   {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIAdmission"}, {"internal/guard", "TestIdentityPinned"}},
 	"Strategy-ST-01": {{"internal/audit", "TestAuditSwarmServices"}, {"deploy", "TestBaseline"}},
 	"Strategy-ST-03": {{"internal/audit", "TestAuditRuntimeViolations"}, {"internal/guard", "TestDockerCLIReadonly"}, {"internal/ship", "TestAgentThroughTheGuardShipperProfile"}, {"internal/guard", "TestDifferential"}},
-	"AC-SPEC-01":     {{"internal/audit", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}, {"internal/audit", "TestACSpec01SwarmTaskReason"}},
+	"AC-SPEC-01":     {{"internal/acceptance", "TestACSpec01"}, {"internal/verify", "TestACSpec01Delegates"}, {"internal/acceptance", "TestACSpec01SwarmTaskReason"}},
 	// Logs and events to Loki (hyhome ship), measured by hyhome verify.
 	"NFR-OBS-01": {
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hy-home/hyhome/internal/human"
 	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
 )
@@ -114,14 +115,14 @@ func legacyText(out io.Writer, r *Report, o Options) error {
 	s := r.Summary
 	scope := r.Scope
 	if scope == "" {
-		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
+		scope = human.Plural(s.Files, "file") + ", " + human.Plural(s.Services, "service")
 	}
 	notLoaded := ""
 	if len(r.Errors) > 0 {
-		notLoaded = fmt.Sprintf("; %s not loaded", plural(len(r.Errors), "file"))
+		notLoaded = fmt.Sprintf("; %s not loaded", human.Plural(len(r.Errors), "file"))
 	}
 	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted%s\n",
-		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
+		r.Command, scope, human.Plural(s.Errors, "error"), human.Plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
 	return w.Flush()
 }
 

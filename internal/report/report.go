@@ -1,8 +1,11 @@
-// Package report renders findings for people and machines: text, JSON, SARIF
-// 2.1.0, JUnit XML and Markdown. lint and audit fill the same Report, so the
-// formats and their meaning are identical whatever the source.
+// Package report renders results for people and machines. Findings: text,
+// JSON, SARIF 2.1.0, JUnit XML and Markdown; lint and audit fill the same
+// Report, so the formats and their meaning are identical whatever the
+// source. Acceptance checks: text, JSON, JUnit XML and Markdown of a
+// CheckReport (check.go), which verify and audit --check fill alike.
 //
-// It formats; it must not evaluate rules or decide exit codes.
+// It formats; it must not evaluate rules or checks or decide exit codes.
+// Runners import it for its shared types; only the CLI renders.
 package report
 
 import (
@@ -10,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sort"
 
 	"github.com/hy-home/hyhome/internal/parallel"
 	"github.com/hy-home/hyhome/internal/policy"
@@ -93,14 +95,7 @@ func init() {
 }
 
 // FormatNames lists the formats, sorted, for flag help and errors.
-func FormatNames() []string {
-	names := make([]string, 0, len(formats))
-	for n := range formats {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func FormatNames() []string { return names(formats) }
 
 // Write renders r in the named format: a Stream given r as one part.
 func Write(w io.Writer, format string, r *Report, o Options) error {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hy-home/hyhome/internal/human"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/spool"
 )
@@ -225,22 +226,15 @@ func (t *textStream) end(r *Report) error {
 	s := r.Summary
 	scope := r.Scope
 	if scope == "" {
-		scope = plural(s.Files, "file") + ", " + plural(s.Services, "service")
+		scope = human.Plural(s.Files, "file") + ", " + human.Plural(s.Services, "service")
 	}
 	notLoaded := ""
 	if len(r.Errors) > 0 {
-		notLoaded = fmt.Sprintf("; %s not loaded", plural(len(r.Errors), "file"))
+		notLoaded = fmt.Sprintf("; %s not loaded", human.Plural(len(r.Errors), "file"))
 	}
 	fmt.Fprintf(w, "%s: %s: %s, %s, %s exempted%s\n",
-		r.Command, scope, plural(s.Errors, "error"), plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
+		r.Command, scope, human.Plural(s.Errors, "error"), human.Plural(s.Warnings, "warning"), fmt.Sprint(s.Exempted), notLoaded)
 	return w.Flush()
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // jsonStream writes one JSON document as it goes: the head, then each

@@ -24,7 +24,7 @@ type LabelRule struct {
 	Default string
 }
 
-// DefaultLabelRules is the documented mapping (see README.md):
+// DefaultLabelRules is the documented mapping (see docs/ship.md):
 //
 //	job     ← hy-home.job, else com.docker.compose.project, else
 //	          com.docker.stack.namespace (Swarm), else "docker"

@@ -143,7 +143,7 @@ func scrape(addr, name string) (float64, error) {
 
 // SIGKILL mid-stream, then restart: every line arrives, judged by sequence
 // number; Loki's exact duplicate suppression absorbs what was pushed twice,
-// and the test bounds it as the README says: only lines Loki had received
+// and the test bounds it as docs/ship.md says: only lines Loki had received
 // before the kill, each once more, and per stream exactly those after some
 // point (what followed the agent's last checkpoint).
 func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
@@ -185,7 +185,7 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 	ledger.checkNoForeign(t)
 	after := ledger.snapshot()
 	if err := repushedSuffix(atKill, after); err != nil {
-		t.Errorf("pushed twice beyond the README's bound: %v", err)
+		t.Errorf("pushed twice beyond docs/ship.md's bound: %v", err)
 	}
 	dups, extra := after.duplicates()
 	st := loki.Stats()

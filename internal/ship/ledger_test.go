@@ -195,7 +195,7 @@ func seqRanges(seqs []int) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// repushedSuffix checks the README's bound on what a crash pushes twice:
+// repushedSuffix checks docs/ship.md's bound on what a crash pushes twice:
 // only lines Loki had received before the crash (at), each at most once
 // more, and per stream exactly a suffix of what Loki had stored by then:
 // the agent pushes again what followed its last checkpoint, nothing

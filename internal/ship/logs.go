@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/hy-home/hyhome/internal/engine"
 )
 
 // Docker's log copier cuts lines longer than this into pieces, each sent
@@ -61,7 +63,7 @@ func (a *Agent) kick(_ context.Context, id string) {
 	}
 	t := a.tailers[id]
 	if t == nil {
-		t = &tailer{a: a, id: id, kick: make(chan struct{}, 1), log: a.log.With("component", "logs", "container_id", shortID(id))}
+		t = &tailer{a: a, id: id, kick: make(chan struct{}, 1), log: a.log.With("component", "logs", "container_id", engine.ShortID(id))}
 		a.tailers[id] = t
 	}
 	select {
@@ -74,13 +76,6 @@ func (a *Agent) kick(_ context.Context, id string) {
 		a.m.followed.Inc()
 		go t.run(a.srcCtx)
 	}
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // catchUpSlots bounds concurrent reads of stopped containers' logs, so

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/human"
 )
 
 // pusher reads the queue in order, batches entries, pushes them to Loki
@@ -206,7 +208,7 @@ func (p *pusher) deliverRange(ctx context.Context, entries []pushEntry, budget *
 	}
 	reason := DropRejectedPrefix + strconv.Itoa(pe.status)
 	p.m.dropped.WithLabelValues(reason).Add(float64(len(entries)))
-	p.log.Warn("Loki refused entries; dropping them", "status", pe.status, "entries", len(entries), "reason", reason, "answer", truncateString(pe.body, 512))
+	p.log.Warn("Loki refused entries; dropping them", "status", pe.status, "entries", len(entries), "reason", reason, "answer", human.Truncate(pe.body, 512))
 	return true
 }
 
@@ -309,11 +311,4 @@ func (p *pusher) status() (lastSuccess, failingFrom time.Time, lastErr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastSuccess, p.failingFrom, p.lastErr
-}
-
-func truncateString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hy-home/hyhome/internal/atomicfile"
 )
 
 // The on-disk queue is a directory of append-only segment files of
@@ -473,7 +475,7 @@ func (q *queue) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("encoding queue checkpoint: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(q.cfg.Dir, checkpointName), b); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(q.cfg.Dir, checkpointName), 0o600, b); err != nil {
 		q.markDirty()
 		return err
 	}
@@ -508,34 +510,6 @@ func (q *queue) markDirty() {
 	q.mu.Lock()
 	q.dirty = true
 	q.mu.Unlock()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	// Make the rename itself durable.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // queueStats is a snapshot for metrics and health.

@@ -11,6 +11,7 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,3 +107,22 @@ func FindCorpus() (string, error) {
 // other engineers' builds and tests) a healthy wait can take tens of
 // seconds, so only a hang trips it; speed is measured by the benchmarks.
 const Hang = 3 * time.Minute
+
+// Golden compares got with the golden file at path, or, with update (a
+// test's -update flag), rewrites the file with got.
+func Golden(t testing.TB, path string, got []byte, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s changed (go test -update rewrites it after review):\n%s", path, got)
+	}
+}

@@ -1,25 +1,18 @@
 package verify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
-	"github.com/prometheus/common/model"
-	yaml "go.yaml.in/yaml/v4"
 
-	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/verify/alertmanager"
+	"github.com/hy-home/hyhome/internal/verify/slack"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -45,143 +38,78 @@ import (
 // for it. So verify silences the canary's (unique) service name in
 // Alertmanager before removing it.
 
-// amAlert is an alert as Alertmanager's v2 API lists it.
-type amAlert struct {
-	Labels    map[string]string `json:"labels"`
-	StartsAt  time.Time         `json:"startsAt"`
-	EndsAt    time.Time         `json:"endsAt"`
-	Receivers []struct {
-		Name string `json:"name"`
-	} `json:"receivers"`
-	Status struct {
-		State       string   `json:"state"`
-		SilencedBy  []string `json:"silencedBy"`
-		InhibitedBy []string `json:"inhibitedBy"`
-	} `json:"status"`
+// AlertResult is the alert path's measurement.
+type AlertResult struct {
+	// Target is what was taken down: "canary" (verify's own infra canary,
+	// killed) or "service" (a running service of the stack, stopped).
+	Target       string `json:"target"`
+	Service      string `json:"service"`
+	Container    string `json:"container"`
+	Network      string `json:"network"`
+	Alertmanager string `json:"alertmanager"`
+	Prometheus   string `json:"prometheus"`
+	// Alertname is the alert that fired for the service.
+	Alertname string `json:"alertname,omitempty"`
+	// Receivers are where Alertmanager routed it; SlackReceivers those of
+	// them with slack_configs.
+	Receivers      []string `json:"receivers,omitempty"`
+	SlackReceivers []string `json:"slack_receivers,omitempty"`
+	// Each figure is seconds from the step that caused it; nil when it did
+	// not happen within the alert timeout.
+	ScrapedSeconds       *float64 `json:"scraped_seconds"`        // canary started → Prometheus scrapes it and remembers the service
+	FiringSeconds        *float64 `json:"firing_seconds"`         // canary killed → alert active in Alertmanager
+	SlackFiringSeconds   *float64 `json:"slack_firing_seconds"`   // canary killed → Slack webhook received the firing notification
+	ResolvedSeconds      *float64 `json:"resolved_seconds"`       // canary back → alert gone from Alertmanager
+	SlackResolvedSeconds *float64 `json:"slack_resolved_seconds"` // canary back → Slack webhook received the resolved notification
+	// SlackReceiver is the address verify listened on for the webhook.
+	SlackReceiver string `json:"slack_receiver,omitempty"`
+	SlackTitle    string `json:"slack_title,omitempty"`
+	// SilenceID silences the removed canary's service (its absence would
+	// otherwise page as HyHomeServiceMissing for days).
+	SilenceID string `json:"silence_id,omitempty"`
 }
 
-func (v *Verifier) amDo(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.cfg.AlertmanagerURL+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := v.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking Alertmanager %s %s: %w", method, strings.SplitN(path, "?", 2)[0], unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading Alertmanager's answer to %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("asking Alertmanager %s %s: it answered %s: %s", method, strings.SplitN(path, "?", 2)[0], resp.Status, truncate(strings.TrimSpace(string(data)), 200))
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decoding Alertmanager's answer to %s %s: %w", method, path, err)
-		}
-	}
-	return nil
-}
+// DetailKey is where a report's JSON holds the measurement.
+func (a *AlertResult) DetailKey() string { return "alert" }
 
-// serviceAlerts lists Alertmanager's alerts naming service (the watchdog,
-// which names none, is never among them).
-func (v *Verifier) serviceAlerts(ctx context.Context, service string) ([]amAlert, error) {
-	q := url.Values{"filter": {fmt.Sprintf("service=%q", service)}, "active": {"true"}, "silenced": {"true"}, "inhibited": {"true"}, "unprocessed": {"true"}}
-	var alerts []amAlert
-	if err := v.amDo(ctx, http.MethodGet, "/api/v2/alerts?"+q.Encode(), nil, &alerts); err != nil {
-		return nil, err
+// Describe lays out what was taken down and each step's time.
+func (a *AlertResult) Describe(d *report.Detail) {
+	started, down, back := "the canary started", "the canary was killed", "the canary came back"
+	if a.Target == alertTargetService {
+		d.Linef("the stack's service %s (container %s) stopped, then started again; Prometheus %s, Alertmanager %s", a.Service, a.Container, a.Prometheus, a.Alertmanager)
+		started, down, back = "verify began", "the service was stopped", "the service was started"
+	} else {
+		d.Linef("canary %s (service %s) on network %s; Prometheus %s, Alertmanager %s", a.Container, a.Service, a.Network, a.Prometheus, a.Alertmanager)
 	}
-	now := v.cfg.Clock.Now()
-	out := alerts[:0]
-	for _, a := range alerts {
-		// Resolved alerts may linger until Alertmanager's next GC.
-		if a.Labels["service"] != service || (!a.EndsAt.IsZero() && a.EndsAt.Before(now)) {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// slackReceivers returns the names of Alertmanager's receivers that have
-// slack_configs, from the configuration it runs (GET /api/v2/status).
-func (v *Verifier) slackReceivers(ctx context.Context) (map[string]bool, error) {
-	var st struct {
-		Config struct {
-			Original string `json:"original"`
-		} `json:"config"`
-	}
-	if err := v.amDo(ctx, http.MethodGet, "/api/v2/status", nil, &st); err != nil {
-		return nil, err
-	}
-	var cfg struct {
-		Receivers []struct {
-			Name         string `yaml:"name"`
-			SlackConfigs []any  `yaml:"slack_configs"`
-		} `yaml:"receivers"`
-	}
-	if err := yaml.Unmarshal([]byte(st.Config.Original), &cfg); err != nil {
-		return nil, fmt.Errorf("reading Alertmanager's configuration from /api/v2/status: %w", err)
-	}
-	out := map[string]bool{}
-	for _, r := range cfg.Receivers {
-		if len(r.SlackConfigs) > 0 {
-			out[r.Name] = true
+	step := func(name string, p *float64, from string) {
+		if p != nil {
+			d.Linef("%-22s %7.1f s after %s", name, *p, from)
+		} else {
+			d.Linef("%-22s %7s", name, "-")
 		}
 	}
-	return out, nil
-}
-
-// silence silences every alert naming service for cfg.Silence.
-func (v *Verifier) silence(ctx context.Context, service string) (string, error) {
-	now := v.cfg.Clock.Now().UTC()
-	body := map[string]any{
-		"matchers":  []map[string]any{{"name": "service", "value": service, "isRegex": false, "isEqual": true}},
-		"startsAt":  now.Format(time.RFC3339),
-		"endsAt":    now.Add(v.cfg.Silence).Format(time.RFC3339),
-		"createdBy": "hyhome verify",
-		"comment":   "hyhome verify's alert canary " + service + " was removed on purpose; the availability rules remember it for 7 days",
+	step("scraped and recorded", a.ScrapedSeconds, started)
+	step("alert firing", a.FiringSeconds, down)
+	if a.SlackReceiver != "" {
+		step("Slack: firing", a.SlackFiringSeconds, down)
 	}
-	var out struct {
-		SilenceID string `json:"silenceID"`
+	step("alert resolved", a.ResolvedSeconds, back)
+	if a.SlackReceiver != "" {
+		step("Slack: resolved", a.SlackResolvedSeconds, back)
 	}
-	if err := v.amDo(ctx, http.MethodPost, "/api/v2/silences", body, &out); err != nil {
-		return "", err
+	if a.Alertname != "" {
+		routed := fmt.Sprintf("alert %s, routed to %s", a.Alertname, strings.Join(a.Receivers, ", "))
+		if len(a.SlackReceivers) > 0 {
+			routed += fmt.Sprintf(" (Slack: %s)", strings.Join(a.SlackReceivers, ", "))
+		}
+		d.Linef("%s", routed)
 	}
-	return out.SilenceID, nil
-}
-
-// promValue runs an instant query; found is false for an empty result.
-func (v *Verifier) promValue(ctx context.Context, q string) (float64, bool, error) {
-	p, err := v.promAPI()
-	if err != nil {
-		return 0, false, err
+	if a.SlackTitle != "" {
+		d.Linef("Slack message: %s", a.SlackTitle)
 	}
-	val, _, _, err := p.Query(ctx, q, time.Time{})
-	if err != nil {
-		return 0, false, fmt.Errorf("querying Prometheus for %s: %w", q, err)
+	if a.SilenceID != "" {
+		d.Linef("the removed canary's service is silenced (silence %s)", a.SilenceID)
 	}
-	vec, ok := val.(model.Vector)
-	if !ok {
-		return 0, false, fmt.Errorf("querying Prometheus for %s: got a %s, want a vector", q, val.Type())
-	}
-	if len(vec) == 0 {
-		return 0, false, nil
-	}
-	return float64(vec[0].Value), true, nil
 }
 
 // poll calls fn every cfg.AlertPoll until it returns true or timeout
@@ -234,7 +162,7 @@ type alertTarget struct {
 // serviceTarget finds the running container of the stack's service
 // cfg.AlertService among the containers verify judges.
 func (v *Verifier) serviceTarget(ctx context.Context) (*alertTarget, error) {
-	f, err := audit.ParseFilters(v.cfg.Filters)
+	f, err := source.ParseFilters(v.cfg.Filters)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +181,7 @@ func (v *Verifier) serviceTarget(ctx context.Context) (*alertTarget, error) {
 	if tier := c.Labels[workload.LabelTier]; tier != "infra" {
 		return nil, fmt.Errorf("service %s has tier %q: the alert path is for %s=infra services", v.cfg.AlertService, tier, workload.LabelTier)
 	}
-	if c.Labels[swarmTaskLabel] != "" {
+	if c.Labels[source.LabelSwarmTaskID] != "" {
 		return nil, fmt.Errorf("service %s runs as a Swarm task, which its service replaces as soon as it stops: use the canary (no --alert-service)", v.cfg.AlertService)
 	}
 	name := c.ID
@@ -274,32 +202,31 @@ func (v *Verifier) serviceTarget(ctx context.Context) (*alertTarget, error) {
 	return t, nil
 }
 
-// swarmTaskLabel is set by the engine on a Swarm task's container.
-const swarmTaskLabel = "com.docker.swarm.task.id"
-
 // checkAlerting runs the alert path.
-func (v *Verifier) checkAlerting(ctx context.Context) *Result {
-	r := newResult(CheckAlerting)
+func (v *Verifier) checkAlerting(ctx context.Context, r *report.CheckResult) {
 	a := &AlertResult{Alertmanager: redactURL(v.cfg.AlertmanagerURL), Prometheus: redactURL(v.cfg.PrometheusURL)}
-	r.Alert = a
+	r.Detail = a
 
 	var tgt *alertTarget
 	var spec canarySpec
 	if v.cfg.AlertService != "" {
 		t, err := v.serviceTarget(ctx)
 		if err != nil {
-			return r.error("%v", err)
+			r.Error("%v", err)
+			return
 		}
 		tgt = t
 	} else {
 		if _, err := v.cfg.Engine.NetworkInspect(ctx, v.cfg.CanaryNetwork, client.NetworkInspectOptions{}); err != nil {
 			if cerrdefs.IsNotFound(err) {
-				return r.error("network %s does not exist: the canary must join the network the stack's Prometheus scrapes (is the stack up? see --canary-network)", v.cfg.CanaryNetwork)
+				r.Error("network %s does not exist: the canary must join the network the stack's Prometheus scrapes (is the stack up? see --canary-network)", v.cfg.CanaryNetwork)
+				return
 			}
-			return r.error("inspecting network %s: %v", v.cfg.CanaryNetwork, err)
+			r.Error("inspecting network %s: %v", v.cfg.CanaryNetwork, err)
+			return
 		}
 		token := newToken()
-		spec = v.alertCanary(token)
+		spec = v.canaries.alertCanary(token)
 		tgt = &alertTarget{kind: alertTargetCanary, name: spec.name, service: alertService(token)}
 		a.Network = v.cfg.CanaryNetwork
 		// Down: the container dies, as a crashed service's does.
@@ -315,42 +242,46 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	svc := tgt.service
 	a.Target, a.Service, a.Container = tgt.kind, svc, tgt.name
 
-	slackNames, err := v.slackReceivers(ctx)
+	slackNames, err := v.am.SlackReceivers(ctx)
 	if err != nil {
-		return r.fail("Alertmanager at %s cannot be read: %v", a.Alertmanager, err)
+		r.Fail("Alertmanager at %s cannot be read: %v", a.Alertmanager, err)
+		return
 	}
-	if _, _, err := v.promValue(ctx, "vector(1)"); err != nil {
-		return r.fail("Prometheus at %s cannot be queried: %v", a.Prometheus, err)
+	if _, _, err := v.prom.value(ctx, "vector(1)"); err != nil {
+		r.Fail("Prometheus at %s cannot be queried: %v", a.Prometheus, err)
+		return
 	}
-	var slack *slackReceiver
+	var webhook *slack.Receiver
 	if v.cfg.SlackReceiverAddr != "" {
-		slack, err = startSlackReceiver(v.cfg.SlackReceiverAddr, v.cfg.Clock.Now, v.log)
+		webhook, err = slack.Listen(v.cfg.SlackReceiverAddr, v.cfg.Clock.Now, v.log)
 		if err != nil {
-			return r.error("%v", err)
+			r.Error("%v", err)
+			return
 		}
-		defer slack.close()
-		a.SlackReceiver = slack.addr
+		defer webhook.Close()
+		a.SlackReceiver = webhook.Addr()
 	}
 
 	if tgt.kind == alertTargetCanary {
-		id, err := v.startCanary(ctx, spec)
+		id, err := v.canaries.start(ctx, spec)
 		if err != nil {
-			return r.error("%v", err)
+			r.Error("%v", err)
+			return
 		}
 		tgt.id = id
 		defer func() {
 			// Silence first: once the canary is gone, its absence is an alert.
 			if v.cfg.Silence > 0 {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				sid, err := v.silence(sctx, svc)
+				sid, err := v.am.Silence(sctx, svc, v.cfg.Silence, "hyhome verify", "hyhome verify's alert canary "+svc+" was removed on purpose; the availability rules remember it for 7 days")
 				cancel()
 				if err != nil {
-					r.warn("could not silence %s after removing the canary: %v; it will page as missing until silenced: amtool silence add service=%s", svc, err, svc)
+					r.Warn("could not silence %s after removing the canary: %v; it will page as missing until silenced: amtool silence add service=%s", svc, err, svc)
 				} else {
 					a.SilenceID = sid
 				}
 			}
-			v.remove(ctx, id)
+			v.canaries.remove(ctx, id)
 		}()
 	} else {
 		// The stack's service is never left down: whatever ends the check
@@ -362,7 +293,7 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if err := tgt.up(sctx); err != nil {
-				r.warn("could not start %s (%s) again: %v; start it by hand: docker start %s", svc, tgt.name, err, tgt.name)
+				r.Warn("could not start %s (%s) again: %v; start it by hand: docker start %s", svc, tgt.name, err, tgt.name)
 			}
 		}()
 	}
@@ -371,34 +302,42 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	// 1. Scraped and remembered: without the record, its absence could
 	// not alert.
 	scrapedAt, err := v.poll(ctx, v.cfg.AlertTimeout, func() (bool, error) {
-		up, ok, err := v.promValue(ctx, fmt.Sprintf(`max(up{service=%q})`, svc))
+		up, ok, err := v.prom.value(ctx, fmt.Sprintf(`max(up{service=%q})`, svc))
 		if err != nil || !ok || up != 1 {
 			return false, err
 		}
-		_, ok, err = v.promValue(ctx, fmt.Sprintf(`count(hyhome:service_last_seen:timestamp_seconds{service=%q})`, svc))
+		_, ok, err = v.prom.value(ctx, fmt.Sprintf(`count(hyhome:service_last_seen:timestamp_seconds{service=%q})`, svc))
 		return ok, err
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return r.error("interrupted")
+			r.Error("interrupted")
+			return
 		}
 		if tgt.kind == alertTargetService {
-			return r.fail("Prometheus does not scrape service %s and record it: %v (are deploy/prometheus/rules loaded?)", svc, err)
+			r.Fail("Prometheus does not scrape service %s and record it: %v (are deploy/prometheus/rules loaded?)", svc, err)
+			return
 		}
-		return r.fail("Prometheus did not scrape the canary and record service %s: %v (does it discover containers on network %s, and are deploy/prometheus/rules loaded?)", svc, err, v.cfg.CanaryNetwork)
+		r.Fail("Prometheus did not scrape the canary and record service %s: %v (does it discover containers on network %s, and are deploy/prometheus/rules loaded?)", svc, err, v.cfg.CanaryNetwork)
+		return
 	}
 	a.ScrapedSeconds = since(started, scrapedAt)
 
-	// 2. Down.
+	// 2. Down. Only the webhook's messages from here on are this outage's.
+	var downMark, backMark slack.Mark
+	if webhook != nil {
+		downMark = webhook.Mark()
+	}
 	tgt.isStopped = true
 	if err := tgt.down(ctx); err != nil {
-		return r.error("taking %s down: %v", tgt.name, err)
+		r.Error("taking %s down: %v", tgt.name, err)
+		return
 	}
 	killedAt := v.cfg.Clock.Now()
-	var firing amAlert
+	var firing alertmanager.Alert
 	var suppressed string
 	firingAt, err := v.poll(ctx, v.cfg.AlertTimeout, func() (bool, error) {
-		alerts, err := v.serviceAlerts(ctx, svc)
+		alerts, err := v.am.Alerts(ctx, svc)
 		if err != nil {
 			return false, err
 		}
@@ -415,13 +354,15 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return r.error("interrupted")
+			r.Error("interrupted")
+			return
 		}
 		why := fmt.Sprintf("no alert naming %s became active in Alertmanager after %s went down: %v", svc, tgt.name, err)
 		if suppressed != "" {
 			why += "; " + suppressed
 		}
-		return r.fail("%s", why)
+		r.Fail("%s", why)
+		return
 	}
 	a.FiringSeconds = since(killedAt, firingAt)
 	a.Alertname = firing.Labels["alertname"]
@@ -435,42 +376,44 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	if len(a.SlackReceivers) == 0 {
 		failures = append(failures, fmt.Sprintf("%s is routed to %s, none of which has slack_configs: no Slack notification is sent", a.Alertname, orNone(a.Receivers)))
 	}
-	if slack != nil {
-		at, msg, err := slack.await(ctx, v.cfg.AlertTimeout-v.cfg.Clock.Now().Sub(killedAt), svc, "firing")
+	if webhook != nil {
+		msg, err := webhook.Await(ctx, v.cfg.AlertTimeout-v.cfg.Clock.Now().Sub(killedAt), downMark, svc, "firing")
 		if err != nil {
-			failures = append(failures, fmt.Sprintf("no firing Slack notification naming %s reached %s: %v", svc, slack.addr, err))
+			failures = append(failures, fmt.Sprintf("no firing Slack notification naming %s reached %s: %v", svc, webhook.Addr(), err))
 		} else {
-			a.SlackFiringSeconds = since(killedAt, at)
-			a.SlackTitle = msg.title
+			a.SlackFiringSeconds = since(killedAt, msg.At)
+			a.SlackTitle = msg.Title
 		}
+		backMark = webhook.Mark()
 	}
 
 	// 3. Back: the same container starts again and is rediscovered.
 	if err := tgt.up(ctx); err != nil {
-		r.warn("starting %s again to watch the alert resolve: %v", tgt.name, err)
+		r.Warn("starting %s again to watch the alert resolve: %v", tgt.name, err)
 	} else {
 		tgt.isStopped = false
 		backAt := v.cfg.Clock.Now()
 		resolvedAt, err := v.poll(ctx, v.cfg.AlertTimeout, func() (bool, error) {
-			alerts, err := v.serviceAlerts(ctx, svc)
+			alerts, err := v.am.Alerts(ctx, svc)
 			return err == nil && len(alerts) == 0, err
 		})
 		if err != nil {
-			r.warn("the alert for %s did not resolve after %s came back: %v", svc, tgt.name, err)
+			r.Warn("the alert for %s did not resolve after %s came back: %v", svc, tgt.name, err)
 		} else {
 			a.ResolvedSeconds = since(backAt, resolvedAt)
 		}
-		if slack != nil && err == nil {
-			at, _, err := slack.await(ctx, v.cfg.AlertTimeout-v.cfg.Clock.Now().Sub(backAt), svc, "resolved")
+		if webhook != nil && err == nil {
+			msg, err := webhook.Await(ctx, v.cfg.AlertTimeout-v.cfg.Clock.Now().Sub(backAt), backMark, svc, "resolved")
 			if err != nil {
-				r.warn("no resolved Slack notification naming %s: %v", svc, err)
+				r.Warn("no resolved Slack notification naming %s: %v", svc, err)
 			} else {
-				a.SlackResolvedSeconds = since(backAt, at)
+				a.SlackResolvedSeconds = since(backAt, msg.At)
 			}
 		}
 	}
 	if ctx.Err() != nil {
-		return r.error("interrupted")
+		r.Error("interrupted")
+		return
 	}
 
 	downWhat := "the canary was killed"
@@ -479,7 +422,8 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	}
 	what := fmt.Sprintf("%s for %s active in Alertmanager %.1f s after %s", a.Alertname, svc, *a.FiringSeconds, downWhat)
 	if len(failures) > 0 {
-		return r.fail("%s, but %s", what, strings.Join(failures, "; "))
+		r.Fail("%s, but %s", what, strings.Join(failures, "; "))
+		return
 	}
 	what += ", routed to Slack (" + strings.Join(a.SlackReceivers, ", ") + ")"
 	if a.SlackFiringSeconds != nil {
@@ -488,8 +432,7 @@ func (v *Verifier) checkAlerting(ctx context.Context) *Result {
 	if a.ResolvedSeconds != nil {
 		what += fmt.Sprintf("; resolved %.1f s after it came back", *a.ResolvedSeconds)
 	}
-	r.Status, r.Summary = StatusPass, what
-	return r
+	r.Pass("%s", what)
 }
 
 func orNone(xs []string) string {
@@ -497,109 +440,4 @@ func orNone(xs []string) string {
 		return "no receiver"
 	}
 	return strings.Join(xs, ", ")
-}
-
-// --- the Slack side ------------------------------------------------------------
-
-// slackMsg is one webhook post, as Alertmanager's Slack integration sends it.
-type slackMsg struct {
-	at     time.Time
-	title  string
-	all    string // every text field, for matching
-	status string // firing or resolved
-}
-
-// slackReceiver stands in for Slack's incoming webhook: Alertmanager's
-// api_url (or api_url_file) points at it for a verification run.
-type slackReceiver struct {
-	addr string
-	srv  *http.Server
-	now  func() time.Time
-
-	mu     sync.Mutex
-	msgs   []slackMsg
-	notify chan struct{}
-}
-
-func startSlackReceiver(addr string, now func() time.Time, log interface{ Debug(string, ...any) }) (*slackReceiver, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening for the Slack webhook on %s: %w", addr, err)
-	}
-	s := &slackReceiver{addr: ln.Addr().String(), now: now, notify: make(chan struct{}, 1)}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
-	log.Debug("Slack webhook receiver listening", "addr", s.addr)
-	return s, nil
-}
-
-func (s *slackReceiver) close() { _ = s.srv.Close() }
-
-func (s *slackReceiver) handle(w http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost {
-		http.Error(w, "invalid_request", http.StatusMethodNotAllowed)
-		return
-	}
-	var p struct {
-		Text        string `json:"text"`
-		Attachments []struct {
-			Title    string `json:"title"`
-			Text     string `json:"text"`
-			Fallback string `json:"fallback"`
-			Pretext  string `json:"pretext"`
-		} `json:"attachments"`
-	}
-	if err := json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&p); err != nil {
-		// What Slack answers to a body it cannot read.
-		http.Error(w, "invalid_payload", http.StatusBadRequest)
-		return
-	}
-	m := slackMsg{at: s.now(), all: p.Text}
-	for _, a := range p.Attachments {
-		if m.title == "" {
-			m.title = a.Title
-		}
-		m.all += "\n" + a.Title + "\n" + a.Text + "\n" + a.Fallback + "\n" + a.Pretext
-	}
-	if m.title == "" {
-		m.title, _, _ = strings.Cut(strings.TrimSpace(p.Text), "\n")
-	}
-	// Alertmanager's default title, and the stack's, start with the
-	// group's status: [FIRING:n] or [RESOLVED].
-	m.status = "firing"
-	if strings.Contains(strings.ToUpper(m.title), "RESOLVED") {
-		m.status = "resolved"
-	}
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-	_, _ = io.WriteString(w, "ok")
-}
-
-// await returns the first message with status that names service.
-func (s *slackReceiver) await(ctx context.Context, timeout time.Duration, service, status string) (time.Time, slackMsg, error) {
-	deadline := time.NewTimer(max(timeout, 0))
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		for _, m := range s.msgs {
-			if m.status == status && strings.Contains(m.all, service) {
-				s.mu.Unlock()
-				return m.at, m, nil
-			}
-		}
-		n := len(s.msgs)
-		s.mu.Unlock()
-		select {
-		case <-s.notify:
-		case <-deadline.C:
-			return time.Time{}, slackMsg{}, fmt.Errorf("none within %s (%d other message(s) received)", timeout.Round(time.Second), n)
-		case <-ctx.Done():
-			return time.Time{}, slackMsg{}, ctx.Err()
-		}
-	}
 }

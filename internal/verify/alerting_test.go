@@ -14,6 +14,7 @@ import (
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/report"
 )
 
 // testNetwork creates a bridge network for the test, removed at cleanup.
@@ -59,9 +60,9 @@ func TestAlertingEndToEnd(t *testing.T) {
 	cfg.AlertTimeout = time.Minute
 	cfg.AlertPoll = 250 * time.Millisecond
 
-	r := check(t, run(t, cfg), CheckAlerting)
-	wantStatus(t, r, StatusPass)
-	a := r.Alert
+	r := checkOf(t, run(t, cfg), CheckAlerting)
+	wantStatus(t, r, report.CheckPass)
+	a := detail[*AlertResult](t, r)
 	if a.Alertname != "HyHomeServiceMissing" && a.Alertname != "HyHomeServiceDown" {
 		t.Errorf("alert %q: want one of the availability alerts", a.Alertname)
 	}
@@ -107,10 +108,10 @@ func TestAlertingEndToEnd(t *testing.T) {
 	cfg.CanaryNetwork = other
 	cfg.AlertTimeout = 6 * time.Second
 	cfg.SlackReceiverAddr = ""
-	r = check(t, run(t, cfg), CheckAlerting)
-	wantStatus(t, r, StatusFail)
-	if !strings.Contains(r.Summary, "did not scrape the canary") || !strings.Contains(r.Summary, other) || r.Alert.SilenceID == "" {
-		t.Errorf("%s (silence %q)", r.Summary, r.Alert.SilenceID)
+	r = checkOf(t, run(t, cfg), CheckAlerting)
+	wantStatus(t, r, report.CheckFail)
+	if a := detail[*AlertResult](t, r); !strings.Contains(r.Summary, "did not scrape the canary") || !strings.Contains(r.Summary, other) || a.SilenceID == "" {
+		t.Errorf("%s (silence %q)", r.Summary, a.SilenceID)
 	}
 }
 
@@ -163,9 +164,9 @@ func TestAlertingStackService(t *testing.T) {
 	cfg.AlertTimeout = time.Minute
 	cfg.AlertPoll = 250 * time.Millisecond
 
-	r := check(t, run(t, cfg), CheckAlerting)
-	wantStatus(t, r, StatusPass)
-	a := r.Alert
+	r := checkOf(t, run(t, cfg), CheckAlerting)
+	wantStatus(t, r, report.CheckPass)
+	a := detail[*AlertResult](t, r)
 	if a.Target != alertTargetService || a.Service != svc || a.Container != name || a.SilenceID != "" {
 		t.Errorf("target %q service %q container %q silence %q", a.Target, a.Service, a.Container, a.SilenceID)
 	}
@@ -192,8 +193,8 @@ func TestAlertingStackService(t *testing.T) {
 		{"app-" + scope, `has tier "app": the alert path is for hy-home.tier=infra services`},
 	} {
 		cfg.AlertService = tc.service
-		r := check(t, run(t, cfg), CheckAlerting)
-		wantStatus(t, r, StatusError)
+		r := checkOf(t, run(t, cfg), CheckAlerting)
+		wantStatus(t, r, report.CheckError)
 		if !strings.Contains(r.Summary, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.service, r.Summary, tc.want)
 		}

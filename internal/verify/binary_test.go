@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/testenv"
 )
 
@@ -47,7 +48,13 @@ func TestBinaryVerifyJSONReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep Report
+	var rep struct {
+		Engine report.CheckEngine
+		Checks []struct {
+			ID, Status, Summary string
+			Latency             *LatencyResult
+		}
+	}
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatalf("%v:\n%s", err, data)
 	}
@@ -55,7 +62,7 @@ func TestBinaryVerifyJSONReport(t *testing.T) {
 		t.Fatalf("checks: %s", data)
 	}
 	for _, c := range rep.Checks {
-		if c.Status != StatusPass {
+		if c.Status != string(report.CheckPass) {
 			t.Errorf("%s %s: %s", c.ID, c.Status, c.Summary)
 		}
 	}

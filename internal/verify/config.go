@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/hy-home/hyhome/internal/version"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -14,69 +13,17 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/hy-home/hyhome/internal/audit"
 	"github.com/hy-home/hyhome/internal/clock"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/version"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// Check IDs, in the order Run executes them. The order matters: NFR-RES-01
-// measures idle memory before the canaries and the load disturb it, and the
-// alert path runs last because it takes minutes and briefly adds an infra
-// service of its own.
-const (
-	CheckACSpec01 = "AC-SPEC-01"
-	CheckNFRRes01 = "NFR-RES-01"
-	CheckACSpec02 = "AC-SPEC-02"
-	CheckNFRObs01 = "NFR-OBS-01"
-	CheckACSpec03 = "AC-SPEC-03"
-	CheckAlerting = "ALERTING"
-)
-
-// Checks lists every check in run order.
-var Checks = []string{CheckACSpec01, CheckNFRRes01, CheckACSpec02, CheckNFRObs01, CheckACSpec03, CheckAlerting}
-
-// ParseChecks reads a comma-separated list of check IDs (any case; "all" is
-// every check) and returns them in run order without duplicates.
-func ParseChecks(s string) ([]string, error) {
-	want := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if strings.EqualFold(part, "all") {
-			for _, c := range Checks {
-				want[c] = true
-			}
-			continue
-		}
-		known := false
-		for _, c := range Checks {
-			if strings.EqualFold(c, part) {
-				want[c], known = true, true
-			}
-		}
-		if !known {
-			return nil, fmt.Errorf("unknown check %q (want one of %s, or all)", part, strings.Join(Checks, ", "))
-		}
-	}
-	if len(want) == 0 {
-		return nil, errors.New("no check named")
-	}
-	var out []string
-	for _, c := range Checks {
-		if want[c] {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // Engine is the subset of the Docker Engine API client verify uses: what the
-// audit reads, plus creating, running and removing canaries and reading
+// engine source reads, plus creating, running and removing canaries and reading
 // their logs, stats and events. The real *client.Client satisfies it.
 type Engine interface {
-	audit.Engine
+	source.Engine
 	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
 	ContainerStart(ctx context.Context, id string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
 	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
@@ -97,7 +44,7 @@ const (
 )
 
 // Defaults. Each is documented where its flag is (internal/cli/verify.go
-// and README.md (hyhome verify)).
+// and docs/verify.md).
 const (
 	DefaultCanaryImage    = "hyhome:" + version.Release
 	DefaultCanaryNetwork  = "infra_net"
@@ -253,41 +200,6 @@ type Config struct {
 	Clock clock.Clock
 }
 
-// missing says why a check cannot run with this configuration ("" when it
-// can): a check whose inputs were not given is skipped with this reason.
-func (cfg *Config) missing(check string) string {
-	switch check {
-	case CheckACSpec02, CheckNFRObs01:
-		if cfg.LokiURL == "" {
-			return "no Loki URL (--loki-url): the canary's logs cannot be looked for"
-		}
-	case CheckAlerting:
-		var miss []string
-		if cfg.AlertmanagerURL == "" {
-			miss = append(miss, "no Alertmanager URL (--alertmanager-url)")
-		}
-		if cfg.PrometheusURL == "" {
-			miss = append(miss, "no Prometheus URL (--prometheus-url), needed to know the canary is scraped before it is taken down")
-		}
-		if len(miss) > 0 {
-			return strings.Join(miss, "; ")
-		}
-	}
-	return ""
-}
-
-// Missing returns, for each check in checks that cannot run with cfg, why.
-// The CLI refuses explicitly named checks that would be skipped.
-func (cfg Config) Missing(checks []string) map[string]string {
-	out := map[string]string{}
-	for _, c := range checks {
-		if m := cfg.missing(c); m != "" {
-			out[c] = m
-		}
-	}
-	return out
-}
-
 // Validate reports what is wrong with cfg apart from the engine client, so
 // that a command can refuse bad settings before it connects.
 func (cfg Config) Validate() error {
@@ -315,7 +227,7 @@ func (cfg Config) withDefaults() (Config, error) {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := audit.ParseFilters(cfg.Filters); err != nil {
+	if _, err := source.ParseFilters(cfg.Filters); err != nil {
 		errs = append(errs, err)
 	}
 	for name, u := range map[string]*string{"Loki": &cfg.LokiURL, "Prometheus": &cfg.PrometheusURL, "Alertmanager": &cfg.AlertmanagerURL, "gateway": &cfg.GatewayURL} {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/report"
 )
 
 // fakeGateway stands for Traefik and its log shipping: a TLS server that, for
@@ -71,10 +73,10 @@ func TestObservabilityGatewayAccessLog(t *testing.T) {
 		cfg.GatewayHost = "example.com" // in httptest's certificate
 		cfg.GatewayRootCAs = gw.roots()
 		rep := run(t, cfg)
-		ac := check(t, rep, CheckACSpec02)
-		wantStatus(t, ac, StatusPass)
-		wantStatus(t, check(t, rep, CheckNFRObs01), StatusPass)
-		l := ac.Latency
+		ac := checkOf(t, rep, CheckACSpec02)
+		wantStatus(t, ac, report.CheckPass)
+		wantStatus(t, checkOf(t, rep, CheckNFRObs01), report.CheckPass)
+		l := detail[*LatencyResult](t, ac)
 		if l.Gateway != gw.srv.URL || l.GatewayLog.N != 2 {
 			t.Errorf("gateway %q, access log distribution %+v", l.Gateway, l.GatewayLog)
 		}
@@ -106,9 +108,9 @@ func TestObservabilityGatewayAccessLog(t *testing.T) {
 		cfg.GatewayURL = gw.srv.URL
 		cfg.GatewayHost = "example.com"
 		cfg.GatewayRootCAs = gw.roots()
-		ac := check(t, run(t, cfg), CheckACSpec02)
-		wantStatus(t, ac, StatusFail)
-		tr := ac.Latency.Trials[0]
+		ac := checkOf(t, run(t, cfg), CheckACSpec02)
+		wantStatus(t, ac, report.CheckFail)
+		tr := detail[*LatencyResult](t, ac).Trials[0]
 		if tr.LogSeconds == nil || tr.DieSeconds == nil || tr.GatewaySeconds != nil || !strings.Contains(tr.Error, "no gateway access log of the request (answered 401)") {
 			t.Errorf("trial %+v", tr)
 		}
@@ -122,9 +124,9 @@ func TestObservabilityGatewayAccessLog(t *testing.T) {
 		cfg.Trials = 1
 		cfg.TrialTimeout = 6 * time.Second
 		cfg.GatewayURL = gw.srv.URL // system roots: httptest's certificate is not trusted
-		ac := check(t, run(t, cfg), CheckACSpec02)
-		wantStatus(t, ac, StatusFail)
-		if tr := ac.Latency.Trials[0]; !strings.Contains(tr.Error, "the request failed") || !strings.Contains(tr.Error, "certificate") {
+		ac := checkOf(t, run(t, cfg), CheckACSpec02)
+		wantStatus(t, ac, report.CheckFail)
+		if tr := detail[*LatencyResult](t, ac).Trials[0]; !strings.Contains(tr.Error, "the request failed") || !strings.Contains(tr.Error, "certificate") {
 			t.Errorf("trial error %q", tr.Error)
 		}
 	})

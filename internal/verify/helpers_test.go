@@ -16,6 +16,7 @@ import (
 	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/lokitest"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/ship"
 	"github.com/hy-home/hyhome/internal/testenv"
 )
@@ -88,7 +89,7 @@ func testConfig(t *testing.T, scope string) Config {
 
 // run runs a Verifier and fails the test when it cannot run at all; it also
 // checks that no canary of the run is left on the engine.
-func run(t *testing.T, cfg Config) *Report {
+func run(t *testing.T, cfg Config) *report.CheckReport {
 	t.Helper()
 	v, err := New(cfg)
 	if err != nil {
@@ -101,9 +102,9 @@ func run(t *testing.T, cfg Config) *Report {
 		t.Fatalf("verify: %v", err)
 	}
 	var text strings.Builder
-	_ = Formats["text"](&text, rep)
+	_ = report.WriteChecks(&text, "text", rep)
 	t.Logf("report:\n%s", text.String())
-	assertNoCanaries(t, v.runID)
+	assertNoCanaries(t, v.canaries.runID)
 	return rep
 }
 
@@ -121,7 +122,7 @@ func assertNoCanaries(t *testing.T, runID string) {
 	}
 }
 
-func check(t *testing.T, rep *Report, id string) *Result {
+func checkOf(t *testing.T, rep *report.CheckReport, id string) *report.CheckResult {
 	t.Helper()
 	for _, c := range rep.Checks {
 		if c.ID == id {
@@ -132,7 +133,17 @@ func check(t *testing.T, rep *Report, id string) *Result {
 	return nil
 }
 
-func wantStatus(t *testing.T, r *Result, want Status) {
+// detail is r's figures, which must be a T.
+func detail[T report.CheckDetail](t *testing.T, r *report.CheckResult) T {
+	t.Helper()
+	d, ok := r.Detail.(T)
+	if !ok {
+		t.Fatalf("%s: figures %T, want %T", r.ID, r.Detail, *new(T))
+	}
+	return d
+}
+
+func wantStatus(t *testing.T, r *report.CheckResult, want report.CheckStatus) {
 	t.Helper()
 	if r.Status != want {
 		t.Errorf("%s: %s (%s), want %s", r.ID, r.Status, r.Summary, want)

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +14,8 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/hy-home/hyhome/internal/report"
 )
 
 // AC-SPEC-02 and NFR-OBS-01, measured with crash canaries.
@@ -45,75 +44,125 @@ func lokiQueryFor(token string) string { return lokiSelector + ` |= "` + token +
 // the token in the container's name was already matched by the query.
 func dieEventLine(line string) bool { return strings.Contains(line, "action=die") }
 
-type lokiEntry struct {
-	ts     time.Time
-	line   string
-	labels map[string]string
+// Distribution summarises latencies in seconds. Percentiles are nearest-rank:
+// with five trials p95 is the slowest one, never an interpolation below it.
+type Distribution struct {
+	N    int     `json:"n"`
+	Min  float64 `json:"min_seconds"`
+	P50  float64 `json:"p50_seconds"`
+	P95  float64 `json:"p95_seconds"`
+	Max  float64 `json:"max_seconds"`
+	Mean float64 `json:"mean_seconds"`
 }
 
-// lokiQuery runs query_range and returns the entries, oldest first.
-func (v *Verifier) lokiQuery(ctx context.Context, query string, start, end time.Time, limit int) ([]lokiEntry, error) {
-	q := url.Values{
-		"query":     {query},
-		"start":     {strconv.FormatInt(start.UnixNano(), 10)},
-		"end":       {strconv.FormatInt(end.UnixNano(), 10)},
-		"limit":     {strconv.Itoa(limit)},
-		"direction": {"forward"},
+// Trial is one crash canary.
+type Trial struct {
+	N         int    `json:"n"`
+	Token     string `json:"token"`
+	Container string `json:"container"`
+	// LineAt and DiedAt are the engine's timestamps of the log line and of
+	// the die event, on verify's clock.
+	LineAt time.Time `json:"line_at,omitzero"`
+	DiedAt time.Time `json:"died_at,omitzero"`
+	// LogSeconds and DieSeconds are from the event to the first Loki answer
+	// that contained it; nil when it was not found within the trial timeout.
+	LogSeconds *float64 `json:"log_seconds"`
+	DieSeconds *float64 `json:"die_seconds"`
+	// Gateway is true when the trial also sent a request through the
+	// gateway (Config.GatewayURL); GatewayStatus is the status it answered
+	// (0 when it could not be sent) and GatewaySeconds the time from sending
+	// it to the first Loki answer containing the gateway's access log line
+	// of it (nil when not found).
+	Gateway        bool     `json:"gateway,omitempty"`
+	GatewayStatus  int      `json:"gateway_status,omitempty"`
+	GatewaySeconds *float64 `json:"gateway_seconds,omitempty"`
+	// Queries is how many query_range requests the trial made.
+	Queries int    `json:"queries"`
+	Error   string `json:"error,omitempty"`
+}
+
+// worst is the trial's latency for the verdicts: its slowest item, or nil
+// when any was never found.
+func (t *Trial) worst() *float64 {
+	if t.LogSeconds == nil || t.DieSeconds == nil || (t.Gateway && t.GatewaySeconds == nil) {
+		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.LokiURL+"/loki/api/v1/query_range?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
+	w := max(*t.LogSeconds, *t.DieSeconds)
+	if t.Gateway {
+		w = max(w, *t.GatewaySeconds)
 	}
-	resp, err := v.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query_range: %w", unwrapURL(err))
+	return &w
+}
+
+// LatencyResult is the trials AC-SPEC-02 and NFR-OBS-01 share.
+type LatencyResult struct {
+	Loki                string  `json:"loki"`
+	Query               string  `json:"query"`
+	PollIntervalSeconds float64 `json:"poll_interval_seconds"`
+	TimeoutSeconds      float64 `json:"trial_timeout_seconds"`
+	Trials              []Trial `json:"trials"`
+	// Gateway is the URL the trials' gateway requests went to ("" when none).
+	Gateway    string       `json:"gateway,omitempty"`
+	Log        Distribution `json:"log_line"`
+	Die        Distribution `json:"die_event"`
+	GatewayLog Distribution `json:"gateway_access_log,omitzero"`
+	Worst      Distribution `json:"worst"`
+	// Error is set when no trial could be run at all.
+	Error string `json:"error,omitempty"`
+	// Status is the trials' ERROR when they could not run (for both checks).
+	errored bool
+}
+
+// DetailKey is where a report's JSON holds the trials.
+func (l *LatencyResult) DetailKey() string { return "latency" }
+
+// ShownAbove stands for the trials at the second check that judges them.
+func (l *LatencyResult) ShownAbove() string { return "trials above" }
+
+// Describe lays out the query, each trial and the distributions.
+func (l *LatencyResult) Describe(d *report.Detail) {
+	d.Linef("query_range %s on %s, every %s, up to %s per trial", l.Query, l.Loki, durHuman(l.PollIntervalSeconds), durHuman(l.TimeoutSeconds))
+	if len(l.Trials) == 0 {
+		return // the summary says why
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("query_range: reading the answer: %w", err)
+	if l.Error != "" {
+		d.Linef("stopped: %s", l.Error)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("query_range: it answered %s: %s", resp.Status, truncate(strings.TrimSpace(string(body)), 200))
+	if l.Gateway != "" {
+		d.Linef("and each trial's request through the gateway %s%s<token>, its access log line timed from the request", l.Gateway, gatewayPathPrefix)
 	}
-	var doc struct {
-		Status string `json:"status"`
-		Data   struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Stream map[string]string   `json:"stream"`
-				Values [][]json.RawMessage `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
+	rows := [][]string{{"trial", "canary", "log line", "die event", "queries", ""}}
+	if l.Gateway != "" {
+		rows[0] = []string{"trial", "canary", "log line", "die event", "access log", "status", "queries", ""}
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("query_range: decoding the answer: %w", err)
+	for _, t := range l.Trials {
+		if l.Gateway != "" {
+			rows = append(rows, []string{fmt.Sprint(t.N), t.Container, secs(t.LogSeconds), secs(t.DieSeconds), secs(t.GatewaySeconds), fmt.Sprint(t.GatewayStatus), fmt.Sprint(t.Queries), t.Error})
+			continue
+		}
+		rows = append(rows, []string{fmt.Sprint(t.N), t.Container, secs(t.LogSeconds), secs(t.DieSeconds), fmt.Sprint(t.Queries), t.Error})
 	}
-	if doc.Status != "success" || doc.Data.ResultType != "streams" {
-		return nil, fmt.Errorf("query_range: status %q, result type %q: want success, streams", doc.Status, doc.Data.ResultType)
-	}
-	var out []lokiEntry
-	for _, st := range doc.Data.Result {
-		for _, val := range st.Values {
-			// [ts, line] or, with categorised labels, [ts, line, metadata].
-			if len(val) < 2 {
-				return nil, fmt.Errorf("query_range: a value with %d elements", len(val))
-			}
-			var tsStr, line string
-			if err := json.Unmarshal(val[0], &tsStr); err != nil {
-				return nil, fmt.Errorf("query_range: a bad timestamp %s: %w", val[0], err)
-			}
-			if err := json.Unmarshal(val[1], &line); err != nil {
-				return nil, fmt.Errorf("query_range: a bad line: %w", err)
-			}
-			ns, err := strconv.ParseInt(tsStr, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("query_range: a bad timestamp %q: %w", tsStr, err)
-			}
-			out = append(out, lokiEntry{ts: time.Unix(0, ns), line: line, labels: st.Stream})
+	d.Table(rows)
+	dist := func(name string, x Distribution) {
+		if x.N > 0 {
+			d.Linef("%-10s p50 %.3f s  p95 %.3f s  max %.3f s  (min %.3f s, mean %.3f s, n=%d)", name, x.P50, x.P95, x.Max, x.Min, x.Mean, x.N)
 		}
 	}
-	return out, nil
+	dist("log line", l.Log)
+	dist("die event", l.Die)
+	dist("access log", l.GatewayLog)
+	dist("worst", l.Worst)
+}
+
+func secs(p *float64) string {
+	if p == nil {
+		return "not found"
+	}
+	return fmt.Sprintf("%.3f s", *p)
+}
+
+func durHuman(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
 // runTrials runs the crash canaries one after another.
@@ -128,7 +177,7 @@ func (v *Verifier) runTrials(ctx context.Context) *LatencyResult {
 	// One query first: an unreachable Loki or refused credentials is one
 	// clear reason, not five timeouts.
 	now := v.engineNow()
-	if _, err := v.lokiQuery(ctx, lokiSelector, now.Add(-time.Minute), now, 1); err != nil {
+	if _, err := v.loki.QueryRange(ctx, lokiSelector, now.Add(-time.Minute), now, 1); err != nil {
 		res.Error = fmt.Sprintf("Loki at %s cannot be queried: %v", res.Loki, err)
 		return res
 	}
@@ -168,15 +217,12 @@ func fmtPtr(p *float64) string {
 	return strconv.FormatFloat(*p, 'f', 3, 64)
 }
 
-// engineNow is the engine's current time as far as verify can tell.
-func (v *Verifier) engineNow() time.Time { return v.cfg.Clock.Now().Add(v.engine.clock.offset) }
-
 // trial runs one crash canary. An error means the canary could not be run
 // (the remaining trials would fail the same way); what Loki did or did not
 // return is the trial's result, not an error.
 func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 	token := newToken()
-	spec := v.crashCanary(token)
+	spec := v.canaries.crashCanary(token)
 	t := Trial{N: n, Token: token, Container: spec.name}
 
 	// Subscribe to the canary's die event before it exists. `since` makes
@@ -210,11 +256,11 @@ func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 		}
 	}()
 
-	id, err := v.startCanary(ctx, spec)
+	id, err := v.canaries.start(ctx, spec)
 	if err != nil {
 		return t, err
 	}
-	defer v.remove(ctx, id)
+	defer v.canaries.remove(ctx, id)
 	started := v.cfg.Clock.Now()
 	deadline := started.Add(v.cfg.TrialTimeout)
 
@@ -236,20 +282,20 @@ func (v *Verifier) trial(ctx context.Context, n int) (Trial, error) {
 		// The window is generous on both sides: entries carry the engine's
 		// timestamps, which need not agree with this clock.
 		en := v.engineNow()
-		entries, err := v.lokiQuery(ctx, query, en.Add(-5*time.Minute), en.Add(5*time.Minute), 100)
+		entries, err := v.loki.QueryRange(ctx, query, en.Add(-5*time.Minute), en.Add(5*time.Minute), 100)
 		recv := v.cfg.Clock.Now()
 		t.Queries++
 		if err != nil {
 			lastErr = err
 		}
 		for _, e := range entries {
-			if logFound.IsZero() && hasCanaryLine(e.line, token) {
+			if logFound.IsZero() && hasCanaryLine(e.Line, token) {
 				logFound = recv
 			}
-			if dieFound.IsZero() && dieEventLine(e.line) {
+			if dieFound.IsZero() && dieEventLine(e.Line) {
 				dieFound = recv
 			}
-			if t.Gateway && gwFound.IsZero() && hasGatewayLine(e.line, token) {
+			if t.Gateway && gwFound.IsZero() && hasGatewayLine(e.Line, token) {
 				gwFound = recv
 			}
 		}
@@ -366,21 +412,29 @@ func (v *Verifier) lineTimestamp(ctx context.Context, id, token string) (time.Ti
 	return time.Time{}, errors.New("the canary's log has no token line (did the canary image run `hyhome canary`?)")
 }
 
-// latencyVerdict judges the shared trials for AC-SPEC-02 (5 s) or
-// NFR-OBS-01 (2 s). A trial counts at its slower item: the log line and the
-// die event must both be found within the bound.
-func latencyVerdict(id string, l *LatencyResult) *Result {
-	r := newResult(id)
-	r.Latency = l
-	bound := ACSpec02Bound
-	if id == CheckNFRObs01 {
-		bound = NFRObs01Bound
+// latencyCheck is AC-SPEC-02 (bound 5 s) or NFR-OBS-01 (2 s): the first of
+// them runs the trials, both judge them.
+func latencyCheck(bound time.Duration) func(*Verifier, context.Context, *report.CheckResult) {
+	return func(v *Verifier, ctx context.Context, res *report.CheckResult) {
+		if v.trials == nil {
+			v.trials = v.runTrials(ctx)
+		}
+		latencyVerdict(res, v.trials, bound)
 	}
+}
+
+// latencyVerdict judges the shared trials against bound. A trial counts at
+// its slower item: the log line and the die event must both be found within
+// the bound.
+func latencyVerdict(r *report.CheckResult, l *LatencyResult, bound time.Duration) {
+	r.Detail = l
 	if l.errored {
-		return r.error("%s", l.Error)
+		r.Error("%s", l.Error)
+		return
 	}
 	if len(l.Trials) == 0 {
-		return r.fail("%s", l.Error)
+		r.Fail("%s", l.Error)
+		return
 	}
 	var over, lost []string
 	for _, t := range l.Trials {
@@ -399,30 +453,20 @@ func latencyVerdict(id string, l *LatencyResult) *Result {
 	n := len(l.Trials)
 	switch {
 	case len(lost) > 0:
-		return r.fail("%d of %d trial(s) not found in Loki: %s%s", len(lost), n, strings.Join(lost, "; "), figures)
+		r.Fail("%d of %d trial(s) not found in Loki: %s%s", len(lost), n, strings.Join(lost, "; "), figures)
+		return
 	case len(over) > 0:
-		return r.fail("%d of %d trial(s) at or over %s: %s%s", len(over), n, bound, strings.Join(over, ", "), figures)
+		r.Fail("%d of %d trial(s) at or over %s: %s%s", len(over), n, bound, strings.Join(over, ", "), figures)
+		return
 	}
 	items := "log line and die event"
 	if l.Gateway != "" {
 		items = "log line, die event and gateway access log"
 	}
-	r.Status = StatusPass
-	r.Summary = fmt.Sprintf("%d of %d trials: %s found within %s%s", n, n, items, bound, figures)
+	r.Pass("%d of %d trials: %s found within %s%s", n, n, items, bound, figures)
 	if l.Error != "" {
-		r.warn("%s", l.Error)
+		r.Warn("%s", l.Error)
 	}
-	return r
-}
-
-// unwrapURL drops net/http's "Get <whole URL>:" prefix, which repeats the
-// query string in every message.
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // demux reads a non-TTY container log stream (stdout and stderr frames) to

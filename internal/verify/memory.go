@@ -15,11 +15,11 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-	"github.com/prometheus/client_golang/api"
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
 
-	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/human"
+	"github.com/hy-home/hyhome/internal/report"
+	"github.com/hy-home/hyhome/internal/verify/load"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
@@ -35,6 +35,119 @@ import (
 // it: usage, and usage minus inactive file pages (total_inactive_file on
 // cgroup v1, inactive_file on v2) for the working set.
 
+// MemContainer is one infra container's memory figures.
+type MemContainer struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Service string `json:"service,omitempty"`
+	// Limit is the engine's memory limit (HostConfig.Memory); 0 is none.
+	Limit   int64 `json:"limit_bytes"`
+	Samples int   `json:"samples"`
+	// MaxUsage and MaxWorkingSet are the largest values seen: usage as
+	// container_memory_usage_bytes (page cache included), working set as
+	// container_memory_working_set_bytes (usage minus inactive file pages).
+	MaxUsage      uint64 `json:"max_usage_bytes"`
+	MaxWorkingSet uint64 `json:"max_working_set_bytes"`
+	// Headroom is Limit minus MaxUsage (negative: above the limit).
+	Headroom int64 `json:"headroom_bytes"`
+	// OOMEvents counts the kernel's OOM kills in the container during the window.
+	OOMEvents int `json:"oom_events"`
+	// Failcnt is cgroup v1's count of times usage hit the limit (engine path).
+	Failcnt uint64 `json:"failcnt,omitempty"`
+	Pass    bool   `json:"pass"`
+	Reason  string `json:"reason,omitempty"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// IdleResult is NFR-RES-01's measurement.
+type IdleResult struct {
+	Source     string         `json:"source"`
+	HostMemory int64          `json:"host_memory_bytes"`
+	WorkingSet uint64         `json:"working_set_bytes"`
+	Share      float64        `json:"share"`
+	Bound      float64        `json:"bound"`
+	Containers []MemContainer `json:"containers"`
+}
+
+// LoadResult is the CPU load AC-SPEC-03 held.
+type LoadResult struct {
+	Target          float64       `json:"target"`
+	Tolerance       float64       `json:"tolerance"`
+	Baseline        float64       `json:"baseline"`
+	Mean            float64       `json:"mean"`
+	Min             float64       `json:"min"`
+	Max             float64       `json:"max"`
+	NCPU            int           `json:"ncpu"`
+	DurationSeconds float64       `json:"duration_seconds"`
+	Start           time.Time     `json:"start"`
+	End             time.Time     `json:"end"`
+	Samples         []load.Sample `json:"samples"`
+}
+
+// CeilingResult is AC-SPEC-03's measurement.
+type CeilingResult struct {
+	Source     string         `json:"source"`
+	Load       LoadResult     `json:"load"`
+	Containers []MemContainer `json:"containers"`
+}
+
+// DetailKey is where a report's JSON holds the measurement.
+func (m *IdleResult) DetailKey() string { return "idle" }
+
+// Describe lays out each container's memory and the tier's share.
+func (m *IdleResult) Describe(d *report.Detail) {
+	d.Linef("source: %s", m.Source)
+	rows := [][]string{{"container", "working set", "usage", "limit", "samples", ""}}
+	for _, c := range m.Containers {
+		rows = append(rows, []string{c.Name, human.Bytes(int64(c.MaxWorkingSet)), human.Bytes(int64(c.MaxUsage)), limitHuman(c.Limit), fmt.Sprint(c.Samples), c.Reason})
+	}
+	d.Table(rows)
+	d.Linef("total working set %s of %s host memory = %.2f%% (bound %.0f%%)", human.Bytes(int64(m.WorkingSet)), human.Bytes(m.HostMemory), 100*m.Share, 100*m.Bound)
+}
+
+// DetailKey is where a report's JSON holds the measurement.
+func (c *CeilingResult) DetailKey() string { return "ceiling" }
+
+// Describe lays out the load held and each container against its limit.
+func (c *CeilingResult) Describe(d *report.Detail) {
+	l := c.Load
+	if len(l.Samples) > 0 {
+		d.Linef("load: host CPU mean %.1f%% (min %.1f%%, max %.1f%%) over %s on %d CPUs; target %.0f%%, baseline before the load %.1f%%",
+			100*l.Mean, 100*l.Min, 100*l.Max, durHuman(l.DurationSeconds), l.NCPU, 100*l.Target, 100*l.Baseline)
+	}
+	d.Linef("memory source: %s", c.Source)
+	if len(c.Containers) == 0 {
+		return
+	}
+	rows := [][]string{{"", "container", "limit", "max usage", "max working set", "headroom", "samples", ""}}
+	for _, m := range c.Containers {
+		v := "PASS"
+		if !m.Pass {
+			v = "FAIL"
+		}
+		note := m.Reason
+		if note == "" {
+			note = m.Warning
+		}
+		head := "-"
+		switch {
+		case m.OOMEvents > 0:
+			head = "none: OOM-killed"
+		case m.Limit > 0 && m.Samples > 0:
+			head = fmt.Sprintf("%s (%.0f%%)", human.Bytes(m.Headroom), 100*float64(m.Headroom)/float64(m.Limit))
+		}
+		rows = append(rows, []string{v, m.Name, limitHuman(m.Limit), human.Bytes(int64(m.MaxUsage)), human.Bytes(int64(m.MaxWorkingSet)), head, fmt.Sprint(m.Samples), note})
+	}
+	d.Table(rows)
+}
+
+func limitHuman(n int64) string {
+	if n <= 0 {
+		return "none"
+	}
+	return human.Bytes(n)
+}
+
 // infraContainer is one container of the infra tier.
 type infraContainer struct {
 	id, name, service string
@@ -43,7 +156,7 @@ type infraContainer struct {
 
 // listInfra lists the running infra containers and their limits.
 func (v *Verifier) listInfra(ctx context.Context) ([]infraContainer, error) {
-	f, err := audit.ParseFilters(append(append([]string(nil), v.cfg.Filters...), "label="+workload.LabelTier+"=infra"))
+	f, err := source.ParseFilters(append(append([]string(nil), v.cfg.Filters...), "label="+workload.LabelTier+"=infra"))
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +181,7 @@ func (v *Verifier) listInfra(ctx context.Context) ([]infraContainer, error) {
 		}
 		ic.service = c.Labels[workload.LabelComposeService]
 		if ic.service == "" {
-			ic.service = c.Labels["com.docker.swarm.service.name"]
+			ic.service = c.Labels[source.LabelSwarmServiceName]
 		}
 		out = append(out, ic)
 	}
@@ -160,14 +273,6 @@ func (v *Verifier) sampleEngine(ctx context.Context, cs []infraContainer, acc ma
 
 // --- Prometheus ------------------------------------------------------------------
 
-func (v *Verifier) promAPI() (promv1.API, error) {
-	c, err := api.NewClient(api.Config{Address: v.cfg.PrometheusURL, Client: v.http})
-	if err != nil {
-		return nil, fmt.Errorf("a client for Prometheus at %s: %w", redactURL(v.cfg.PrometheusURL), err)
-	}
-	return promv1.NewAPI(c), nil
-}
-
 // nameMatcher is a PromQL regex matching exactly these container names.
 func nameMatcher(cs []infraContainer) string {
 	parts := make([]string, len(cs))
@@ -177,43 +282,20 @@ func nameMatcher(cs []infraContainer) string {
 	return "^(?:" + strings.Join(parts, "|") + ")$"
 }
 
-// promByName runs an instant query whose result is labelled by name and
-// returns the value per container name.
-func promByName(ctx context.Context, p promv1.API, q string, at time.Time) (map[string]float64, error) {
-	val, warns, _, err := p.Query(ctx, q, at)
-	if err != nil {
-		return nil, fmt.Errorf("querying Prometheus for %s: %w", q, err)
-	}
-	_ = warns
-	vec, ok := val.(model.Vector)
-	if !ok {
-		return nil, fmt.Errorf("querying Prometheus for %s: got a %s, want a vector", q, val.Type())
-	}
-	out := map[string]float64{}
-	for _, s := range vec {
-		out[string(s.Metric["name"])] = float64(s.Value)
-	}
-	return out, nil
-}
-
 // promMemory reads, per container, the largest usage and working set in the
 // window (end-rng, end] and how many usage samples fell in it.
 func (v *Verifier) promMemory(ctx context.Context, cs []infraContainer, end time.Time, rng time.Duration, acc map[string]*memAcc) error {
-	p, err := v.promAPI()
-	if err != nil {
-		return err
-	}
 	sel := fmt.Sprintf(`{name=~%q}`, nameMatcher(cs))
 	r := fmt.Sprintf("[%dms]", max(rng.Milliseconds(), 1))
-	usage, err := promByName(ctx, p, "max by (name) (max_over_time(container_memory_usage_bytes"+sel+r+"))", end)
+	usage, err := v.prom.byName(ctx, "max by (name) (max_over_time(container_memory_usage_bytes"+sel+r+"))", end)
 	if err != nil {
 		return err
 	}
-	ws, err := promByName(ctx, p, "max by (name) (max_over_time(container_memory_working_set_bytes"+sel+r+"))", end)
+	ws, err := v.prom.byName(ctx, "max by (name) (max_over_time(container_memory_working_set_bytes"+sel+r+"))", end)
 	if err != nil {
 		return err
 	}
-	count, err := promByName(ctx, p, "max by (name) (count_over_time(container_memory_usage_bytes"+sel+r+"))", end)
+	count, err := v.prom.byName(ctx, "max by (name) (count_over_time(container_memory_usage_bytes"+sel+r+"))", end)
 	if err != nil {
 		return err
 	}
@@ -247,31 +329,35 @@ func (v *Verifier) memorySource() string {
 // "utilise" means here: page cache the kernel can drop at will is not used
 // in the sense of the density budget (cAdvisor and the kubelet judge
 // memory pressure on the same figure).
-func (v *Verifier) checkNFRRes01(ctx context.Context) *Result {
-	r := newResult(CheckNFRRes01)
+func (v *Verifier) checkNFRRes01(ctx context.Context, r *report.CheckResult) {
 	cs, err := v.listInfra(ctx)
 	if err != nil {
-		return r.error("%v", err)
+		r.Error("%v", err)
+		return
 	}
 	m := &IdleResult{Source: v.memorySource(), HostMemory: v.engine.MemTotal, Bound: NFRRes01Share}
-	r.Idle = m
+	r.Detail = m
 	if len(cs) == 0 {
-		return r.fail("no running container is labelled %s=infra: no infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+		r.Fail("no running container is labelled %s=infra: no infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+		return
 	}
 	if m.HostMemory <= 0 {
-		return r.error("the engine did not report the host's memory (Info.MemTotal)")
+		r.Error("the engine did not report the host's memory (Info.MemTotal)")
+		return
 	}
 	acc := newAccs(cs)
 	if v.fromPrometheus() {
 		m.Source += fmt.Sprintf(", the largest value in the last %s", v.cfg.IdleLookback)
 		if err := v.promMemory(ctx, cs, v.engineNow(), v.cfg.IdleLookback, acc); err != nil {
-			return r.error("%v", err)
+			r.Error("%v", err)
+			return
 		}
 	} else {
 		m.Source += fmt.Sprintf(", the largest of %d samples %s apart", v.cfg.IdleSamples, v.cfg.SampleInterval)
 		for i := range v.cfg.IdleSamples {
 			if i > 0 && !v.sleep(ctx, v.cfg.SampleInterval) {
-				return r.error("interrupted")
+				r.Error("interrupted")
+				return
 			}
 			v.sampleEngine(ctx, cs, acc)
 		}
@@ -293,14 +379,15 @@ func (v *Verifier) checkNFRRes01(ctx context.Context) *Result {
 	}
 	m.Share = float64(m.WorkingSet) / float64(m.HostMemory)
 	if len(unmeasured) > 0 {
-		return r.fail("no memory figure for %s: the infra tier's total is unknown (is cAdvisor scraping them?)", strings.Join(unmeasured, ", "))
+		r.Fail("no memory figure for %s: the infra tier's total is unknown (is cAdvisor scraping them?)", strings.Join(unmeasured, ", "))
+		return
 	}
-	what := fmt.Sprintf("the infra tier's working set (%s) is %s of %s host memory = %.2f%%", plural(len(cs), "container"), bytesHuman(int64(m.WorkingSet)), bytesHuman(m.HostMemory), 100*m.Share)
+	what := fmt.Sprintf("the infra tier's working set (%s) is %s of %s host memory = %.2f%%", human.Plural(len(cs), "container"), human.Bytes(int64(m.WorkingSet)), human.Bytes(m.HostMemory), 100*m.Share)
 	if m.Share >= NFRRes01Share {
-		return r.fail("%s, at or above %.0f%%", what, 100*NFRRes01Share)
+		r.Fail("%s, at or above %.0f%%", what, 100*NFRRes01Share)
+		return
 	}
-	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s (< %.0f%%)", what, 100*NFRRes01Share)
-	return r
+	r.Pass("%s (< %.0f%%)", what, 100*NFRRes01Share)
 }
 
 func newAccs(cs []infraContainer) map[string]*memAcc {
@@ -325,18 +412,6 @@ func memContainer(c infraContainer, a *memAcc) MemContainer {
 	return mc
 }
 
-// sleep waits d on the injected clock; false when ctx ended first.
-func (v *Verifier) sleep(ctx context.Context, d time.Duration) bool {
-	t := v.cfg.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // --- AC-SPEC-03 ------------------------------------------------------------------
 
 // checkACSpec03 holds the host at the CPU target with the load canary and
@@ -349,16 +424,17 @@ func (v *Verifier) sleep(ctx context.Context, d time.Duration) bool {
 // disagrees with the engine), or when a container could not be measured.
 // A working set within HeadroomWarn of the limit is a warning: the next
 // load may be the one that kills it.
-func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
-	r := newResult(CheckACSpec03)
+func (v *Verifier) checkACSpec03(ctx context.Context, r *report.CheckResult) {
 	cs, err := v.listInfra(ctx)
 	if err != nil {
-		return r.error("%v", err)
+		r.Error("%v", err)
+		return
 	}
 	res := &CeilingResult{Source: v.memorySource(), Load: LoadResult{Target: v.cfg.LoadTarget, Tolerance: v.cfg.LoadTolerance}}
-	r.Ceiling = res
+	r.Detail = res
 	if len(cs) == 0 {
-		return r.fail("no running container is labelled %s=infra: no baseline infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+		r.Fail("no running container is labelled %s=infra: no baseline infrastructure service was found, so nothing was measured (the check fails rather than pass vacuously)", workload.LabelTier)
+		return
 	}
 	acc := newAccs(cs)
 	byID := map[string]infraContainer{}
@@ -372,12 +448,13 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 	ooms, deaths, watchDone := v.watchInfra(wctx, byID)
 
 	token := newToken()
-	spec := v.loadCanary(token)
-	id, err := v.startCanary(ctx, spec)
+	spec := v.canaries.loadCanary(token)
+	id, err := v.canaries.start(ctx, spec)
 	if err != nil {
-		return r.error("%v", err)
+		r.Error("%v", err)
+		return
 	}
-	defer v.remove(ctx, id)
+	defer v.canaries.remove(ctx, id)
 
 	// Sample while the canary runs (engine path); it exits by itself.
 	exited := make(chan struct{})
@@ -407,7 +484,8 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 		<-exited
 	}
 	if ctx.Err() != nil {
-		return r.error("interrupted")
+		r.Error("interrupted")
+		return
 	}
 	stopWatch()
 	<-watchDone
@@ -415,27 +493,31 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 	// The window, from the canary's own report.
 	rc, err := v.cfg.Engine.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
-		return r.error("reading the load canary's report: %v", err)
+		r.Error("reading the load canary's report: %v", err)
+		return
 	}
 	logs, err := demux(rc)
 	rc.Close()
 	if err != nil {
-		return r.error("reading the load canary's report: %v", err)
+		r.Error("reading the load canary's report: %v", err)
+		return
 	}
-	lr, err := readLoadReport(logs)
+	lr, err := load.ReadReport(logs)
 	if err != nil {
-		return r.error("the load canary's report: %v", err)
+		r.Error("the load canary's report: %v", err)
+		return
 	}
-	if len(lr.samples) == 0 {
-		return r.error("the load canary reported no sample")
+	if len(lr.Samples) == 0 {
+		r.Error("the load canary reported no sample")
+		return
 	}
 	l := &res.Load
-	l.Baseline, l.NCPU, l.Samples = lr.baseline, lr.ncpu, lr.samples
-	l.Start, l.End = lr.started.UTC(), lr.samples[len(lr.samples)-1].At.UTC()
+	l.Baseline, l.NCPU, l.Samples = lr.Baseline, lr.NCPU, lr.Samples
+	l.Start, l.End = lr.Started.UTC(), lr.Samples[len(lr.Samples)-1].At.UTC()
 	l.DurationSeconds = seconds(l.End.Sub(l.Start))
 	// The first interval includes the controller settling from its
 	// baseline estimate; the Given is judged on the rest.
-	judged := lr.samples
+	judged := lr.Samples
 	if len(judged) > 2 {
 		judged = judged[1:]
 	}
@@ -450,7 +532,8 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 	if v.fromPrometheus() {
 		res.Source += fmt.Sprintf(", the largest value in the load window %s to %s", l.Start.Format(time.TimeOnly), l.End.Format(time.TimeOnly))
 		if err := v.promMemory(ctx, cs, l.End, l.End.Sub(l.Start), acc); err != nil {
-			return r.error("%v", err)
+			r.Error("%v", err)
+			return
 		}
 	}
 
@@ -473,22 +556,22 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 			reasons = append(reasons, why)
 		}
 		if c.limit > 0 && a.samples > 0 && int64(a.maxUsage) > c.limit {
-			reasons = append(reasons, fmt.Sprintf("usage %s above its %s limit", bytesHuman(int64(a.maxUsage)), bytesHuman(c.limit)))
+			reasons = append(reasons, fmt.Sprintf("usage %s above its %s limit", human.Bytes(int64(a.maxUsage)), human.Bytes(c.limit)))
 		}
 		if mc.OOMEvents > 0 {
 			reasons = append(reasons, fmt.Sprintf("OOM-killed %d time(s) in the window: it reached its limit", mc.OOMEvents))
 		}
 		if d := deaths[c.id]; d > 0 && mc.OOMEvents == 0 {
-			r.warn("%s died %d time(s) during the load window", c.name, d)
+			r.Warn("%s died %d time(s) during the load window", c.name, d)
 		}
 		mc.Pass = len(reasons) == 0
 		mc.Reason = strings.Join(reasons, "; ")
 		if mc.Pass && c.limit > 0 && float64(a.maxWS) > (1-v.cfg.HeadroomWarn)*float64(c.limit) {
 			mc.Warning = fmt.Sprintf("working set within %.0f%% of its limit", 100*v.cfg.HeadroomWarn)
-			r.warn("%s: working set %s of its %s limit", c.name, bytesHuman(int64(a.maxWS)), bytesHuman(c.limit))
+			r.Warn("%s: working set %s of its %s limit", c.name, human.Bytes(int64(a.maxWS)), human.Bytes(c.limit))
 		}
 		if mc.Failcnt > 0 {
-			r.warn("%s hit its limit %d time(s) in the window (memory.failcnt): the kernel reclaimed to keep it under", c.name, mc.Failcnt)
+			r.Warn("%s hit its limit %d time(s) in the window (memory.failcnt): the kernel reclaimed to keep it under", c.name, mc.Failcnt)
 		}
 		if !mc.Pass {
 			failed = append(failed, c.name+": "+mc.Reason)
@@ -505,17 +588,10 @@ func (v *Verifier) checkACSpec03(ctx context.Context) *Result {
 		problems = append(problems, fmt.Sprintf("%d of %d infra container(s) fail: %s", countFailed(res.Containers), len(cs), strings.Join(failed, "; ")))
 	}
 	if len(problems) > 0 {
-		return r.fail("%s, %s", load, strings.Join(problems, "; "))
+		r.Fail("%s, %s", load, strings.Join(problems, "; "))
+		return
 	}
-	r.Status, r.Summary = StatusPass, fmt.Sprintf("%s; every infra container (%s) has a memory limit and stayed within it", load, plural(len(cs), "container"))
-	return r
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
+	r.Pass("%s; every infra container (%s) has a memory limit and stayed within it", load, human.Plural(len(cs), "container"))
 }
 
 func countFailed(cs []MemContainer) int {

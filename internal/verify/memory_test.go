@@ -12,6 +12,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/testenv"
 )
 
@@ -24,7 +25,7 @@ func memoryConfig(t *testing.T, scope string, checks ...string) Config {
 	// These tests are about memory verdicts. Other packages' tests share
 	// the 2 cores and come and go within a 3 s window, so the Given's
 	// tolerance is wide here; the controller is tested on its own, and the
-	// default window's figures are in README.md (hyhome verify).
+	// default window's figures are in docs/verify.md.
 	cfg.LoadTolerance = 0.4
 	return cfg
 }
@@ -38,9 +39,9 @@ func TestMemoryEngineStatsPass(t *testing.T) {
 	_, b := startInfra(t, scope, "infra-b", limit)
 	rep := run(t, memoryConfig(t, scope, CheckNFRRes01, CheckACSpec03))
 
-	idle := check(t, rep, CheckNFRRes01)
-	wantStatus(t, idle, StatusPass)
-	m := idle.Idle
+	idle := checkOf(t, rep, CheckNFRRes01)
+	wantStatus(t, idle, report.CheckPass)
+	m := detail[*IdleResult](t, idle)
 	if m == nil || len(m.Containers) != 2 || m.HostMemory != rep.Engine.MemTotal || m.WorkingSet == 0 || m.Share <= 0 || m.Share >= 0.2 {
 		t.Fatalf("idle %+v", m)
 	}
@@ -50,9 +51,9 @@ func TestMemoryEngineStatsPass(t *testing.T) {
 		}
 	}
 
-	ceil := check(t, rep, CheckACSpec03)
-	wantStatus(t, ceil, StatusPass)
-	res := ceil.Ceiling
+	ceil := checkOf(t, rep, CheckACSpec03)
+	wantStatus(t, ceil, report.CheckPass)
+	res := detail[*CeilingResult](t, ceil)
 	names := map[string]bool{}
 	for _, c := range res.Containers {
 		names[c.Name] = true
@@ -81,10 +82,10 @@ func TestMemoryEngineStatsFailures(t *testing.T) {
 	_, oom := startInfra(t, scope, "oom", 16<<20, "alloc", "-delay", "1500ms")
 	cfg := memoryConfig(t, scope, CheckACSpec03)
 	cfg.LoadDuration = 4 * time.Second
-	r := check(t, run(t, cfg), CheckACSpec03)
-	wantStatus(t, r, StatusFail)
+	r := checkOf(t, run(t, cfg), CheckACSpec03)
+	wantStatus(t, r, report.CheckFail)
 	got := map[string]MemContainer{}
-	for _, c := range r.Ceiling.Containers {
+	for _, c := range detail[*CeilingResult](t, r).Containers {
 		got[c.Name] = c
 	}
 	if c := got[ok]; !c.Pass {
@@ -152,23 +153,23 @@ func TestMemoryPrometheus(t *testing.T) {
 	cfg.PrometheusURL = "http://" + addr
 	cfg.Filters = append(cfg.Filters, "label=hyhome.verify.subset=a")
 	rep := run(t, cfg)
-	idle, ceil := check(t, rep, CheckNFRRes01), check(t, rep, CheckACSpec03)
-	wantStatus(t, idle, StatusPass)
-	wantStatus(t, ceil, StatusPass)
-	if len(idle.Idle.Containers) != 1 || idle.Idle.WorkingSet != 10<<20 || !strings.HasPrefix(idle.Idle.Source, "Prometheus") {
-		t.Errorf("idle %+v", idle.Idle)
+	idle, ceil := checkOf(t, rep, CheckNFRRes01), checkOf(t, rep, CheckACSpec03)
+	wantStatus(t, idle, report.CheckPass)
+	wantStatus(t, ceil, report.CheckPass)
+	if m := detail[*IdleResult](t, idle); len(m.Containers) != 1 || m.WorkingSet != 10<<20 || !strings.HasPrefix(m.Source, "Prometheus") {
+		t.Errorf("idle %+v", m)
 	}
-	if cs := ceil.Ceiling.Containers; len(cs) != 1 || cs[0].MaxUsage != 12<<20 || cs[0].MaxWorkingSet != 10<<20 || cs[0].Headroom != 20<<20 || cs[0].Samples < 2 {
-		t.Errorf("ceiling %+v", ceil.Ceiling.Containers)
+	if cs := detail[*CeilingResult](t, ceil).Containers; len(cs) != 1 || cs[0].MaxUsage != 12<<20 || cs[0].MaxWorkingSet != 10<<20 || cs[0].Headroom != 20<<20 || cs[0].Samples < 2 {
+		t.Errorf("ceiling %+v", cs)
 	}
 
 	// All three: one above its limit, one never scraped.
 	cfg = memoryConfig(t, scope, CheckACSpec03)
 	cfg.PrometheusURL = "http://" + addr
-	r := check(t, run(t, cfg), CheckACSpec03)
-	wantStatus(t, r, StatusFail)
+	r := checkOf(t, run(t, cfg), CheckACSpec03)
+	wantStatus(t, r, report.CheckFail)
 	got := map[string]MemContainer{}
-	for _, m := range r.Ceiling.Containers {
+	for _, m := range detail[*CeilingResult](t, r).Containers {
 		got[m.Name] = m
 	}
 	if m := got[a]; !m.Pass {

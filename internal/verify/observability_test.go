@@ -6,7 +6,9 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/report"
 )
 
 // AC-SPEC-02 and NFR-OBS-01 end to end: real crash canaries on the real
@@ -21,12 +23,12 @@ func TestObservabilityTrialsPass(t *testing.T) {
 	cfg.LokiURL = loki.URL()
 
 	rep := run(t, cfg)
-	ac, nfr := check(t, rep, CheckACSpec02), check(t, rep, CheckNFRObs01)
-	wantStatus(t, ac, StatusPass)
-	wantStatus(t, nfr, StatusPass)
-	l := ac.Latency
-	if l == nil || nfr.Latency != l {
-		t.Fatalf("both checks must report the same trials: %v %v", l, nfr.Latency)
+	ac, nfr := checkOf(t, rep, CheckACSpec02), checkOf(t, rep, CheckNFRObs01)
+	wantStatus(t, ac, report.CheckPass)
+	wantStatus(t, nfr, report.CheckPass)
+	l := detail[*LatencyResult](t, ac)
+	if detail[*LatencyResult](t, nfr) != l {
+		t.Fatalf("both checks must report the same trials: %v %v", l, nfr.Detail)
 	}
 	if len(l.Trials) != DefaultTrials || l.Worst.N != DefaultTrials || l.Log.N != DefaultTrials || l.Die.N != DefaultTrials {
 		t.Errorf("trials %d, distributions %d/%d/%d: want %d each", len(l.Trials), l.Log.N, l.Die.N, l.Worst.N, DefaultTrials)
@@ -65,7 +67,7 @@ func TestObservabilityTrialsPass(t *testing.T) {
 func TestObservabilitySlowLokiFailsNFR(t *testing.T) {
 	const delay = 2100 * time.Millisecond
 	nfr := slowLokiTrials(t, delay, CheckNFRObs01)[CheckNFRObs01]
-	wantStatus(t, nfr, StatusFail)
+	wantStatus(t, nfr, report.CheckFail)
 }
 
 // A Loki slower than AC-SPEC-02's bound: every push takes 5.1 s, so both
@@ -73,14 +75,14 @@ func TestObservabilitySlowLokiFailsNFR(t *testing.T) {
 func TestObservabilityVerySlowLokiFailsACSpec02(t *testing.T) {
 	const delay = ACSpec02Bound + 100*time.Millisecond
 	rs := slowLokiTrials(t, delay, CheckACSpec02, CheckNFRObs01)
-	wantStatus(t, rs[CheckACSpec02], StatusFail)
-	wantStatus(t, rs[CheckNFRObs01], StatusFail)
+	wantStatus(t, rs[CheckACSpec02], report.CheckFail)
+	wantStatus(t, rs[CheckNFRObs01], report.CheckFail)
 }
 
 // slowLokiTrials runs the latency checks against a Loki whose every push
 // takes delay, and requires every trial to be found (late, not lost) with a
 // measured latency of at least delay.
-func slowLokiTrials(t *testing.T, delay time.Duration, checks ...string) map[string]*Result {
+func slowLokiTrials(t *testing.T, delay time.Duration, checks ...string) map[string]*report.CheckResult {
 	t.Helper()
 	scope := newToken()
 	loki := startLoki(t)
@@ -92,11 +94,11 @@ func slowLokiTrials(t *testing.T, delay time.Duration, checks ...string) map[str
 	cfg.Trials = 2
 	cfg.TrialTimeout = 4 * delay // the line and the die event may take a push each
 	rep := run(t, cfg)
-	out := map[string]*Result{}
+	out := map[string]*report.CheckResult{}
 	for _, id := range checks {
-		out[id] = check(t, rep, id)
+		out[id] = checkOf(t, rep, id)
 	}
-	l := out[checks[0]].Latency
+	l := detail[*LatencyResult](t, out[checks[0]])
 	if l == nil || len(l.Trials) != 2 || l.Worst.N != 2 {
 		t.Fatalf("every trial must still be found (late, not lost): %+v", l)
 	}
@@ -121,21 +123,21 @@ func TestObservabilityCannotRun(t *testing.T) {
 	cfg := testConfig(t, scope)
 	cfg.Checks = []string{CheckACSpec02}
 	cfg.LokiURL = url
-	r := check(t, run(t, cfg), CheckACSpec02)
-	wantStatus(t, r, StatusFail)
-	if r.Latency == nil || len(r.Latency.Trials) != 0 || r.Latency.Error == "" {
-		t.Errorf("latency %+v", r.Latency)
+	r := checkOf(t, run(t, cfg), CheckACSpec02)
+	wantStatus(t, r, report.CheckFail)
+	if l := detail[*LatencyResult](t, r); len(l.Trials) != 0 || l.Error == "" {
+		t.Errorf("latency %+v", l)
 	}
 
 	loki = startLoki(t)
 	cfg.LokiURL = loki.URL()
 	cfg.CanaryImage = "hyhome-test/no-such-image:" + scope
-	r = check(t, run(t, cfg), CheckACSpec02)
-	wantStatus(t, r, StatusError)
+	r = checkOf(t, run(t, cfg), CheckACSpec02)
+	wantStatus(t, r, report.CheckError)
 }
 
-// AC-SPEC-01 is the audit's check, on the containers verify judges (its
-// filter), without verify's own canaries.
+// AC-SPEC-01 is acceptance's check, the one the audit runs, on the
+// containers verify judges (its filter), without verify's own canaries.
 func TestACSpec01Delegates(t *testing.T) {
 	scope := newToken()
 	img := dockertest.Build(t)
@@ -143,20 +145,21 @@ func TestACSpec01Delegates(t *testing.T) {
 	_, good := dockertest.Run(t, dockertest.Spec{Name: "nnp", Image: img.NonRoot, Labels: labels,
 		Host: container.HostConfig{SecurityOpt: []string{"no-new-privileges:true"}}})
 	cfg := testConfig(t, scope)
-	cfg.Checks = []string{CheckACSpec01}
-	r := check(t, run(t, cfg), CheckACSpec01)
-	wantStatus(t, r, StatusPass)
-	if r.Security == nil || len(r.Security.Containers) != 1 || r.Security.Containers[0].Name != good || r.Security.Containers[0].View != "[no-new-privileges:true]" {
-		t.Errorf("security %+v", r.Security)
+	cfg.Checks = []string{acceptance.ACSpec01}
+	r := checkOf(t, run(t, cfg), acceptance.ACSpec01)
+	wantStatus(t, r, report.CheckPass)
+	if sec := detail[*acceptance.ACSpec01Result](t, r); len(sec.Containers) != 1 || sec.Containers[0].Name != good || sec.Containers[0].View != "[no-new-privileges:true]" {
+		t.Errorf("security %+v", sec)
 	}
 
 	_, bad := dockertest.Run(t, dockertest.Spec{Name: "nonnp", Image: img.NonRoot, Labels: labels})
-	r = check(t, run(t, cfg), CheckACSpec01)
-	wantStatus(t, r, StatusFail)
-	if len(r.Security.Containers) != 2 {
-		t.Fatalf("containers %+v", r.Security.Containers)
+	r = checkOf(t, run(t, cfg), acceptance.ACSpec01)
+	wantStatus(t, r, report.CheckFail)
+	sec := detail[*acceptance.ACSpec01Result](t, r)
+	if len(sec.Containers) != 2 {
+		t.Fatalf("containers %+v", sec.Containers)
 	}
-	for _, c := range r.Security.Containers {
+	for _, c := range sec.Containers {
 		if (c.Name == bad) == c.Pass || (c.Name == bad && c.View != "[]") {
 			t.Errorf("%+v", c)
 		}

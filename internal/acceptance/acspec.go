@@ -1,24 +1,31 @@
-package audit
+// Package acceptance holds the acceptance checks that judge a read of the
+// engine, so that hyhome audit --check and hyhome verify run the one
+// implementation: AC-SPEC-01 (the spec's security audit, on the containers
+// a source.Snapshot holds). It also names a check's requirement the same way
+// for every command.
+//
+// It judges what a snapshot holds; it must not read the engine (the source
+// does) or render anything (internal/report does).
+package acceptance
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
 	"text/template"
 
 	"github.com/hy-home/hyhome/internal/engine"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
-// ACSpec01 is the ID of SPEC-SYS-01's security audit acceptance check.
-const ACSpec01 = "AC-SPEC-01"
-
-// Checks lists the acceptance checks `hyhome audit --check` runs.
-var Checks = []string{ACSpec01}
+// ACSpec01 is the ID of SPEC-SYS-01's security audit acceptance check, and
+// ACSpec01Title its title.
+const (
+	ACSpec01      = "AC-SPEC-01"
+	ACSpec01Title = "Security Audit"
+)
 
 // acTemplate is the spec's own view: `docker inspect --format` with this
 // template. The docker CLI executes it on the typed inspect response, so a
@@ -53,9 +60,6 @@ func SecurityOptView(opts []string) string {
 	return b.String()
 }
 
-// swarmTaskLabel is set by the engine on every Swarm task's container.
-const swarmTaskLabel = "com.docker.swarm.task.id"
-
 // SwarmTaskNoNewPrivileges says why a Swarm task lacks the option: its
 // container gets only what the service spec carries, and a service spec has
 // no security_opt. no-new-privileges reaches it only as
@@ -85,16 +89,18 @@ type ACContainer struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
-// CheckResult is the outcome of an acceptance check.
-type CheckResult struct {
-	ID          string        `json:"id"`
-	Title       string        `json:"title"`
-	Requirement string        `json:"requirement"`
-	Command     string        `json:"command"`
-	Pass        bool          `json:"pass"`
-	Summary     string        `json:"summary"`
-	Containers  []ACContainer `json:"containers"`
-	Notices     []Notice      `json:"notices,omitempty"`
+// ACSpec01Result is AC-SPEC-01's outcome: its verdict and, container by
+// container, what the spec's command prints. It is the check's detail in
+// a report (JSON "security").
+type ACSpec01Result struct {
+	ID          string          `json:"id"`
+	Title       string          `json:"title"`
+	Requirement string          `json:"requirement"`
+	Command     string          `json:"command"`
+	Pass        bool            `json:"pass"`
+	Summary     string          `json:"summary"`
+	Containers  []ACContainer   `json:"containers"`
+	Notices     []source.Notice `json:"notices,omitempty"`
 }
 
 // CheckACSpec01 runs AC-SPEC-01 on the containers of a snapshot: every
@@ -113,10 +119,10 @@ type CheckResult struct {
 //     deployed via standardized templates"; with none running, nothing was
 //     verified, and a vacuous pass would hide a failed or unlabelled
 //     deployment exactly when the check is run to catch it.
-func CheckACSpec01(snap *Snapshot) *CheckResult {
-	r := &CheckResult{
+func CheckACSpec01(snap *source.Snapshot) *ACSpec01Result {
+	r := &ACSpec01Result{
 		ID:          ACSpec01,
-		Title:       "Security Audit",
+		Title:       ACSpec01Title,
 		Requirement: "SPEC-SYS-01 §6 AC-SPEC-01",
 		Command:     ACCommand,
 		Notices:     snap.Notices,
@@ -153,7 +159,7 @@ func CheckACSpec01(snap *Snapshot) *CheckResult {
 			line.Reason = fmt.Sprintf("%s missing; %q turns it off", acWant, c.SecurityOpt[idx])
 		case snap.Engine.NoNewPrivilegesDefault:
 			line.Reason = fmt.Sprintf("%s missing (the daemon's --no-new-privileges default applies, but the check reads the container's own SecurityOpt)", acWant)
-		case c.Labels[swarmTaskLabel] != "":
+		case c.Labels[source.LabelSwarmTaskID] != "":
 			line.Reason = acWant + " missing: " + SwarmTaskNoNewPrivileges
 		default:
 			line.Reason = acWant + " missing"
@@ -179,101 +185,64 @@ func CheckACSpec01(snap *Snapshot) *CheckResult {
 	return r
 }
 
-// WriteText renders the check the way an operator reads it: the spec's
-// command, then each container's view of it.
-func (r *CheckResult) WriteText(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s): %s\n", r.ID, r.Title, r.Command)
-	fmt.Fprintf(&b, "every container labelled %s must print a list that includes %s\n\n", workload.LabelTier, acWant)
-	if len(r.Containers) > 0 {
-		var table bytes.Buffer
-		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-		for _, c := range r.Containers {
-			verdict := "PASS"
-			if !c.Pass {
-				verdict = "FAIL"
-			}
-			fmt.Fprintf(tw, "  %s\t%s (%s)\ttier=%s\t%s\t%s\n", verdict, c.Name, engine.ShortID(c.ID), c.Tier, c.View, c.Reason)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		// Passing lines have no reason; drop the padding that aligned it.
-		for _, line := range strings.SplitAfter(table.String(), "\n") {
-			if line != "" {
-				b.WriteString(strings.TrimRight(line, " \n") + "\n")
-			}
-		}
-		b.WriteString("\n")
-	}
-	verdict := "PASS"
-	if !r.Pass {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(&b, "%s %s: %s\n", r.ID, verdict, r.Summary)
-	_, err := io.WriteString(w, b.String())
-	return err
-}
+// DetailKey is where a report's JSON holds the check's figures.
+func (r *ACSpec01Result) DetailKey() string { return "security" }
 
-// WriteJSON renders the check as one JSON document.
-func (r *CheckResult) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-// WriteJUnit renders the check as a JUnit test suite, one test case per
-// container, so that CI systems show which container failed it.
-func (r *CheckResult) WriteJUnit(w io.Writer) error {
-	s := report.JUnitSuite{Name: r.ID + " " + r.Title}
+// Describe lays out the spec's command and each container's view of it.
+func (r *ACSpec01Result) Describe(d *report.Detail) {
+	d.Linef("%s", r.Command)
+	var rows [][]string
 	for _, c := range r.Containers {
-		tc := report.JUnitCase{Name: c.Source, Classname: r.ID, Output: c.View}
-		if !c.Pass {
-			tc.Failure = &report.JUnitMessage{Message: c.Reason, Body: r.Command + " → " + c.View}
-			s.Failures++
+		name := c.Name
+		if c.ID != "" {
+			name = fmt.Sprintf("%s (%s)", c.Name, engine.ShortID(c.ID))
 		}
-		s.Cases = append(s.Cases, tc)
+		rows = append(rows, []string{verdict(c.Pass), name, "tier=" + c.Tier, c.View, c.Reason})
 	}
-	if len(r.Containers) == 0 {
-		s.Cases = append(s.Cases, report.JUnitCase{Name: "labelled containers", Classname: r.ID, Failure: &report.JUnitMessage{Message: r.Summary}})
-		s.Failures++
-	}
-	s.Tests = len(s.Cases)
-	return report.WriteJUnit(w, s)
+	d.Table(rows)
 }
 
-// WriteMarkdown renders the check as a Markdown table (CI job summaries).
-func (r *CheckResult) WriteMarkdown(w io.Writer) error {
-	var b strings.Builder
-	verdict := "PASS"
-	if !r.Pass {
-		verdict = "FAIL"
+func verdict(pass bool) string {
+	if pass {
+		return string(report.CheckPass)
 	}
-	fmt.Fprintf(&b, "# %s (%s): %s\n\n`%s`\n\n", r.ID, r.Title, verdict, r.Command)
-	if len(r.Containers) > 0 {
-		b.WriteString("| result | container | tier | view | reason |\n|---|---|---|---|---|\n")
-		for _, c := range r.Containers {
-			v := "PASS"
-			if !c.Pass {
-				v = "FAIL"
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s |\n", v, mdCell(c.Source), mdCell(c.Tier), mdCell(c.View), mdCell(c.Reason))
-		}
-		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, "%s\n", r.Summary)
-	_, err := io.WriteString(w, b.String())
-	return err
+	return string(report.CheckFail)
 }
 
-func mdCell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+// Result is the check as a report holds it.
+func (r *ACSpec01Result) Result() *report.CheckResult {
+	res := &report.CheckResult{ID: ACSpec01, Title: ACSpec01Title, Requirement: Requirement(ACSpec01), Status: report.CheckFail, Summary: r.Summary, Detail: r}
+	if r.Pass {
+		res.Status = report.CheckPass
+	}
+	return res
 }
 
-// CheckFormats maps a --format name to the check's writer.
-var CheckFormats = map[string]func(*CheckResult, io.Writer) error{
-	"text":     (*CheckResult).WriteText,
-	"json":     (*CheckResult).WriteJSON,
-	"junit":    (*CheckResult).WriteJUnit,
-	"markdown": (*CheckResult).WriteMarkdown,
+// Requirement is how a report names the requirement a check proves:
+// "AC-SPEC-01 (SPEC-SYS-01 §6 Security Audit): <its text>", from the
+// requirement catalogue ("" when the catalogue lacks it).
+func Requirement(id string) string {
+	rq, ok := policy.RequirementByID(id)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s (SPEC-SYS-01 %s): %s", rq.ID, rq.Section, rq.Text)
+}
+
+// Report is a check report of results judged on snap: the engine it read,
+// when, and its notices. The caller names the command and version.
+func Report(snap *source.Snapshot, results ...*report.CheckResult) *report.CheckReport {
+	e := snap.Engine
+	r := &report.CheckReport{
+		Tool:            "hyhome",
+		Spec:            "SPEC-SYS-01",
+		Engine:          report.CheckEngine{Host: e.Host, Name: e.Name, ServerVersion: e.ServerVersion, CgroupVersion: e.CgroupVersion, NCPU: e.NCPU, MemTotal: e.MemTotal},
+		Started:         snap.Started.UTC(),
+		DurationSeconds: snap.Stats.Duration.Seconds(),
+		Checks:          results,
+	}
+	for _, n := range snap.Notices {
+		r.Notices = append(r.Notices, n.String())
+	}
+	return r
 }

@@ -1,4 +1,12 @@
-package verify
+// Package load holds a host's CPU at a target utilisation for a window and
+// reports what it measured, one line per interval: the load generator of
+// AC-SPEC-03's "System at 80% CPU load", which verify runs in a canary
+// container on the engine's host, and the reader of its report.
+//
+// It loads and measures; it must not judge memory (verify's AC-SPEC-03
+// does). Its report lines are its output, not log lines: verify reads them
+// back from the canary's log.
+package load
 
 import (
 	"bufio"
@@ -15,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/human"
 )
 
 // AC-SPEC-03's Given is "System at 80% CPU load": the host's total
@@ -51,12 +61,20 @@ func nextDuty(duty, measured, target float64) float64 {
 	return clamp01(duty + loadGain*(target-measured))
 }
 
-type loadOptions struct {
-	target   float64
-	duration time.Duration
-	interval time.Duration
-	procStat string
-	token    string
+// Options configure a load run.
+type Options struct {
+	// Target is the host utilisation to hold, in (0, 1].
+	Target float64
+	// Duration is the load window.
+	Duration time.Duration
+	// Interval is the reporting period (and the longest control period);
+	// 0 means a second.
+	Interval time.Duration
+	// ProcStat is the path of the kernel's CPU counters; "" means
+	// /proc/stat (tests point it at a file they advance).
+	ProcStat string
+	// Token ties the report's lines to one canary.
+	Token string
 }
 
 // cpuTimes are the aggregate "cpu" counters of /proc/stat, in USER_HZ.
@@ -70,7 +88,7 @@ func parseCPUTimes(data []byte) (cpuTimes, error) {
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	fields := strings.Fields(string(line))
 	if len(fields) < 5 || fields[0] != "cpu" {
-		return cpuTimes{}, fmt.Errorf("no aggregate cpu line in /proc/stat: %q", truncate(string(line), 80))
+		return cpuTimes{}, fmt.Errorf("no aggregate cpu line in /proc/stat: %q", human.Truncate(string(line), 80))
 	}
 	var v [8]uint64
 	for i := 0; i < 8 && i+1 < len(fields); i++ {
@@ -106,41 +124,41 @@ func utilisation(a, b cpuTimes) float64 {
 
 func clamp01(f float64) float64 { return math.Max(0, math.Min(1, f)) }
 
-// runLoad holds host CPU utilisation at o.target for o.duration and writes
-// one sample line per interval, then a summary line.
-func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
-	if o.target <= 0 || o.target > 1 {
-		return fmt.Errorf("load target %g is not in (0, 1]", o.target)
+// Run holds host CPU utilisation at o.Target for o.Duration and writes one
+// sample line per interval to out, then a summary line.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	if o.Target <= 0 || o.Target > 1 {
+		return fmt.Errorf("load target %g is not in (0, 1]", o.Target)
 	}
-	if o.interval <= 0 {
-		o.interval = time.Second
+	if o.Interval <= 0 {
+		o.Interval = time.Second
 	}
-	if o.procStat == "" {
-		o.procStat = "/proc/stat"
+	if o.ProcStat == "" {
+		o.ProcStat = "/proc/stat"
 	}
 	ncpu := runtime.NumCPU()
 
 	// The host's utilisation before any load decides the first duty cycle,
 	// so the window starts near the target instead of ramping into it.
-	prev, err := readCPUTimes(o.procStat)
+	prev, err := readCPUTimes(o.ProcStat)
 	if err != nil {
 		return err
 	}
 	select {
-	case <-time.After(min(o.interval, 500*time.Millisecond)):
+	case <-time.After(min(o.Interval, 500*time.Millisecond)):
 	case <-ctx.Done():
 		return nil
 	}
-	cur, err := readCPUTimes(o.procStat)
+	cur, err := readCPUTimes(o.ProcStat)
 	if err != nil {
 		return err
 	}
 	base := utilisation(prev, cur)
 	prev = cur
-	duty := clamp01(o.target - base)
+	duty := clamp01(o.Target - base)
 	var dutyBits atomic.Uint64
 	dutyBits.Store(math.Float64bits(duty))
-	fmt.Fprintf(out, "%sstart token=%s t=%s target=%.3f baseline=%.4f ncpu=%d\n", loadLinePrefix, o.token, time.Now().UTC().Format(time.RFC3339Nano), o.target, base, ncpu)
+	fmt.Fprintf(out, "%sstart token=%s t=%s target=%.3f baseline=%.4f ncpu=%d\n", loadLinePrefix, o.Token, time.Now().UTC().Format(time.RFC3339Nano), o.Target, base, ncpu)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -159,9 +177,9 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 	}()
 
 	// Control every loadControl, report every interval (whole multiples).
-	control := min(o.interval, loadControl)
-	perReport := max(1, int(math.Round(float64(o.interval)/float64(control))))
-	deadline := time.Now().Add(o.duration)
+	control := min(o.Interval, loadControl)
+	perReport := max(1, int(math.Round(float64(o.Interval)/float64(control))))
+	deadline := time.Now().Add(o.Duration)
 	tick := time.NewTicker(control)
 	defer tick.Stop()
 	reportPrev := prev
@@ -170,10 +188,10 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintf(out, "%sdone token=%s t=%s samples=%d interrupted=true\n", loadLinePrefix, o.token, time.Now().UTC().Format(time.RFC3339Nano), n)
+			fmt.Fprintf(out, "%sdone token=%s t=%s samples=%d interrupted=true\n", loadLinePrefix, o.Token, time.Now().UTC().Format(time.RFC3339Nano), n)
 			return nil
 		case now := <-tick.C:
-			cur, err := readCPUTimes(o.procStat)
+			cur, err := readCPUTimes(o.ProcStat)
 			if err != nil {
 				return err
 			}
@@ -181,7 +199,7 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 			prev = cur
 			dutySum += duty
 			ticks++
-			duty = nextDuty(duty, u, o.target)
+			duty = nextDuty(duty, u, o.Target)
 			dutyBits.Store(math.Float64bits(duty))
 			if ticks < perReport {
 				continue
@@ -190,10 +208,10 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 			reportPrev = cur
 			sum += ur
 			n++
-			fmt.Fprintf(out, "%ssample token=%s t=%s cpu=%.4f duty=%.4f ncpu=%d\n", loadLinePrefix, o.token, now.UTC().Format(time.RFC3339Nano), ur, dutySum/float64(ticks), ncpu)
+			fmt.Fprintf(out, "%ssample token=%s t=%s cpu=%.4f duty=%.4f ncpu=%d\n", loadLinePrefix, o.Token, now.UTC().Format(time.RFC3339Nano), ur, dutySum/float64(ticks), ncpu)
 			ticks, dutySum = 0, 0
 			if !now.Before(deadline) {
-				fmt.Fprintf(out, "%sdone token=%s t=%s samples=%d mean=%.4f\n", loadLinePrefix, o.token, time.Now().UTC().Format(time.RFC3339Nano), n, sum/float64(n))
+				fmt.Fprintf(out, "%sdone token=%s t=%s samples=%d mean=%.4f\n", loadLinePrefix, o.Token, time.Now().UTC().Format(time.RFC3339Nano), n, sum/float64(n))
 				return nil
 			}
 		}
@@ -226,24 +244,28 @@ func spin(stop <-chan struct{}, duty *atomic.Uint64, phase time.Duration) {
 
 var spinSink atomic.Uint64
 
-// LoadSample is one interval of the load canary's report.
-type LoadSample struct {
+// Sample is one interval of the report.
+type Sample struct {
 	At   time.Time `json:"at"`
 	CPU  float64   `json:"cpu"`
 	Duty float64   `json:"duty"`
 }
 
-// loadReport is what the load canary's log says.
-type loadReport struct {
-	started  time.Time
-	baseline float64
-	ncpu     int
-	samples  []LoadSample
-	done     bool
+// Report is what a load run's output says.
+type Report struct {
+	// Started is when the load began; Baseline the host's utilisation
+	// before it; NCPU the CPUs it loaded.
+	Started  time.Time
+	Baseline float64
+	NCPU     int
+	Samples  []Sample
+	// Done is true when the run reported its end.
+	Done bool
 }
 
-// parseLoadLine reads one line of the load canary's output into r.
-func (r *loadReport) parseLine(line string) error {
+// parseLine reads one line of a load run's output into r; other lines are
+// passed over.
+func (r *Report) parseLine(line string) error {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(line), loadLinePrefix)
 	if !ok {
 		return nil
@@ -257,44 +279,45 @@ func (r *loadReport) parseLine(line string) error {
 	}
 	ts, err := time.Parse(time.RFC3339Nano, kv["t"])
 	if err != nil {
-		return fmt.Errorf("load canary line %q: %w", truncate(line, 120), err)
+		return fmt.Errorf("load canary line %q: %w", human.Truncate(line, 120), err)
 	}
 	num := func(k string) (float64, error) {
 		f, err := strconv.ParseFloat(kv[k], 64)
 		if err != nil {
-			return 0, fmt.Errorf("load canary line %q: %s: %w", truncate(line, 120), k, err)
+			return 0, fmt.Errorf("load canary line %q: %s: %w", human.Truncate(line, 120), k, err)
 		}
 		return f, nil
 	}
 	switch kind {
 	case "start":
-		r.started = ts
-		if r.baseline, err = num("baseline"); err != nil {
+		r.Started = ts
+		if r.Baseline, err = num("baseline"); err != nil {
 			return err
 		}
 		n, err := num("ncpu")
 		if err != nil {
 			return err
 		}
-		r.ncpu = int(n)
+		r.NCPU = int(n)
 	case "sample":
-		s := LoadSample{At: ts}
+		s := Sample{At: ts}
 		if s.CPU, err = num("cpu"); err != nil {
 			return err
 		}
 		if s.Duty, err = num("duty"); err != nil {
 			return err
 		}
-		r.samples = append(r.samples, s)
+		r.Samples = append(r.Samples, s)
 	case "done":
-		r.done = true
+		r.Done = true
 	}
 	return nil
 }
 
-// readLoadReport parses a whole (demultiplexed) load canary log.
-func readLoadReport(rd io.Reader) (*loadReport, error) {
-	r := &loadReport{}
+// ReadReport parses a load run's whole output (a canary's demultiplexed
+// log).
+func ReadReport(rd io.Reader) (*Report, error) {
+	r := &Report{}
 	sc := bufio.NewScanner(rd)
 	for sc.Scan() {
 		if err := r.parseLine(sc.Text()); err != nil {
@@ -304,15 +327,8 @@ func readLoadReport(rd io.Reader) (*loadReport, error) {
 	if err := sc.Err(); err != nil {
 		return r, err
 	}
-	if r.started.IsZero() {
+	if r.Started.IsZero() {
 		return r, errors.New("the load canary never reported its start")
 	}
 	return r, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -1,14 +1,14 @@
-// Package audit judges what a Docker Engine runs. It builds workloads from
-// live containers and Swarm services (converted by internal/engine, so that a
-// container is judged exactly as the guard judges its create request),
-// evaluates the one policy catalogue on them, runs the spec's AC-SPEC-01
-// acceptance check on the same inspections, and exports the outcome as
-// Prometheus metrics for a long-running compliance exporter.
+// Package source reads what a Docker Engine runs: it lists and inspects
+// containers and Swarm services (with the images and volumes they use) and
+// converts each to a workload through internal/engine, so that a running
+// container is judged exactly as the guard judges its create request.
+// The audit judges its snapshots, the acceptance checks read them, and
+// verify selects what it measures with its filters.
 //
-// It talks to the engine and assembles results; it must not contain rules of
-// its own. A rule that needs a field the engine reports but the model lacks is
-// added to workload/engine, never written here.
-package audit
+// It talks to the engine and converts; it must not judge anything. A field
+// the engine reports but the workload lacks is added to workload/engine,
+// never interpreted here.
+package source
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hy-home/hyhome/internal/engine"
 	"github.com/hy-home/hyhome/internal/traefik"
@@ -40,12 +41,12 @@ const DefaultConcurrency = 16
 
 // Labels the engine sets on Swarm task containers.
 const (
-	labelSwarmServiceID   = "com.docker.swarm.service.id"
-	labelSwarmServiceName = "com.docker.swarm.service.name"
-	labelSwarmTaskID      = "com.docker.swarm.task.id"
+	LabelSwarmServiceID   = "com.docker.swarm.service.id"
+	LabelSwarmServiceName = "com.docker.swarm.service.name"
+	LabelSwarmTaskID      = "com.docker.swarm.task.id"
 )
 
-// Engine is the subset of the Docker Engine API client the audit uses. The
+// Engine is the subset of the Docker Engine API client a Source uses. The
 // real *client.Client satisfies it; it exists so that the bench can count
 // round trips around the same client, not to mock the engine in tests.
 type Engine interface {
@@ -61,7 +62,7 @@ type Engine interface {
 
 var _ Engine = (*client.Client)(nil)
 
-// Selection says which containers and services are audited.
+// Selection says which containers and services are read.
 type Selection struct {
 	// All includes stopped containers (docker ps -a).
 	All bool
@@ -113,10 +114,10 @@ type Source struct {
 	cfg Config
 }
 
-// NewSource returns a Source; cfg.Engine is required.
-func NewSource(cfg Config) (*Source, error) {
+// New returns a Source; cfg.Engine is required.
+func New(cfg Config) (*Source, error) {
 	if cfg.Engine == nil {
-		return nil, errors.New("audit source: no engine client")
+		return nil, errors.New("engine source: no engine client")
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
@@ -130,12 +131,13 @@ func NewSource(cfg Config) (*Source, error) {
 	return &Source{cfg: cfg}, nil
 }
 
-// EngineInfo is what the audit learnt about the engine itself.
+// EngineInfo is what a read learnt about the engine itself.
 type EngineInfo struct {
 	Host          string `json:"host"`
 	Name          string `json:"name"`
 	ServerVersion string `json:"server_version"`
 	MemTotal      int64  `json:"mem_total"`
+	NCPU          int    `json:"ncpu"`
 	// SwarmState is the node's local Swarm state ("inactive", "active", ...).
 	SwarmState string `json:"swarm_state"`
 	// SwarmManager is true when the node can list services.
@@ -152,8 +154,7 @@ type EngineInfo struct {
 	LoggingDriver string `json:"logging_driver"`
 }
 
-// HostFacts is what the audit learnt about the engine's host, for the
-// rules.
+// HostFacts is what a read learnt about the engine's host, for the rules.
 func (e EngineInfo) HostFacts() workload.Host {
 	h := workload.Host{DataRoot: e.DataRoot, LogDriver: e.LoggingDriver}
 	switch e.CgroupVersion {
@@ -265,6 +266,7 @@ func (s *Source) Read(ctx context.Context, sel Selection) (*Snapshot, error) {
 		Name:          info.Info.Name,
 		ServerVersion: info.Info.ServerVersion,
 		MemTotal:      info.Info.MemTotal,
+		NCPU:          info.Info.NCPU,
 		SwarmState:    string(info.Info.Swarm.LocalNodeState),
 		SwarmManager:  info.Info.Swarm.ControlAvailable,
 		DataRoot:      info.Info.DockerRootDir,
@@ -342,47 +344,27 @@ func (s *Source) readContainers(ctx context.Context, sel Selection, filters clie
 
 	out := make([]*Container, len(ids))
 	gone := make([]bool, len(ids))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	work := make(chan int)
-	workers := min(s.cfg.Concurrency, len(ids))
-	for range workers {
-		wg.Go(func() {
-			for i := range work {
-				c, err := s.inspect(ctx, ids[i], images, volumes)
-				switch {
-				case err == nil:
-					out[i] = c
-				case cerrdefs.IsNotFound(err):
-					gone[i] = true
-				default:
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for i, id := range ids {
+		if gctx.Err() != nil {
+			break // an inspect failed: the read fails, the rest need not run
+		}
+		g.Go(func() error {
+			c, err := s.inspect(gctx, id, images, volumes)
+			switch {
+			case err == nil:
+				out[i] = c
+			case cerrdefs.IsNotFound(err):
+				gone[i] = true
+			default:
+				return err
 			}
+			return nil
 		})
 	}
-feed:
-	for i := range ids {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("inspecting containers on %s: %w", s.cfg.Host, err)
@@ -418,7 +400,7 @@ feed:
 
 func containerInServices(labels map[string]string, services []string) bool {
 	for _, s := range services {
-		if labels[workload.LabelComposeService] == s || labels[labelSwarmServiceName] == s {
+		if labels[workload.LabelComposeService] == s || labels[LabelSwarmServiceName] == s {
 			return true
 		}
 	}
@@ -498,10 +480,10 @@ func (s *Source) inspect(ctx context.Context, id string, images *imageCache, vol
 	if ins.State != nil {
 		c.State = string(ins.State.Status)
 	}
-	if cfg.Labels[labelSwarmTaskID] != "" {
-		c.SwarmService = cfg.Labels[labelSwarmServiceName]
+	if cfg.Labels[LabelSwarmTaskID] != "" {
+		c.SwarmService = cfg.Labels[LabelSwarmServiceName]
 		if c.SwarmService == "" {
-			c.SwarmService = cfg.Labels[labelSwarmServiceID]
+			c.SwarmService = cfg.Labels[LabelSwarmServiceID]
 		}
 	}
 	return c, nil
@@ -541,7 +523,7 @@ func (s *Source) resolveJoins(ctx context.Context, cs []*Container) error {
 	// are rare and resolve as far as the fetched containers reach.
 	for _, c := range cs {
 		w := c.Workload
-		for _, n := range []workload.Namespace{w.Namespaces.PID, w.Namespaces.Network, w.Namespaces.IPC} {
+		for _, n := range w.Joinable() {
 			ref, ok := strings.CutPrefix(n.Mode, "container:")
 			if !ok || lookup(ref) != nil {
 				continue

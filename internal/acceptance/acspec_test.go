@@ -1,25 +1,77 @@
-package audit
+package acceptance
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/engine/source"
+	"github.com/hy-home/hyhome/internal/report"
 	"github.com/hy-home/hyhome/internal/testenv"
 	"github.com/hy-home/hyhome/internal/workload"
 )
 
+func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
+
+// scopeKey labels every container a test starts, so that the check judges
+// exactly its own containers on an engine other work shares.
+const scopeKey = "hy-home.test.acceptance"
+
+// fixture is one test's view of the real engine.
+type fixture struct {
+	t     *testing.T
+	src   *source.Source
+	img   dockertest.Images
+	scope string // value of scopeKey
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ep, err := docker.Resolve("")
+	if err != nil {
+		t.Fatalf("resolving engine: %v", err)
+	}
+	src, err := source.New(source.Config{Engine: dockertest.Client(t), Host: ep.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return &fixture{t: t, src: src, img: dockertest.Build(t), scope: hex.EncodeToString(b)}
+}
+
+// spec is a labelled container (tier app, no-new-privileges:true) changed by mut.
+func (f *fixture) spec(name string, mut func(*dockertest.Spec)) dockertest.Spec {
+	s := dockertest.Spec{
+		Name:   name,
+		Image:  f.img.NonRoot,
+		Cmd:    []string{"sleep"},
+		Labels: map[string]string{scopeKey: f.scope, workload.LabelTier: "app"},
+		Host:   container.HostConfig{SecurityOpt: []string{"no-new-privileges:true"}, CapDrop: []string{"ALL"}},
+	}
+	if mut != nil {
+		mut(&s)
+	}
+	return s
+}
+
 // acRead reads what `hyhome audit --check AC-SPEC-01` reads: this fixture's
 // labelled containers.
-func (f *fixture) acRead(filters ...string) *Snapshot {
+func (f *fixture) acRead(filters ...string) *source.Snapshot {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 	defer cancel()
-	filters = append(filters, f.filter(), "label="+workload.LabelTier)
-	snap, err := f.source(nil).Read(ctx, Selection{ContainersOnly: true, Filters: filters})
+	filters = append(filters, "label="+scopeKey+"="+f.scope, "label="+workload.LabelTier)
+	snap, err := f.src.Read(ctx, source.Selection{ContainersOnly: true, Filters: filters})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -81,11 +133,11 @@ func TestACSpec01(t *testing.T) {
 	for _, c := range cases {
 		specs = append(specs, f.spec("ac-"+c.name, sec(c.opts...)))
 	}
-	all := f.startMany(specs)
-	ok1, ok2 := all[0].name, all[1].name
+	all := dockertest.RunMany(t, specs)
+	ok1, ok2 := all[0].Name, all[1].Name
 	names := map[string]string{}
 	for i, c := range cases {
-		names[c.name] = all[3+i].name
+		names[c.name] = all[3+i].Name
 	}
 
 	t.Run("Pass", func(t *testing.T) {
@@ -131,17 +183,13 @@ func TestACSpec01(t *testing.T) {
 		}
 		compareWithDockerCLI(t, r)
 
-		var text bytes.Buffer
-		if err := r.WriteText(&text); err != nil {
-			t.Fatal(err)
-		}
-		out := text.String()
+		out := render(t, "text", r)
 		for _, want := range []string{
-			"AC-SPEC-01 (Security Audit): docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>\n",
-			"FAIL  " + names["missing"],
-			"PASS  " + ok1,
+			"AC-SPEC-01  FAIL   Security Audit: 5 of 7 labelled container(s) lack no-new-privileges:true\n",
+			"    docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>\n",
+			"FAIL  " + names["missing"] + " (",
+			"PASS  " + ok1 + " (",
 			"[no-new-privileges:true no-new-privileges:false]",
-			"\nAC-SPEC-01 FAIL: 5 of 7 labelled container(s) lack no-new-privileges:true\n",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("text output lacks %q:\n%s", want, out)
@@ -153,7 +201,7 @@ func TestACSpec01(t *testing.T) {
 
 // compareWithDockerCLI runs the spec's command with the docker CLI for every
 // judged container and requires the same bytes as the check's view.
-func compareWithDockerCLI(t *testing.T, r *CheckResult) {
+func compareWithDockerCLI(t *testing.T, r *ACSpec01Result) {
 	t.Helper()
 	docker, err := exec.LookPath("docker")
 	if err != nil {
@@ -186,38 +234,43 @@ func TestSecurityOptView(t *testing.T) {
 	}
 }
 
-// TestACSpec01TextAndJUnit pins the text layout operators read and the JUnit
-// shape CI reads, on a snapshot built by hand.
-func TestACSpec01TextAndJUnit(t *testing.T) {
-	snap := &Snapshot{Containers: []*Container{
+// render writes the check as hyhome audit --check does.
+func render(t *testing.T, format string, r *ACSpec01Result) string {
+	t.Helper()
+	var b bytes.Buffer
+	rep := &report.CheckReport{Tool: "hyhome", Command: "audit", Spec: "SPEC-SYS-01", Checks: []*report.CheckResult{r.Result()}}
+	if err := report.WriteChecks(&b, format, rep); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestACSpec01Report pins the lines operators read and the result a report
+// holds, on a snapshot built by hand.
+func TestACSpec01Report(t *testing.T) {
+	snap := &source.Snapshot{Containers: []*source.Container{
 		{ID: "0123456789abcdef", Name: "web", Labels: map[string]string{workload.LabelTier: "app"}, SecurityOpt: []string{"no-new-privileges:true"}},
 		{ID: "fedcba9876543210", Name: "db", Labels: map[string]string{workload.LabelTier: "data"}},
 		{ID: "aaaaaaaaaaaaaaaa", Name: "adhoc"},
 	}}
 	r := CheckACSpec01(snap)
-	var b bytes.Buffer
-	if err := r.WriteText(&b); err != nil {
-		t.Fatal(err)
+	res := r.Result()
+	if res.ID != ACSpec01 || res.Status != report.CheckFail || res.Detail != r || !strings.HasPrefix(res.Requirement, "AC-SPEC-01 (SPEC-SYS-01 §6 Security Audit): ") {
+		t.Errorf("result %+v", res)
 	}
-	want := `AC-SPEC-01 (Security Audit): docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>
-every container labelled hy-home.tier must print a list that includes no-new-privileges:true
-
-  PASS  web (0123456789ab)  tier=app   [no-new-privileges:true]
-  FAIL  db (fedcba987654)   tier=data  []                        no-new-privileges:true missing
-
-AC-SPEC-01 FAIL: 1 of 2 labelled container(s) lack no-new-privileges:true
+	want := `AC-SPEC-01  FAIL   Security Audit: 1 of 2 labelled container(s) lack no-new-privileges:true
+    docker inspect --format '{{.HostConfig.SecurityOpt}}' <container>
+    PASS  web (0123456789ab)  tier=app   [no-new-privileges:true]
+    FAIL  db (fedcba987654)   tier=data  []                        no-new-privileges:true missing
 `
-	if b.String() != want {
-		t.Errorf("text:\n%s\nwant:\n%s", b.String(), want)
+	if out := render(t, "text", r); !strings.Contains(out, want) {
+		t.Errorf("text:\n%s\nwant:\n%s", out, want)
 	}
-	b.Reset()
-	if err := r.WriteJUnit(&b); err != nil {
-		t.Fatal(err)
+	if out := render(t, "junit", r); !strings.Contains(out, `<failure message="1 of 2 labelled container(s) lack no-new-privileges:true">`) {
+		t.Errorf("junit:\n%s", out)
 	}
-	for _, s := range []string{`<testsuite name="AC-SPEC-01 Security Audit" tests="2" failures="1">`, `<testcase name="container db (fedcba987654)" classname="AC-SPEC-01">`, `<failure message="no-new-privileges:true missing">`} {
-		if !strings.Contains(b.String(), s) {
-			t.Errorf("junit lacks %s:\n%s", s, b.String())
-		}
+	if r := CheckACSpec01(&source.Snapshot{Containers: snap.Containers[:1]}); !r.Pass || r.Result().Status != report.CheckPass {
+		t.Errorf("one compliant container: %+v", r)
 	}
 }
 
@@ -226,10 +279,10 @@ AC-SPEC-01 FAIL: 1 of 2 labelled container(s) lack no-new-privileges:true
 // never as a pass; a plain container keeps the plain reason. The e2e run
 // (deploy/e2e) shows the same verdict on a real stack deployed to Swarm.
 func TestACSpec01SwarmTaskReason(t *testing.T) {
-	snap := &Snapshot{Containers: []*Container{
-		{ID: "1111111111111111", Name: "hyhome_guard.1.x", Labels: map[string]string{workload.LabelTier: "infra", swarmTaskLabel: "t1"}},
+	snap := &source.Snapshot{Containers: []*source.Container{
+		{ID: "1111111111111111", Name: "hyhome_guard.1.x", Labels: map[string]string{workload.LabelTier: "infra", source.LabelSwarmTaskID: "t1"}},
 		{ID: "2222222222222222", Name: "plain", Labels: map[string]string{workload.LabelTier: "infra"}},
-		{ID: "3333333333333333", Name: "hyhome_ship.1.y", Labels: map[string]string{workload.LabelTier: "infra", swarmTaskLabel: "t2"}, SecurityOpt: []string{"no-new-privileges:true"}},
+		{ID: "3333333333333333", Name: "hyhome_ship.1.y", Labels: map[string]string{workload.LabelTier: "infra", source.LabelSwarmTaskID: "t2"}, SecurityOpt: []string{"no-new-privileges:true"}},
 	}}
 	r := CheckACSpec01(snap)
 	if r.Pass {
