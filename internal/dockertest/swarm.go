@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -135,15 +138,61 @@ func Swarm(t testing.TB, c *client.Client) {
 	}
 	t.Logf("initialised a single-node Swarm on 127.0.0.1")
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
-		defer cancel()
-		if _, err := c.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		// The engine sets up the ingress sandbox asynchronously after
+		// init; leaving before it exists leaves a stale ingress network
+		// (and docker_gwbridge in use) until dockerd restarts, as the
+		// stack's e2e found. Wait for it (only a hang bound), leave, then
+		// wait for ingress to go and remove the bridge init created.
+		ctx := context.Background()
+		waitFor(ctx, func() bool {
+			ni, err := c.NetworkInspect(ctx, "docker_gwbridge", client.NetworkInspectOptions{})
+			if err != nil {
+				return true // no bridge: nothing to wait for
+			}
+			for _, ep := range ni.Network.Containers {
+				if strings.HasSuffix(ep.Name, "ingress-sbox") { // "gateway_ingress-sbox"
+					return true
+				}
+			}
+			return false
+		})
+		lctx, lcancel := context.WithTimeout(ctx, CallTimeout)
+		defer lcancel()
+		if _, err := c.SwarmLeave(lctx, client.SwarmLeaveOptions{Force: true}); err != nil {
 			t.Errorf("leaving the test Swarm (run `flock %s docker swarm leave --force`): %v", SwarmLockPath, err)
 		}
+		waitFor(ctx, func() bool {
+			_, err := c.NetworkInspect(ctx, "ingress", client.NetworkInspectOptions{})
+			return err != nil
+		})
 		if !hadBridge {
-			_, _ = c.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{})
+			var err error
+			if !waitFor(ctx, func() bool {
+				_, err = c.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{})
+				return err == nil || cerrdefs.IsNotFound(err)
+			}) {
+				t.Errorf("removing docker_gwbridge, which the test Swarm's init created: %v", err)
+			}
 		}
 	})
+}
+
+// waitFor polls ok every half second until it holds or testenv.Hang has
+// passed (a hang bound, never a measure of speed); it reports whether ok
+// held.
+func waitFor(ctx context.Context, ok func() bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, testenv.Hang)
+	defer cancel()
+	for {
+		if ok() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func swarmInfo(c *client.Client) (SwarmInfo, error) {
