@@ -20,31 +20,21 @@ var ruleHostNamespaces = &Rule{
 
 func checkHostNamespaces(w *workload.Workload, env *Env) []Violation {
 	var vs []Violation
-	for _, ns := range []struct {
-		name, key string
-		n         workload.Namespace
-	}{
-		{"pid", "pid", w.Namespaces.PID},
-		{"network", "network_mode", w.Namespaces.Network},
-		{"ipc", "ipc", w.Namespaces.IPC},
-		{"uts", "uts", w.Namespaces.UTS},
-		{"user", "userns_mode", w.Namespaces.UserNS},
-		{"cgroup", "cgroup", w.Namespaces.Cgroup},
-	} {
-		if !ns.n.IsHost() {
+	for _, ns := range w.Namespaces.All() {
+		if !ns.IsHost() {
 			continue
 		}
-		msg := fmt.Sprintf("shares the host's %s namespace (%s: %s)", ns.name, ns.key, ns.n.Mode)
-		if ns.n.Via != "" {
-			msg = fmt.Sprintf("shares the host's %s namespace, inherited from %s (%s: %s)", ns.name, ns.n.Via, ns.key, ns.n.Mode)
+		msg := fmt.Sprintf("shares the host's %s namespace (%s: %s)", ns.Name, ns.Key, ns.Mode)
+		if ns.Via != "" {
+			msg = fmt.Sprintf("shares the host's %s namespace, inherited from %s (%s: %s)", ns.Name, ns.Via, ns.Key, ns.Mode)
 		}
-		if ns.name == "cgroup" && w.Kind == workload.KindContainer && env.Host.CgroupnsDefault != "private" {
+		if ns.Name == "cgroup" && w.Kind == workload.KindContainer && env.Host.CgroupnsDefault != "private" {
 			// Inspect shows the mode the engine gave the container, and on
 			// cgroup v1 hosts its default is host: a container that asked
 			// for nothing cannot be told from one that asked for host.
 			continue
 		}
-		vs = append(vs, Violation{Message: msg, Pos: w.At(ns.n.Pos)})
+		vs = append(vs, Violation{Message: msg, Pos: w.At(ns.Pos)})
 	}
 	return vs
 }

@@ -38,16 +38,9 @@ var isolationRequirements = []string{"NFR-SEC-01", "SEC-IDENTITY", "Strategy-ST-
 // covers the workload its ADR names, not whoever joins it.
 func checkNamespaceJoin(w *workload.Workload, env *Env) []Violation {
 	var vs []Violation
-	for _, ns := range []struct {
-		name, key string
-		n         workload.Namespace
-	}{
-		{"pid", "pid", w.Namespaces.PID},
-		{"network", "network_mode", w.Namespaces.Network},
-		{"ipc", "ipc", w.Namespaces.IPC},
-	} {
-		j := ns.n.Joined
-		if j == nil || j == w || ns.n.IsHost() {
+	for _, ns := range w.Joinable() {
+		j := ns.Joined
+		if j == nil || j == w || ns.IsHost() {
 			continue // a host namespace is host-namespaces' to report
 		}
 		fails := joinedFailures(j, env)
@@ -59,8 +52,8 @@ func checkNamespaceJoin(w *workload.Workload, env *Env) []Violation {
 			name = j.Display
 		}
 		vs = append(vs, Violation{
-			Message: fmt.Sprintf("joins the %s namespace of %s (%s: %s), which %s", ns.name, name, ns.key, ns.n.Mode, strings.Join(fails, "; ")),
-			Pos:     w.At(ns.n.Pos),
+			Message: fmt.Sprintf("joins the %s namespace of %s (%s: %s), which %s", ns.Name, name, ns.Key, ns.Mode, strings.Join(fails, "; ")),
+			Pos:     w.At(ns.Pos),
 		})
 	}
 	return vs

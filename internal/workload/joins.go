@@ -1,10 +1,28 @@
 package workload
 
+// NamedNamespace is one of a workload's namespaces with the kernel's name
+// for it and the compose key that sets it.
+type NamedNamespace struct {
+	Name, Key string
+	*Namespace
+}
+
+// All returns every namespace of a workload, the joinable ones (PID,
+// network, IPC) first, in that order.
+func (n *Namespaces) All() []NamedNamespace {
+	return []NamedNamespace{
+		{"pid", "pid", &n.PID},
+		{"network", "network_mode", &n.Network},
+		{"ipc", "ipc", &n.IPC},
+		{"uts", "uts", &n.UTS},
+		{"user", "userns_mode", &n.UserNS},
+		{"cgroup", "cgroup", &n.Cgroup},
+	}
+}
+
 // Joinable returns the namespaces a workload can share with another by a
 // `container:x` or `service:x` mode: PID, network and IPC, in that order.
-func (w *Workload) Joinable() []*Namespace {
-	return []*Namespace{&w.Namespaces.PID, &w.Namespaces.Network, &w.Namespaces.IPC}
-}
+func (w *Workload) Joinable() []NamedNamespace { return w.Namespaces.All()[:3] }
 
 // ResolveJoins follows w's joinable namespaces through the workloads their
 // modes join: joining a workload that shares the host's namespace shares it
