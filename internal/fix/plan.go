@@ -428,8 +428,10 @@ func (p *planner) planTier(w *workload.Workload, f policy.Finding, src *source, 
 		p.note(w, "tier-label", true, f.Line, f.File, "", declinef("pass --tier TIER (or --tier %s=TIER) to add the hy-home.tier label", w.Name))
 		return
 	}
-	if _, ok := w.Labels[workload.LabelTier]; ok {
-		// Present but empty: rewrite the value where it is written.
+	if _, _, ok := w.Label(workload.LabelTier); ok {
+		// Present but empty: rewrite the value where it is written. A tier
+		// only under deploy.labels is not present: containers never carry
+		// it, so the label is added where they do.
 		lp := w.LabelPos[workload.LabelTier]
 		if lsrc, _, k, v := p.keyed(lp, workload.LabelTier); k != nil && v.Kind == yaml.ScalarNode {
 			p.note(w, "tier-label", true, k.Line, lsrc.path, after, p.checkLiteral(lsrc, v), &change{src: lsrc, kind: opSetScalar, node: v, text: tier})

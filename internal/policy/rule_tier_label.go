@@ -22,8 +22,8 @@ func checkTierLabel(w *workload.Workload, _ *Env) []Violation {
 	if w.ServiceOnly[workload.LabelTier] {
 		return one("hy-home.tier is only under deploy.labels, which label a Swarm service and never its containers (where logs, metrics and alerts read it): put it under labels", w.At(w.LabelPos[workload.LabelTier]))
 	}
-	if _, ok := w.Labels[workload.LabelTier]; ok {
-		return one("hy-home.tier is empty", w.At(w.LabelPos[workload.LabelTier]))
+	if _, pos, ok := w.Label(workload.LabelTier); ok {
+		return one("hy-home.tier is empty", pos)
 	}
 	return one("has no hy-home.tier label", w.Pos)
 }
