@@ -13,6 +13,7 @@
 # Run it on a quiet machine: other load on the 2 cores shows up directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-5}
 CORPUS=${CORPUS:-../shared/corpus/real}
 OUT=bench/out
@@ -30,19 +31,8 @@ FLAGS=(--keep-going --tier app --memory 256m)
 # $work/c (the copy is not timed); prints "median_wall_s median_cpu_s
 # max_rss_kb" (CPU is user + system: on a loaded machine it moves less than
 # wall time).
-measure() {
-  local walls=() cpus=() rss=0
-  for _ in $(seq "$RUNS"); do
-    rm -rf "$work/c"; cp -r "$CORPUS" "$work/c"; chmod -R u+w "$work/c"
-    /usr/bin/time -f "%e %U %S %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/stderr.txt" || true
-    read -r w u s m < <(tail -1 "$OUT/time.txt")
-    walls+=("$w"); cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  local mw mc
-  mw=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  mc=$(printf '%s\n' "${cpus[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "$mw $mc $rss"
-}
+freshcopy() { rm -rf "$work/c"; cp -r "$CORPUS" "$work/c"; chmod -R u+w "$work/c"; }
+measure() { measure_runs "$RUNS" "$OUT" freshcopy "$@"; }
 
 read -r wl cl rl < <(measure "$OUT/hyhome" lint --keep-going -o /dev/null "$work/c")
 read -r wd cd rd < <(measure "$OUT/hyhome" fix --diff "${FLAGS[@]}" "$work/c")

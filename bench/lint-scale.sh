@@ -26,6 +26,7 @@
 # in wall time (CPU time moves less). Needs ~1.2 GB of disk at 50,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 SCALES=${SCALES:-263 2630 13150 50000}
 RATIO_BASE=${RATIO_BASE:-2630}
 RUNS=${RUNS:-3}
@@ -60,24 +61,14 @@ echo
 
 # measure BIN DIR: prints "median_wall_s median_cpu_s max_rss_kb".
 measure() {
-  local walls=() cpus=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$1" lint --keep-going --host-memory 8GiB --format "$FORMAT" "$2" \
-      >"$work/report" 2>"$work/stderr" || true
-    read -r w u s m < <(tail -1 "$work/time.txt")
-    walls+=("$w"); cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  local mw mc
-  mw=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  mc=$(printf '%s\n' "${cpus[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "$mw $mc $rss"
+  measure_runs "$RUNS" "$work" : "$1" lint --keep-going --host-memory 8GiB --format "$FORMAT" "$2"
 }
 
 # checkfiles N: the JSON report just written counts N files.
 checkfiles() {
   [ "$FORMAT" = json ] || return 0
   local got
-  got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["files"])' "$work/report")
+  got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["files"])' "$work/stdout")
   [ "$got" = "$1" ] || echo "warning: the report counts $got files, gencorpus made $1" >&2
 }
 
@@ -121,7 +112,6 @@ echo
 # Start-up is a loop of 20 runs timed whole (GNU time's clock is 10 ms),
 # reported per run.
 SMALL_RUNS=${SMALL_RUNS:-11}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 startup_once() { # BIN: "wall_ms cpu_ms" per run, of a loop of 20
   /usr/bin/time -f "%e %U %S" -o "$work/time.txt" bash -c 'for _ in $(seq 20); do "$1" lint examples/hardened >/dev/null 2>&1; done' _ "$1" || true
   tail -1 "$work/time.txt" | awk '{printf "%.2f %.2f\n", $1 * 50, ($2 + $3) * 50}'

@@ -10,6 +10,7 @@
 # Run it on a quiet machine: other load on the 2 cores shows up directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-5}
 CORPUS=${CORPUS:-../shared/corpus/real}
 OUT=bench/out
@@ -23,15 +24,11 @@ if [ ! -d "$OUT/generated" ]; then
   go run ./bench/gencorpus -out "$OUT/generated" -files 100 -services 100
 fi
 
-# measure NAME CMD...: RUNS runs; prints "median_wall_s max_rss_kb".
+# measure CMD...: RUNS runs; prints "median_wall_s max_rss_kb".
 measure() {
-  local walls=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/stderr.txt" || true
-    read -r w m < <(tail -1 "$OUT/time.txt")
-    walls+=("$w"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  printf '%s\n' "${walls[@]}" | sort -n | awk -v r="$rss" '{a[NR]=$1} END {print a[int((NR+1)/2)], r}'
+  local w c r
+  read -r w c r < <(measure_runs "$RUNS" "$OUT" : "$@")
+  echo "$w $r"
 }
 
 # counts FILE-OR-DIR: files and services hyhome lints there.
