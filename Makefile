@@ -76,9 +76,19 @@ bench:
 HYHOME_VERSION := $(shell sed -n 's/^const Release = "\(.*\)"$$/\1/p' internal/version/version.go)
 IMAGE ?= hyhome:$(HYHOME_VERSION)
 
+# A rebuild removes the image the tag named before when that is left with
+# no tag and no container uses it: each `make image` or `make e2e` would
+# otherwise leave one dangling image behind. An image that still has another
+# tag is never touched.
 image: build
 	mkdir -p bin/rootfs/var/lib/hyhome/ship
-	docker build -t $(IMAGE) -f Dockerfile .
+	@old=$$(docker image inspect -f '{{.Id}}' $(IMAGE) 2>/dev/null || true); \
+	docker build -t $(IMAGE) -f Dockerfile . || exit 1; \
+	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE)); \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ] && \
+	   [ "$$(docker image inspect -f '{{len .RepoTags}}' "$$old" 2>/dev/null)" = 0 ]; then \
+	  docker image rm "$$old" >/dev/null 2>&1 && echo "removed the previous $(IMAGE) ($${old:7:12})" || true; \
+	fi
 
 clean:
 	rm -rf bin
