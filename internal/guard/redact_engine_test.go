@@ -146,10 +146,16 @@ func TestReadsRedactedOnTheEngine(t *testing.T) {
 
 	// Exec events: the command line is in the engine's event and not in
 	// the guard's; each event reaches the client while the stream is open.
+	//
+	// The engine flushes GET /events' 200 before it subscribes the stream
+	// (moby api/server/router/system getEvents), so an event right after
+	// the header can miss a stream opened at "now". since= makes the
+	// engine replay its buffer from before the streams opened in the same
+	// step as it subscribes them: nothing falls in between.
 	ctx := ctxT(t, 2*time.Minute)
-	filter := url.QueryEscape(`{"container":["` + f.running + `"],"type":["container"]}`)
-	direct := openEvents(t, ctx, eng, filter)
-	viaGuard := openEvents(t, ctx, tg.sockets[ProfileShipper], filter)
+	query := "filters=" + url.QueryEscape(`{"container":["`+f.running+`"],"type":["container"]}`) + "&since=" + sinceParam(time.Now())
+	direct := openEvents(t, ctx, eng, query)
+	viaGuard := openEvents(t, ctx, tg.sockets[ProfileShipper], query)
 	for i := range 2 {
 		mark := fmt.Sprintf("--password=%s-%d", f.secret, i)
 		mustStatus(t, "exec create", raw(t, eng, request("POST", "/v1.41/containers/"+f.running+"/exec", `{"Cmd":["/testprog","probe","`+mark+`"]}`)), http.StatusCreated)
@@ -178,7 +184,13 @@ func volumeNamed(v any, name string) any {
 // eventStream is an open GET /events.
 type eventStream struct{ lines chan string }
 
-func openEvents(t *testing.T, ctx context.Context, sock, filter string) *eventStream {
+// sinceParam is t as the engine's since parameter (seconds.nanoseconds).
+func sinceParam(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+// openEvents opens GET /events?query on sock.
+func openEvents(t *testing.T, ctx context.Context, sock, query string) *eventStream {
 	t.Helper()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	if err != nil {
@@ -186,7 +198,7 @@ func openEvents(t *testing.T, ctx context.Context, sock, filter string) *eventSt
 	}
 	context.AfterFunc(ctx, func() { conn.Close() })
 	t.Cleanup(func() { conn.Close() })
-	if _, err := io.WriteString(conn, "GET /v1.41/events?filters="+filter+" HTTP/1.1\r\nHost: docker\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /v1.41/events?"+query+" HTTP/1.1\r\nHost: docker\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
