@@ -45,6 +45,7 @@ var RequirementTests = map[string][]TestRef{
 	"NFR-OBS-01": {
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
 		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/ship", "TestEncodeProtobufMatchesLokiTypes"},
+		{"internal/ship", "TestEventsBetweenStartAndSubscriptionAreShipped"},
 		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
 		{"internal/verify", "TestObservabilityGatewayAccessLog"},

@@ -382,9 +382,25 @@ type seenRequest struct{ method, path string }
 // recordingProxy forwards HTTP to the real engine and records requests.
 func recordingProxy(t *testing.T) (string, func() []seenRequest) {
 	t.Helper()
-	dial := dockertest.Client(t).Dialer()
 	var mu sync.Mutex
 	var seen []seenRequest
+	host := engineProxy(t, func(r *http.Request) {
+		mu.Lock()
+		seen = append(seen, seenRequest{r.Method, r.URL.Path})
+		mu.Unlock()
+	})
+	return host, func() []seenRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]seenRequest(nil), seen...)
+	}
+}
+
+// engineProxy forwards HTTP from a loopback port to the real engine; each
+// request first passes through hook, which may hold it.
+func engineProxy(t *testing.T, hook func(*http.Request)) string {
+	t.Helper()
+	dial := dockertest.Client(t).Dialer()
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker"
@@ -393,9 +409,7 @@ func recordingProxy(t *testing.T) (string, func() []seenRequest) {
 		FlushInterval: -1, // events and logs are streams
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, seenRequest{r.Method, r.URL.Path})
-		mu.Unlock()
+		hook(r)
 		rp.ServeHTTP(w, r)
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -404,11 +418,62 @@ func recordingProxy(t *testing.T) (string, func() []seenRequest) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return "tcp://" + ln.Addr().String(), func() []seenRequest {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]seenRequest(nil), seen...)
+	return "tcp://" + ln.Addr().String()
+}
+
+// On a first start the agent has no position, and the engine answers GET
+// /events' headers before it subscribes the stream: an event in between
+// reached no one (a crash right as the agent started went unreported).
+// The agent asks for events since it started, so the engine replays them.
+// The proxy makes the gap certain: it holds the agent's GET /events until
+// a container has been created, started and has died.
+func TestEventsBetweenStartAndSubscriptionAreShipped(t *testing.T) {
+	t.Parallel()
+	img := dockertest.Build(t)
+	loki := startLoki(t, lokitest.Config{})
+	sel, selLabels := testSelector(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // never leave the proxy's handler blocked
+	proxy := engineProxy(t, func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			holdOnce.Do(func() { close(held); <-release })
+		}
+	})
+	dc, err := client.New(client.WithHost(proxy))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer dc.Close()
+	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Registerer: prometheus.NewRegistry()}, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case <-held:
+	case <-time.After(testenv.Hang):
+		t.Fatal("the agent never asked for events")
+	}
+	id, name := dockertest.Run(t, dockertest.Spec{
+		Name: "early", Image: img.NonRoot, Cmd: []string{"log", "-lines", "1", "-exit", "3"},
+		Labels: labels(selLabels, "hy-home.job", "infra", "hy-home.tier", "gateway"),
+	})
+	waitContainerExit(t, id)
+	releaseOnce()
+	waitFor(t, "the create, start and die events from before the stream opened", func() bool {
+		for _, action := range []string{"create", "start", "die"} {
+			if len(queryLines(t, loki, `{source="events"} |= "action=`+action+` " |= "`+name+`"`)) != 1 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // The deploy stack runs the agent behind the guard's shipper profile: the

@@ -16,21 +16,26 @@ import (
 // say. After a disconnect or a restart it resumes with ?since= from the
 // last event it had queued, so events in between are not lost (within the
 // engine's replay buffer of recent events).
+//
+// With no position yet (a first start) it asks for events since it
+// started, not since the stream opened: the engine answers GET /events'
+// headers before it subscribes the stream (moby's getEvents), so an event
+// in between would reach no one; since= makes the engine replay its buffer
+// in the same step as it subscribes. The time is the wall clock's, which
+// the engine's since is compared with, not the agent's Clock.
 func (a *Agent) runEvents(ctx context.Context) {
 	log := a.log.With("component", "events")
 	resume, known := a.position(sourceEvents)
+	if !known {
+		resume = Cursor{Anchor: time.Now().UnixNano()}
+	}
 	oom := map[string]bool{} // containers whose die should say oom_killed=true
 	first := true
 	backoff := time.Second
 	for ctx.Err() == nil {
-		opts := client.EventsListOptions{}
-		var tr *tracker
-		var skip uint64
-		if known {
-			opts.Since = resume.Since()
-			tr = newTracker(resume)
-			skip = resume.Skip
-		}
+		opts := client.EventsListOptions{Since: resume.Since()}
+		tr := newTracker(resume)
+		skip := resume.Skip
 		sctx, cancel := context.WithCancel(ctx)
 		res := a.docker.Events(sctx, opts)
 		a.setEventsUp(true)
@@ -53,9 +58,6 @@ func (a *Agent) runEvents(ctx context.Context) {
 					if ts == 0 {
 						ts = msg.Time * int64(time.Second)
 					}
-					if tr == nil {
-						tr = newTracker(Cursor{Anchor: ts})
-					}
 					before := tr.cur
 					tr.consume(ts)
 					if skip > 0 { // queued before the restart or reconnect
@@ -64,7 +66,7 @@ func (a *Agent) runEvents(ctx context.Context) {
 					}
 					a.dispatch(ctx, &msg)
 					if !a.shipEvent(&msg) {
-						resume, known = tr.cur, true
+						resume = tr.cur
 						continue
 					}
 					rec := a.eventRecord(&msg, ts, tr.cur, oom)
@@ -73,14 +75,14 @@ func (a *Agent) runEvents(ctx context.Context) {
 					case err == nil:
 						a.m.read.WithLabelValues("events").Inc()
 						a.setPosition(sourceEvents, tr.cur)
-						resume, known = tr.cur, true
+						resume = tr.cur
 					case errors.Is(err, ErrQueueFull):
 						a.m.dropped.WithLabelValues(DropQueueFull).Inc()
 						log.Error("queue full: dropping an event", "action", string(msg.Action), "type", string(msg.Type), "id", msg.Actor.ID)
-						resume, known = tr.cur, true
+						resume = tr.cur
 					default:
 						// Not queued: reconnect from before this event.
-						resume, known = before, true
+						resume = before
 						return err
 					}
 				case err := <-res.Err:
