@@ -301,6 +301,15 @@ func (e *Exporter) watch(ctx context.Context, triggers chan<- string) {
 	backoff := e.cfg.BackoffMin
 	var gapStart time.Time
 	first := true
+	// The first stream asks for events since the exporter started: the
+	// engine answers GET /events' headers before it subscribes the stream
+	// (moby's getEvents), so a change between the start audit's reads and
+	// the subscription would otherwise reach no one, and the published
+	// findings would stay stale until the next interval audit. since=
+	// makes the engine replay its buffer in the same step as it subscribes.
+	// Wall clock, not cfg.Clock: the engine compares since with its own
+	// time. Later streams need no since: every reconnection re-audits.
+	started := time.Now()
 	send := func(r string) {
 		select {
 		case triggers <- r:
@@ -312,7 +321,11 @@ func (e *Exporter) watch(ctx context.Context, triggers chan<- string) {
 		var openedAt time.Time
 		if err == nil {
 			sctx, cancel := context.WithCancel(ctx)
-			res := e.cfg.Events.Events(sctx, client.EventsListOptions{Filters: eventFilters()})
+			opts := client.EventsListOptions{Filters: eventFilters()}
+			if first {
+				opts.Since = sinceParam(started)
+			}
+			res := e.cfg.Events.Events(sctx, opts)
 			// Events returns once the engine answered (it flushes headers
 			// at once) or the request failed; a failure is already on Err.
 			select {
@@ -461,4 +474,9 @@ func (e *Exporter) Serve(ctx context.Context, ln net.Listener, g prometheus.Gath
 	stop()
 	wg.Wait()
 	return serveErr
+}
+
+// sinceParam is t as the engine's since= reads it: seconds and nanoseconds.
+func sinceParam(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }

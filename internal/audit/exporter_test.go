@@ -311,6 +311,7 @@ type engineProxy struct {
 	t        *testing.T
 	path     string
 	upstream string
+	hold     func(*http.Request) // if set, sees (and may hold) every request first
 	mu       sync.Mutex
 	srv      *http.Server
 }
@@ -337,7 +338,14 @@ func (p *engineProxy) start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = rp
+	if p.hold != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.hold(r)
+			rp.ServeHTTP(w, r)
+		})
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	p.mu.Lock()
 	p.srv = srv
@@ -416,6 +424,78 @@ func TestExporterSurvivesEngineRestart(t *testing.T) {
 	t.Logf("event stream gap reported: %.3fs", gap)
 	if resp, err := http.Get(base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz after recovery: %v %v, want 200", resp.StatusCode, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+// The engine answers GET /events' headers before it subscribes the stream,
+// so a container started between the start audit and the subscription was
+// seen by neither, and its findings stayed unpublished until the interval
+// audit (an hour here). The exporter's first stream asks for events since
+// it started. The proxy makes the gap certain: it holds the first GET
+// /events until the start audit is published and a privileged container
+// has started. It also narrows the stream to this test's containers, so
+// that no other event on a shared engine triggers an audit that would find
+// the container anyway.
+func TestExporterSeesChangesBeforeItsStreamOpened(t *testing.T) {
+	f := newFixture(t)
+	sock, ok := strings.CutPrefix(f.host, "unix://")
+	if !ok {
+		testenv.Missing(t, "engine at %s is not a unix socket; the held stream is a unix-socket proxy", f.host)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // never leave the proxy's handler blocked
+	proxy := &engineProxy{t: t, path: filepath.Join(t.TempDir(), "engine.sock"), upstream: sock}
+	proxy.hold = func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			holdOnce.Do(func() { close(held); <-release })
+			q := r.URL.Query()
+			filters := map[string]map[string]bool{}
+			if err := json.Unmarshal([]byte(q.Get("filters")), &filters); err != nil {
+				t.Errorf("the exporter's event filters %q: %v", q.Get("filters"), err)
+			}
+			filters["label"] = map[string]bool{scopeKey + "=" + f.scope: true}
+			b, _ := json.Marshal(filters)
+			q.Set("filters", string(b))
+			r.URL.RawQuery = q.Encode()
+		}
+	}
+	proxy.start()
+	t.Cleanup(proxy.stop)
+	c, err := client.New(client.WithHost("unix://" + proxy.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	base, _, stop := startExporter(t, ExporterConfig{
+		Source:    f.source(nil),
+		Selection: source.Selection{Filters: []string{f.filter()}},
+		Events:    c,
+		Interval:  time.Hour,
+		Debounce:  200 * time.Millisecond,
+	})
+	select {
+	case <-held:
+	case <-time.After(testenv.Hang):
+		t.Fatal("the exporter never asked for events")
+	}
+	eventually(t, base, "the start audit", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
+		ok, _ := value(m, MetricLastSuccess, nil)
+		return ok > 0
+	})
+	_, name := f.run("exporter-early", func(s *dockertest.Spec) { s.Host.Privileged = true })
+	releaseOnce()
+	series := map[string]string{"rule": "privileged", "severity": "error", "tier": "app", "service": "", "container": name}
+	mfs := eventually(t, base, "hyhome_findings for "+name+", started before the stream opened", testenv.Hang, func(m map[string]*dto.MetricFamily) bool {
+		v, ok := value(m, MetricFindings, series)
+		return ok && v == 1
+	})
+	if n, _ := value(mfs, MetricRuns, map[string]string{"trigger": triggerInterval}); n != 0 {
+		t.Errorf("interval audits %v; the hour-long interval cannot have passed", n)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)

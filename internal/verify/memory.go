@@ -614,7 +614,11 @@ func (v *Verifier) watchInfra(ctx context.Context, cs map[string]infraContainer)
 	f.Add("event", "oom")
 	f.Add("event", "die")
 	f.Add("label", workload.LabelTier+"=infra")
-	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f})
+	// Since now: the engine answers GET /events' headers before it
+	// subscribes the stream, and the load starts as soon as this returns;
+	// since= has the engine replay what happened in between.
+	now := time.Now()
+	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f, Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())})
 	go func() {
 		defer close(d)
 		for {
