@@ -162,6 +162,9 @@ func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
 	}
 	sg := segs[0]
 	if sg.lit != "" {
+		if matchWork != nil {
+			*matchWork += int64(min(len(sg.lit), len(s))) + 1
+		}
 		if !strings.HasPrefix(s, sg.lit) {
 			return vals, false
 		}
@@ -181,6 +184,9 @@ func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
 	if i := strings.IndexByte(s, excluded); i >= 0 {
 		limit = i
 	}
+	if matchWork != nil {
+		*matchWork += int64(limit) + 1
+	}
 	for n := limit; n >= shortest; n-- {
 		if out, ok := matchSegs(segs[1:], s[n:], append(vals, s[:n])); ok {
 			return out, true
@@ -188,6 +194,12 @@ func matchSegs(segs []segment, s string, vals []string) ([]string, bool) {
 	}
 	return vals, false
 }
+
+// matchWork, when set (by a test, never concurrently with matching),
+// counts the bytes matchSegs compares or scans plus one per step: the
+// operation count that shows matching is linear in the path's length
+// (TestRouteMatchLongPathsWork).
+var matchWork *int64
 
 // path renders the route's path with the given variables, for forwarding a
 // request whose variables the guard pinned (a name replaced by the ID it

@@ -267,6 +267,36 @@ func TestRouteMatchLongPathsAllocs(t *testing.T) {
 	}
 }
 
+// TestRouteMatchLongPathsWork bounds the matcher's work by an operation
+// count (bytes compared or scanned, plus one per step), not by time: on the
+// long path shapes, every route does at most a fixed multiple of the path's
+// length, and four times the length costs at most about four times the
+// work. A quadratic rescan, such as trying each value of a variable and
+// scanning the rest again, breaks both at these lengths.
+func TestRouteMatchLongPathsWork(t *testing.T) {
+	var work int64
+	matchWork = &work
+	t.Cleanup(func() { matchWork = nil })
+	cost := func(r *Route, p string) int64 {
+		work = 0
+		r.match(p)
+		return work
+	}
+	short, long := longPathsOf(1<<14), longPathsOf(1<<16)
+	for _, r := range routes.all {
+		perByte := int64(4 * (len(r.segs) + 1))
+		for i := range short {
+			a, b := cost(r, short[i]), cost(r, long[i])
+			if b > perByte*int64(len(long[i]))+1024 {
+				t.Errorf("%s, long path shape %d: %d operations on a %d-byte path, over %d per byte", r.Name, i, b, len(long[i]), perByte)
+			}
+			if b > 5*a+1024 {
+				t.Errorf("%s, long path shape %d: %d operations at 16 KiB runs, %d at 64 KiB: grows faster than the path", r.Name, i, a, b)
+			}
+		}
+	}
+}
+
 // BenchmarkRouteMatchLongPathsScaling: the matcher over the whole table at
 // runs of 64 KiB and 256 KiB; linear matching takes about 4x as long for
 // the longer paths, quadratic about 16x.
