@@ -199,6 +199,8 @@ func build(c *client.Client) (Images, error) {
 	if err := BuildScratchImage(ctx, c, img.NonRoot, bin, "/testprog", "65534:65534", nil); err != nil {
 		return Images{}, err
 	}
+	ProcessScoped("image", img.Root)
+	ProcessScoped("image", img.NonRoot)
 	return img, nil
 }
 
@@ -414,11 +416,59 @@ func Sweep() error {
 	return errors.Join(errs...)
 }
 
+var (
+	processMu     sync.Mutex
+	processScoped = map[string]bool{} // kind + " " + ID or name
+)
+
+// ProcessScoped marks an object that lives for the whole test process on
+// purpose, such as an image that several tests share: Main removes it with
+// the rest, without counting it as left behind. ref is the object's ID or
+// name (an image's tag).
+func ProcessScoped(kind, ref string) {
+	processMu.Lock()
+	defer processMu.Unlock()
+	processScoped[kind+" "+ref] = true
+}
+
+// leftByTests lists what this process's tests left on the engine: every
+// object labelled with its run ID, except those marked ProcessScoped and
+// untagged images (a build's intermediate layers, which go with the tagged
+// image they lead to).
+func leftByTests() ([]Object, error) {
+	if cli == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	objs, err := ListObjects(ctx, cli, RunID)
+	processMu.Lock()
+	defer processMu.Unlock()
+	var left []Object
+	for _, o := range objs {
+		if processScoped[o.Kind+" "+o.ID] || processScoped[o.Kind+" "+o.Name] || (o.Kind == "image" && o.Name == o.ID) {
+			continue
+		}
+		left = append(left, o)
+	}
+	return left, err
+}
+
 // Main is a TestMain body: run the tests, then sweep this process's
-// objects. A sweep that cannot remove something fails the package, naming
-// it.
+// objects. Anything a test left behind (not ProcessScoped) fails the
+// package, named, and is removed all the same; so does a sweep that cannot
+// remove something.
 func Main(m *testing.M) int {
 	code := m.Run()
+	left, err := leftByTests()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dockertest: listing what run %s's tests left: %v\n", RunID, err)
+		code = max(code, 1)
+	}
+	for _, o := range left {
+		fmt.Fprintf(os.Stderr, "dockertest: a test left %s on the engine (no cleanup removed it)\n", o)
+		code = max(code, 1)
+	}
 	if err := Sweep(); err != nil {
 		fmt.Fprintf(os.Stderr, "dockertest: objects of run %s left on the engine:\n%v\n", RunID, err)
 		if code == 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/testenv"
+	"github.com/moby/moby/client"
 )
 
 // dockerCLI runs the docker CLI against a guard socket, with a config
@@ -170,6 +171,12 @@ func TestDockerCLIStreams(t *testing.T) {
 	}
 	tag := "hyhome-test/built:" + dockertest.RunID
 	label := dockertest.LabelKey + "=" + dockertest.RunID
+	removeImage := func(ref string) {
+		ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
+		defer cancel()
+		_, _ = dockertest.Client(t).ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true})
+	}
+	t.Cleanup(func() { removeImage(tag) })
 	// --no-cache: another test process building the same context at the same
 	// time must not hand this build a cached layer it is removing.
 	if _, stderr, err := dockerCLIEnv(t, builder, "", []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "--no-cache", "--label", label, "-t", tag, ctxDir); err != nil {
@@ -212,6 +219,7 @@ func TestDockerCLIStreams(t *testing.T) {
 	_, _ = io.WriteString(tw, payload)
 	tw.Close()
 	itag := "hyhome-test/imported:" + dockertest.RunID
+	t.Cleanup(func() { removeImage(itag) })
 	if _, stderr, err := dockerCLI(t, sock, tarball.String(), "import", "--change", "LABEL "+label, "-", itag); err != nil {
 		t.Fatalf("docker import through admission: %v\n%s", err, stderr)
 	}

@@ -3,6 +3,7 @@ package guard
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // The differential proof: each admission rule guards something that
@@ -164,10 +166,11 @@ func userImage(t *testing.T, tag, passwd, group, user string) string {
 	if user != "" {
 		lines = append(lines, "USER "+user)
 	}
-	if err := dockertest.BuildScratchImage(ctxT(t, 3*time.Minute), dockertest.Client(t), ref, img.Binary, "/testprog", "", lines); err != nil {
+	if err := dockertest.BuildScratchImage(context.Background(), dockertest.Client(t), ref, img.Binary, "/testprog", "", lines); err != nil {
 		t.Fatal(err)
 	}
 	userImages[ref] = true
+	dockertest.ProcessScoped("image", ref) // shared by the differential tests
 	return ref
 }
 
@@ -192,7 +195,7 @@ func (e *diffEnv) run(t *testing.T, req container.CreateRequest, refusal string)
 	}
 	c := dockertest.Client(t)
 	t.Cleanup(func() { dockertest.RemoveContainer(c, created.Id) })
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	if _, err := c.ContainerStart(ctx, created.Id, client.ContainerStartOptions{}); err != nil {
 		t.Fatalf("the engine created the container but could not start it: %v", err)
 	}
@@ -228,7 +231,7 @@ func (e *diffEnv) probe(check []string, edit ...func(*container.CreateRequest)) 
 // ends.
 func (e *diffEnv) volume(t *testing.T, name string, opts map[string]string) {
 	t.Helper()
-	ctx := ctxT(t, time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	if _, err := dockertest.Client(t).VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name: name, Driver: "local", DriverOpts: opts, Labels: map[string]string{dockertest.LabelKey: dockertest.RunID},
 	}); err != nil {
@@ -561,7 +564,7 @@ func diffCases(t *testing.T, e *diffEnv) []diffCase {
 					if !strings.Contains(l, "uid=") {
 						t.Fatalf("the listener got %q", l)
 					}
-				case <-time.After(time.Minute):
+				case <-time.After(testenv.Hang):
 					t.Fatal("no line reached the listener")
 				}
 			},
@@ -621,12 +624,12 @@ func diffCases(t *testing.T, e *diffEnv) []diffCase {
 			req:  e.probe([]string{"id"}, func(r *container.CreateRequest) { r.Config.Env = []string{"DB_PASSWORD=hunter2-" + run} }),
 			check: func(t *testing.T, _ string) {
 				// Anyone who may inspect the container reads it.
-				res, err := dockertest.Client(t).ContainerList(ctxT(t, time.Minute), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", dockertest.LabelKey+"="+run)})
+				res, err := dockertest.Client(t).ContainerList(ctxT(t, testenv.Hang), client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", dockertest.LabelKey+"="+run)})
 				if err != nil {
 					t.Fatal(err)
 				}
 				for _, c := range res.Items {
-					ins, err := dockertest.Client(t).ContainerInspect(ctxT(t, time.Minute), c.ID, client.ContainerInspectOptions{})
+					ins, err := dockertest.Client(t).ContainerInspect(ctxT(t, testenv.Hang), c.ID, client.ContainerInspectOptions{})
 					if err == nil && strings.Contains(strings.Join(ins.Container.Config.Env, " "), "hunter2-"+run) {
 						return
 					}

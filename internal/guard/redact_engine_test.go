@@ -29,6 +29,7 @@ import (
 	"github.com/hy-home/hyhome/internal/lokitest"
 	"github.com/hy-home/hyhome/internal/policy"
 	"github.com/hy-home/hyhome/internal/promtest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // secretFixture is a container and a volume whose inspect answers carry
@@ -152,7 +153,7 @@ func TestReadsRedactedOnTheEngine(t *testing.T) {
 	// the header can miss a stream opened at "now". since= makes the
 	// engine replay its buffer from before the streams opened in the same
 	// step as it subscribes them: nothing falls in between.
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	query := "filters=" + url.QueryEscape(`{"container":["`+f.running+`"],"type":["container"]}`) + "&since=" + sinceParam(time.Now())
 	direct := openEvents(t, ctx, eng, query)
 	viaGuard := openEvents(t, ctx, tg.sockets[ProfileShipper], query)
@@ -218,7 +219,7 @@ func openEvents(t *testing.T, ctx context.Context, sock, query string) *eventStr
 
 func (es *eventStream) next(t *testing.T, action string) string {
 	t.Helper()
-	timeout := time.After(time.Minute)
+	timeout := time.After(testenv.Hang)
 	for {
 		select {
 		case l, ok := <-es.lines:
@@ -243,7 +244,7 @@ func (es *eventStream) next(t *testing.T, action string) string {
 func TestConsumersThroughRedaction(t *testing.T) {
 	f := newSecretFixture(t)
 	tg := startGuard(t)
-	ctx := ctxT(t, 5*time.Minute)
+	ctx := ctxT(t, 2*testenv.Hang)
 	engHost := engineHost(t)
 
 	t.Run("audit", func(t *testing.T) {
@@ -339,7 +340,7 @@ func TestConsumersThroughRedaction(t *testing.T) {
 			"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 		promtest.WaitReady(t, "http://"+addr+"/-/ready")
 		var direct, guarded []string
-		promtest.WaitFor(t, time.Minute, "both jobs' targets", func() error {
+		promtest.WaitFor(t, testenv.Hang, "both jobs' targets", func() error {
 			resp, err := http.Get("http://" + addr + "/api/v1/targets?state=any")
 			if err != nil {
 				return err
@@ -402,7 +403,7 @@ func TestConsumersThroughRedaction(t *testing.T) {
 			}
 		})
 		id, _ := dockertest.Run(t, dockertest.Spec{Name: "ship-logs", Image: img.NonRoot, Cmd: []string{"log", "-lines", "3", "-token", token, "-stay"}, Labels: map[string]string{"hy-home.tier": "app"}})
-		promtest.WaitFor(t, 2*time.Minute, "the container's lines in Loki", func() error {
+		promtest.WaitFor(t, testenv.Hang, "the container's lines in Loki", func() error {
 			if n := len(lokiLines(t, loki, `{source="logs"} |= "`+token+`"`)); n != 3 {
 				return fmt.Errorf("%d of 3 lines", n)
 			}
@@ -410,7 +411,7 @@ func TestConsumersThroughRedaction(t *testing.T) {
 		})
 		mark := "--password=" + f.secret
 		mustStatus(t, "exec create", raw(t, engineSocket(t), request("POST", "/v1.41/containers/"+id+"/exec", `{"Cmd":["/testprog","probe","`+mark+`"]}`)), http.StatusCreated)
-		promtest.WaitFor(t, 2*time.Minute, "the exec event in Loki", func() error {
+		promtest.WaitFor(t, testenv.Hang, "the exec event in Loki", func() error {
 			lines := lokiLines(t, loki, `{source="events"} |= "exec_create"`)
 			for _, l := range lines {
 				if strings.Contains(l, f.secret) {
@@ -458,11 +459,13 @@ var (
 	hyhomeErr  error
 )
 
-// hyhomeBinary builds the hyhome binary once per test process.
+// hyhomeBinary builds the hyhome binary once per test process, into the
+// process's temporary directory (dockertest.TempDir), which Main removes
+// and cmd/testsweep removes after a killed process.
 func hyhomeBinary(t testing.TB) string {
 	t.Helper()
 	hyhomeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hyhome-guard-test-")
+		dir, err := dockertest.TempDir()
 		if err != nil {
 			hyhomeErr = err
 			return

@@ -47,6 +47,7 @@ func hyhomeCanaryImage(t *testing.T) (bin, image string) {
 		hyhomeImage = "hyhome-test/hyhome:verify-" + dockertest.RunID
 		// No deadline of its own: the test binary's -timeout bounds it.
 		hyhomeErr = dockertest.BuildScratchImage(context.Background(), c, hyhomeImage, hyhomeBin, "/hyhome", "65532:65532", nil)
+		dockertest.ProcessScoped("image", hyhomeImage) // shared by the process's tests; Main removes it
 	})
 	if hyhomeErr != nil {
 		t.Fatalf("building the hyhome canary image: %v", hyhomeErr)
