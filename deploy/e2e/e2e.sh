@@ -45,7 +45,8 @@ LOKI_DOWN=${HYHOME_E2E_LOKI_DOWN:-60}            # s Loki stays killed
 CATCHUP_BOUND=${HYHOME_E2E_CATCHUP_BOUND:-120}   # s after Loki is back, every line found
 REDISCOVER_BOUND=${HYHOME_E2E_REDISCOVER_BOUND:-120} # s after the guard restart
 RESTART_BOUND=${HYHOME_E2E_RESTART_BOUND:-300}   # s, every service healthy after docker restart
-SWARM_LOCK=${HYHOME_E2E_SWARM_LOCK:-/tmp/hyhome-test-swarm.lock}
+# The Go tests lock os.TempDir()/hyhome-test-swarm.lock: $TMPDIR, else /tmp.
+SWARM_LOCK=${HYHOME_E2E_SWARM_LOCK:-${TMPDIR:-/tmp}/hyhome-test-swarm.lock}
 SWARM_LOCK_WAIT=${HYHOME_E2E_SWARM_LOCK_WAIT:-1800} # s
 # docker_gwbridge's subnet when the run has to create it.
 GWBRIDGE_SUBNET=${HYHOME_E2E_GWBRIDGE_SUBNET:-172.31.241.0/24}

@@ -3,6 +3,8 @@
 # pins, on a host that may have no registry.
 #
 #   deploy/e2e/images.sh [-o REPORT]
+#   deploy/e2e/images.sh --compose-only   # only the Compose plugin (.ci/run,
+#                                         # before make test needs it)
 #
 # For each third-party image compose.yaml pins, in this order:
 #   1. the image already present under that exact tag is used as it is;
@@ -31,10 +33,12 @@ deploy=$(dirname "$here")
 root=$(dirname "$deploy")
 compose_file=$deploy/compose.yaml
 report=/dev/stdout
+compose_only=
 while [ $# -gt 0 ]; do
   case $1 in
     -o) report=$2; shift 2 ;;
-    *) echo "usage: $0 [-o REPORT]" >&2; exit 2 ;;
+    --compose-only) compose_only=1; shift ;;
+    *) echo "usage: $0 [-o REPORT] | --compose-only" >&2; exit 2 ;;
   esac
 done
 
@@ -297,6 +301,10 @@ build_loki_standin() {
 
 # ---------------------------------------------------------------------------
 
+if [ -n "$compose_only" ]; then
+  ensure_compose
+  exit 0
+fi
 : >"$report"
 ensure_compose
 

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // TestAdversarialAdmission is TestAdversarial for the holes of issues 11
@@ -233,7 +233,7 @@ func TestIdentityPinned(t *testing.T) {
 	}
 	var created struct{ Id string }
 	_ = json.Unmarshal([]byte(r.body), &created)
-	ctx := ctxT(t, time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	c := dockertest.Client(t)
 	ins, err := c.ContainerInspect(ctx, created.Id, client.ContainerInspectOptions{})
 	if err != nil {
@@ -268,7 +268,7 @@ func TestDockerCLINetworksAndVolumes(t *testing.T) {
 	sock := tg.sockets[ProfileAdmission]
 	label := dockertest.LabelKey + "=" + dockertest.RunID
 	net, vol := "hyhome-test-net-"+dockertest.RunID, "hyhome-test-vol-"+dockertest.RunID
-	ctx := ctxT(t, time.Minute)
+	ctx := ctxT(t, testenv.Hang)
 	c := dockertest.Client(t)
 	t.Cleanup(func() {
 		_, _ = c.NetworkRemove(ctx, net, client.NetworkRemoveOptions{})

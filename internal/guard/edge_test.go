@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // Each test here first does, directly on the engine, what a profile must
@@ -31,7 +32,7 @@ func engineSocket(t testing.TB) string {
 	h := engineHost(t)
 	p, ok := strings.CutPrefix(h, "unix://")
 	if !ok {
-		t.Skipf("the engine is not on a unix socket (%s)", h)
+		testenv.Missing(t, "the engine is not on a unix socket (%s)", h)
 	}
 	return p
 }
@@ -94,8 +95,21 @@ func mustStatus(t testing.TB, what string, r response, want int) {
 // the test can inspect) and returns the fields of its /proc status.
 func procStatus(t testing.TB, marker string, timeout time.Duration) map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	return procStatusUntil(t, marker, time.After(timeout), fmt.Sprintf("within %v", timeout))
+}
+
+// procStatusUntil is procStatus bounded by an event instead of a time (a
+// build that ends before its RUN step was seen): stop's firing fails the
+// test, saying when.
+func procStatusUntil[T any](t testing.TB, marker string, stop <-chan T, when string) map[string]string {
+	t.Helper()
+	for {
+		select {
+		case <-stop:
+			t.Fatalf("no process with %q in its command line %s", marker, when)
+			return nil
+		default:
+		}
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			if _, err := strconv.Atoi(e.Name()); err != nil {
@@ -119,8 +133,6 @@ func procStatus(t testing.TB, marker string, timeout time.Duration) map[string]s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("no process with %q in its command line within %v", marker, timeout)
-	return nil
 }
 
 // runsAsDockerDefault checks what a process runs with: root, Docker's
@@ -233,7 +245,7 @@ profiles:
 	removePlugin(t, direct)
 	mustStatus(t, "creating the plugin directly", raw(t, eng, tarRequest("/v1.41/plugins/create?name="+direct, pluginArchive(t, marker, "[]"))), http.StatusNoContent)
 	mustStatus(t, "enabling it directly", raw(t, eng, request("POST", "/v1.41/plugins/"+direct+"/enable?timeout=60", "")), http.StatusOK)
-	runsAsDockerDefault(t, "a plugin enabled directly", procStatus(t, marker, time.Minute))
+	runsAsDockerDefault(t, "a plugin enabled directly", procStatus(t, marker, testenv.Hang))
 
 	// Through admission: refused at every step, naming the profile.
 	adm := tg.sockets[ProfileAdmission]
@@ -257,7 +269,7 @@ profiles:
 	removePlugin(t, named)
 	mustStatus(t, "creating a named plugin through its profile", raw(t, sock, tarRequest("/v1.41/plugins/create?name="+named, pluginArchive(t, marker+"-ro", roMount, "write:/mnt/from-ro"))), http.StatusNoContent)
 	mustStatus(t, "enabling it (a read-only mount)", raw(t, sock, request("POST", "/v1.41/plugins/"+named+"/enable?timeout=60", "")), http.StatusOK)
-	procStatus(t, marker+"-ro", time.Minute)
+	procStatus(t, marker+"-ro", testenv.Hang)
 	if _, err := os.Stat(filepath.Join(host, "from-ro")); err == nil {
 		t.Error("a plugin wrote through its ro mount: the mount is not read-only")
 	}
@@ -269,8 +281,8 @@ profiles:
 	removePlugin(t, rwDirect)
 	mustStatus(t, "creating a writable-mount plugin directly", raw(t, eng, tarRequest("/v1.41/plugins/create?name="+rwDirect, pluginArchive(t, marker+"-rwd", rwMount, "write:/mnt/from-rw"))), http.StatusNoContent)
 	mustStatus(t, "enabling it directly", raw(t, eng, request("POST", "/v1.41/plugins/"+rwDirect+"/enable?timeout=60", "")), http.StatusOK)
-	procStatus(t, marker+"-rwd", time.Minute)
-	dockertestWait(t, time.Minute, "the plugin's write through its mount", func() bool {
+	procStatus(t, marker+"-rwd", testenv.Hang)
+	dockertestWait(t, testenv.Hang, "the plugin's write through its mount", func() bool {
 		_, err := os.Stat(filepath.Join(host, "from-rw"))
 		return err == nil
 	})
@@ -312,11 +324,14 @@ profiles:
 	}
 	tag := "hyhome-test/build-direct:" + dockertest.RunID
 	t.Cleanup(func() { _ = raw(t, eng, request("DELETE", "/v1.41/images/"+tag+"?force=1", "")) })
-	done := make(chan response, 1)
+	// No deadline on the build (a cold engine on a loaded machine is slow):
+	// the RUN step sleeps 20 s, so it is seen unless the build ends first.
+	done, built := make(chan response, 1), make(chan struct{})
 	go func() {
 		done <- raw(t, eng, tarRequest("/v1.41/build?rm=1&forcerm=1&t="+url.QueryEscape(tag), ctxTar(dockerfile)))
+		close(built)
 	}()
-	runsAsDockerDefault(t, "a RUN step built directly", procStatus(t, marker, 2*time.Minute))
+	runsAsDockerDefault(t, "a RUN step built directly", procStatusUntil(t, marker, built, "before the build ended"))
 	mustStatus(t, "building directly", <-done, http.StatusOK)
 
 	mustRefuse(t, "build through admission", raw(t, tg.sockets[ProfileAdmission], tarRequest("/v1.41/build?t=x", ctxTar(dockerfile))), "POST /build is not allowed in profile admission")
@@ -512,7 +527,7 @@ func TestInfraNames(t *testing.T) {
 			ExitCode int
 		}
 	}
-	dockertestWait(t, time.Minute, "the client's probe to exit", func() bool {
+	dockertestWait(t, testenv.Hang, "the client's probe to exit", func() bool {
 		_ = json.Unmarshal([]byte(raw(t, eng, request("GET", "/v1.41/containers/"+probeID+"/json", "")).body), &st)
 		return !st.State.Running
 	})

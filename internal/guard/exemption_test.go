@@ -4,12 +4,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // profileExempting is the custom profile withExemptions serves.
@@ -83,11 +83,11 @@ func TestExemptionClaims_NFR_SEC_01(t *testing.T) {
 	// The stack's guard image (ADR-0001 names repository hyhome), under a
 	// tag of this run only.
 	stackImage := "hyhome:hyhome-test-" + dockertest.RunID
-	if _, err := c.ImageTag(ctxT(t, time.Minute), client.ImageTagOptions{Source: img.NonRoot, Target: stackImage}); err != nil {
+	if _, err := c.ImageTag(ctxT(t, testenv.Hang), client.ImageTagOptions{Source: img.NonRoot, Target: stackImage}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = c.ImageRemove(ctxT(t, time.Minute), stackImage, client.ImageRemoveOptions{})
+		_, _ = c.ImageRemove(ctxT(t, testenv.Hang), stackImage, client.ImageRemoveOptions{})
 	})
 
 	claim := map[string]string{"hy-home.adr": "ADR-0001", "hy-home.exempt": "privileged"}
@@ -95,7 +95,7 @@ func TestExemptionClaims_NFR_SEC_01(t *testing.T) {
 	// On the engine itself the labels change nothing: the container runs
 	// privileged. This is what the guard used to let through.
 	id, _ := dockertest.Run(t, dockertest.Spec{Name: "claims-privileged", Image: img.NonRoot, Cmd: []string{"sleep"}, Labels: claim, Host: container.HostConfig{Privileged: true}})
-	ins, err := c.ContainerInspect(ctxT(t, time.Minute), id, client.ContainerInspectOptions{})
+	ins, err := c.ContainerInspect(ctxT(t, testenv.Hang), id, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

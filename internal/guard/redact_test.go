@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 func redactFor(t *testing.T, profile, route, body string) string {
@@ -111,7 +113,7 @@ func TestRedactEventsStreams(t *testing.T) {
 			if strings.Contains(got, "/secret") {
 				t.Errorf("event %d leaks: %s", i, got)
 			}
-		case <-time.After(time.Minute):
+		case <-time.After(testenv.Hang):
 			t.Fatalf("event %d was not flushed while the stream stayed open", i)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hy-home/hyhome/internal/dockertest"
+	"github.com/hy-home/hyhome/internal/testenv"
 )
 
 // stackMemoryLimit is the guard's memory limit in the reference stack
@@ -45,14 +46,15 @@ func TestSlowBodiesStayUnderTheStackLimit(t *testing.T) {
 	c := dockertest.Client(t)
 	eng := engineSocket(t)
 	imgs := dockertest.Build(t)
-	ctx := ctxT(t, 10*time.Minute)
-
 	bin := hyhomeBinary(t)
 	image := "hyhome-test/guard:" + dockertest.RunID
-	if err := dockertest.BuildScratchImage(ctx, c, image, bin, "/hyhome", "", []string{"LABEL " + dockertest.LabelKey + "=" + dockertest.RunID}); err != nil {
+	// The build has no deadline of its own (the test binary's bounds it);
+	// the phases' clock starts after it.
+	if err := dockertest.BuildScratchImage(context.Background(), c, image, bin, "/hyhome", "", []string{"LABEL " + dockertest.LabelKey + "=" + dockertest.RunID}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = raw(t, eng, request("DELETE", "/v1.41/images/"+image+"?force=1", "")) })
+	ctx := ctxT(t, 10*time.Minute)
 	var st syscall.Stat_t
 	if err := syscall.Stat(eng, &st); err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func TestSlowBodiesStayUnderTheStackLimit(t *testing.T) {
 	})
 	mustStatus(t, "starting it", raw(t, eng, request("POST", "/v1.41/containers/"+cr.Id+"/start", "")), http.StatusNoContent)
 	ro, adm := filepath.Join(dir, "readonly.sock"), filepath.Join(dir, "admission.sock")
-	dockertestWait(t, time.Minute, "the guard's sockets", func() bool {
+	dockertestWait(t, testenv.Hang, "the guard's sockets", func() bool {
 		a, err1 := net.Dial("unix", ro)
 		b, err2 := net.Dial("unix", adm)
 		if err1 == nil {
@@ -325,12 +327,12 @@ func (h *honestClient) run(t *testing.T, stop <-chan struct{}) {
 
 // tryRaw is raw without failing the test (for goroutines).
 func tryRaw(socket, req string) (response, error) {
-	conn, err := net.DialTimeout("unix", socket, time.Minute)
+	conn, err := net.DialTimeout("unix", socket, testenv.Hang)
 	if err != nil {
 		return response{}, err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	_ = conn.SetDeadline(time.Now().Add(testenv.Hang))
 	if _, err := io.WriteString(conn, req); err != nil {
 		return response{}, err
 	}
