@@ -198,3 +198,40 @@ func TestSweepSwarmKinds(t *testing.T) {
 		t.Fatalf("left after the sweep: %v (%v)", left, err)
 	}
 }
+
+// TestLeftByTests: what a test leaves labelled with the run ID is what Main
+// reports and fails the package for, unless it was marked ProcessScoped.
+func TestLeftByTests(t *testing.T) {
+	c := Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	name := "hyhome-test-left-" + RunID
+	if _, err := c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{LabelKey: RunID}}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true}) }()
+	reported := func() bool {
+		left, err := leftByTests()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range left {
+			if o.Kind == "volume" && o.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !reported() {
+		t.Errorf("a labelled volume left by a test is not reported")
+	}
+	ProcessScoped("volume", name)
+	defer func() {
+		processMu.Lock()
+		delete(processScoped, "volume "+name)
+		processMu.Unlock()
+	}()
+	if reported() {
+		t.Errorf("a volume marked ProcessScoped is reported as left behind")
+	}
+}
