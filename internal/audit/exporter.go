@@ -139,8 +139,11 @@ func NewExporter(cfg ExporterConfig) (*Exporter, error) {
 // Run audits once, then on events and on the interval, until ctx is done.
 func (e *Exporter) Run(ctx context.Context) {
 	triggers := make(chan string, 1)
+	// Taken before the start audit begins, so that the first event stream
+	// replays whatever changed while that audit read the engine.
+	started := time.Now()
 	var wg sync.WaitGroup
-	wg.Go(func() { e.watch(ctx, triggers) })
+	wg.Go(func() { e.watch(ctx, triggers, started) })
 	e.schedule(ctx, triggers, e.auditOnce)
 	wg.Wait()
 }
@@ -295,7 +298,7 @@ func (e *Exporter) relevant(m events.Message) bool {
 // hyhome_audit_events_connected 0, hyhome_audit_errors_total{stage="events"}
 // and, once restored, hyhome_audit_events_gap_seconds_total; a full
 // re-audit follows every reconnection because events were missed.
-func (e *Exporter) watch(ctx context.Context, triggers chan<- string) {
+func (e *Exporter) watch(ctx context.Context, triggers chan<- string, started time.Time) {
 	log := e.cfg.Logger
 	clk := e.cfg.Clock
 	backoff := e.cfg.BackoffMin
@@ -307,9 +310,10 @@ func (e *Exporter) watch(ctx context.Context, triggers chan<- string) {
 	// the subscription would otherwise reach no one, and the published
 	// findings would stay stale until the next interval audit. since=
 	// makes the engine replay its buffer in the same step as it subscribes.
-	// Wall clock, not cfg.Clock: the engine compares since with its own
-	// time. Later streams need no since: every reconnection re-audits.
-	started := time.Now()
+	// started is the wall clock's, not cfg.Clock's: the engine compares
+	// since with its own time (a clock ahead of the engine's replays less,
+	// as before; one behind replays more, which only costs an audit).
+	// Later streams need no since: every reconnection re-audits.
 	send := func(r string) {
 		select {
 		case triggers <- r:

@@ -49,7 +49,7 @@ func TestAuditSwarmServices(t *testing.T) {
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 			defer cancel()
-			if _, err := f.c.ServiceRemove(ctx, res.ID, client.ServiceRemoveOptions{}); err != nil {
+			if err := dockertest.RemoveService(ctx, f.c, res.ID); err != nil {
 				t.Errorf("removing service %s: %v", spec.Name, err)
 			}
 		})

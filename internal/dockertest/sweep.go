@@ -104,7 +104,8 @@ func ListObjects(ctx context.Context, c *client.Client, runID string) ([]Object,
 	} else {
 		for _, x := range res.Items {
 			name := x.ID
-			if len(x.RepoTags) > 0 {
+			// Engines before API 1.44 list an untagged image as "<none>:<none>".
+			if len(x.RepoTags) > 0 && x.RepoTags[0] != "<none>:<none>" {
 				name = x.RepoTags[0]
 			}
 			add("image", x.ID, name, x.Labels)
@@ -146,6 +147,31 @@ func pluginRunID(name string) (string, bool) {
 	return id, true
 }
 
+// RemoveService removes a service and waits until the engine has removed
+// its tasks' containers too: ServiceRemove returns before Swarm has, so a
+// caller that moves on (a test's cleanup, then Main's check for what tests
+// left) would otherwise still find them.
+func RemoveService(ctx context.Context, c *client.Client, id string) error {
+	if _, err := c.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil {
+		return err
+	}
+	f := client.Filters{}.Add("label", "com.docker.swarm.service.id="+id)
+	for {
+		res, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return fmt.Errorf("service %s removed; listing its task containers: %w", id, err)
+		}
+		if len(res.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("service %s removed, but %d of its task containers are still there: %w", id, len(res.Items), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // RemoveObject removes one object, forcibly where the kind allows it: a
 // test's container may still run, its image may still be tagged twice.
 func RemoveObject(ctx context.Context, c *client.Client, o Object) error {
@@ -154,7 +180,7 @@ func RemoveObject(ctx context.Context, c *client.Client, o Object) error {
 	case "container":
 		_, err = c.ContainerRemove(ctx, o.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	case "service":
-		_, err = c.ServiceRemove(ctx, o.ID, client.ServiceRemoveOptions{})
+		err = RemoveService(ctx, c, o.ID)
 	case "secret":
 		_, err = c.SecretRemove(ctx, o.ID, client.SecretRemoveOptions{})
 	case "config":

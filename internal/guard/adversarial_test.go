@@ -105,8 +105,7 @@ func removeCreatedService(t testing.TB, resp response) {
 	var cr struct{ ID string }
 	if resp.status == http.StatusCreated && json.Unmarshal([]byte(resp.body), &cr) == nil && cr.ID != "" {
 		t.Cleanup(func() {
-			_, err := dockertest.Client(t).ServiceRemove(ctxT(t, dockertest.CallTimeout), cr.ID, client.ServiceRemoveOptions{})
-			if err != nil {
+			if err := dockertest.RemoveService(ctxT(t, dockertest.CallTimeout), dockertest.Client(t), cr.ID); err != nil {
 				t.Errorf("removing service %s: %v", cr.ID, err)
 			}
 		})

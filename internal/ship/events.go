@@ -3,6 +3,8 @@ package ship
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -21,13 +23,15 @@ import (
 // started, not since the stream opened: the engine answers GET /events'
 // headers before it subscribes the stream (moby's getEvents), so an event
 // in between would reach no one; since= makes the engine replay its buffer
-// in the same step as it subscribes. The time is the wall clock's, which
-// the engine's since is compared with, not the agent's Clock.
+// in the same step as it subscribes. The time is the engine's own (docker
+// info's SystemTime), which since is compared with: the agent's clock may
+// run ahead of a remote engine's, and a resume from a position in the
+// engine's future would replay nothing.
 func (a *Agent) runEvents(ctx context.Context) {
 	log := a.log.With("component", "events")
 	resume, known := a.position(sourceEvents)
 	if !known {
-		resume = Cursor{Anchor: time.Now().UnixNano()}
+		resume = Cursor{Anchor: a.engineNow(ctx, log).UnixNano()}
 	}
 	oom := map[string]bool{} // containers whose die should say oom_killed=true
 	first := true
@@ -282,4 +286,19 @@ func signalName(n int) string {
 		return s
 	}
 	return strconv.Itoa(n)
+}
+
+// engineNow is the engine's clock (docker info's SystemTime), or the
+// agent's when the engine does not say (logged).
+func (a *Agent) engineNow(ctx context.Context, log *slog.Logger) time.Time {
+	info, err := a.docker.Info(ctx, client.InfoOptions{})
+	if err == nil {
+		t, perr := time.Parse(time.RFC3339Nano, info.Info.SystemTime)
+		if perr == nil {
+			return t
+		}
+		err = fmt.Errorf("its SystemTime %q: %w", info.Info.SystemTime, perr)
+	}
+	log.Warn("reading the engine's clock (docker info); using this host's for the first events position", "err", err)
+	return time.Now()
 }
