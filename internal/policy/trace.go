@@ -45,7 +45,7 @@ var RequirementTests = map[string][]TestRef{
 	"NFR-OBS-01": {
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
 		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/ship", "TestEncodeProtobufMatchesLokiTypes"},
-		{"internal/ship", "TestEventsBetweenStartAndSubscriptionAreShipped"},
+		{"internal/ship", "TestEventsBetweenStartAndSubscriptionAreShipped"}, {"internal/ship", "TestFirstEventsPositionIsOnTheEnginesClock"},
 		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
 		{"internal/verify", "TestObservabilityGatewayAccessLog"},

@@ -1,16 +1,19 @@
 package ship
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -397,8 +400,9 @@ func recordingProxy(t *testing.T) (string, func() []seenRequest) {
 }
 
 // engineProxy forwards HTTP from a loopback port to the real engine; each
-// request first passes through hook, which may hold it.
-func engineProxy(t *testing.T, hook func(*http.Request)) string {
+// request first passes through hook, which may hold it, and each response
+// through modify, if given.
+func engineProxy(t *testing.T, hook func(*http.Request), modify ...func(*http.Response) error) string {
 	t.Helper()
 	dial := dockertest.Client(t).Dialer()
 	rp := &httputil.ReverseProxy{
@@ -407,6 +411,9 @@ func engineProxy(t *testing.T, hook func(*http.Request)) string {
 		},
 		Transport:     &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }},
 		FlushInterval: -1, // events and logs are streams
+	}
+	if len(modify) > 0 {
+		rp.ModifyResponse = modify[0]
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hook(r)
@@ -474,6 +481,85 @@ func TestEventsBetweenStartAndSubscriptionAreShipped(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// The first events position is taken on the engine's clock, not the
+// agent's, since the engine compares since= with its own: the proxy puts
+// the engine's clock (docker info's SystemTime) an hour behind this host's,
+// and the agent's first GET /events must ask for events since that
+// hour-old time. On the host's clock it would ask for a time in the
+// engine's future, and a resume from there would replay nothing.
+func TestFirstEventsPositionIsOnTheEnginesClock(t *testing.T) {
+	t.Parallel()
+	const skew = time.Hour
+	loki := startLoki(t, lokitest.Config{})
+	sel, _ := testSelector(t)
+	since := make(chan string, 1)
+	proxy := engineProxy(t, func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			select {
+			case since <- r.URL.Query().Get("since"):
+			default:
+			}
+		}
+	}, func(resp *http.Response) error {
+		if !strings.HasSuffix(resp.Request.URL.Path, "/info") {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		var info map[string]json.RawMessage
+		if err := json.Unmarshal(body, &info); err != nil {
+			return err
+		}
+		var st string
+		if err := json.Unmarshal(info["SystemTime"], &st); err != nil {
+			return fmt.Errorf("the engine's SystemTime %s: %w", info["SystemTime"], err)
+		}
+		engineNow, err := time.Parse(time.RFC3339Nano, st)
+		if err != nil {
+			return err
+		}
+		info["SystemTime"], _ = json.Marshal(engineNow.Add(-skew).Format(time.RFC3339Nano))
+		body, _ = json.Marshal(info)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	})
+	dc, err := client.New(client.WithHost(proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Host: "skewed", Registerer: prometheus.NewRegistry()}, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var got string
+	select {
+	case got = <-since:
+	case <-time.After(testenv.Hang):
+		t.Fatal("the agent never asked for events")
+	}
+	sec, nsec, ok := strings.Cut(got, ".")
+	s, err1 := strconv.ParseInt(sec, 10, 64)
+	ns, err2 := strconv.ParseInt(nsec, 10, 64)
+	if !ok || err1 != nil || err2 != nil || len(nsec) != 9 {
+		t.Fatalf("the first GET /events asked for since=%q, want seconds.nanoseconds", got)
+	}
+	at := time.Unix(s, ns)
+	if lo, hi := before.Add(-skew-time.Minute), time.Now().Add(-skew); at.Before(lo) || at.After(hi) {
+		t.Errorf("the first GET /events asked for events since %v; on the engine's clock (an hour behind) that is between %v and %v", at, lo, hi)
+	}
 }
 
 // The deploy stack runs the agent behind the guard's shipper profile: the
