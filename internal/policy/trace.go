@@ -46,6 +46,7 @@ var RequirementTests = map[string][]TestRef{
 		{"internal/ship", "TestCrashingContainerLinesAndDieEventAreQueryable"}, {"internal/ship", "TestSIGKILLMidStreamLosesNothing"},
 		{"internal/ship", "TestLokiDownThenUpLosesNothing"}, {"internal/ship", "TestEncodeProtobufMatchesLokiTypes"},
 		{"internal/ship", "TestEventsBetweenStartAndSubscriptionAreShipped"}, {"internal/ship", "TestFirstEventsPositionIsOnTheEnginesClock"},
+		{"internal/ship", "TestEventsResumeAfterMoreEventsThanTheEngineReplays"},
 		{"internal/verify", "TestObservabilityTrialsPass"},
 		{"internal/verify", "TestObservabilitySlowLokiFailsNFR"},
 		{"internal/verify", "TestObservabilityGatewayAccessLog"},

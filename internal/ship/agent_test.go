@@ -483,6 +483,65 @@ func TestEventsBetweenStartAndSubscriptionAreShipped(t *testing.T) {
 	})
 }
 
+// The engine replays at most its 256 newest events. A resume position of
+// "since the anchor, skipping the first Skip events" with Skip above what
+// the engine still holds after the anchor skipped new events instead: an
+// agent restarted after 300 events dropped the events of a volume made
+// while it was down. The events position is "after the newest event
+// consumed", with nothing to skip.
+func TestEventsResumeAfterMoreEventsThanTheEngineReplays(t *testing.T) {
+	t.Parallel()
+	loki := startLoki(t, lokitest.Config{})
+	sel, _ := testSelector(t)
+	reg := prometheus.NewRegistry()
+	cfg := Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Registerer: reg}
+	first := startAgent(t, cfg)
+	waitFor(t, "the agent's event stream", func() bool { return gaugeValue(t, reg, "hyhome_ship_events_connected") == 1 })
+	c := dockertest.Client(t)
+	volume := func(name string) { // a create and a destroy event
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
+		defer cancel()
+		if _, err := c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{dockertest.LabelKey: dockertest.RunID}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := token()
+	const n = 150
+	for i := range n {
+		volume(fmt.Sprintf("hyhome-test-ev-%s-%d", tok, i))
+	}
+	waitFor(t, fmt.Sprintf("the %d volume events in Loki", 2*n), func() bool {
+		return len(queryLines(t, loki, `{source="events"} |= "`+tok+`"`)) >= 2*n
+	})
+	first.stop()
+	down := "hyhome-test-ev-down-" + token()
+	volume(down)
+	cfg.Registerer = nil // a new agent, its own metrics
+	startAgent(t, cfg)
+	waitFor(t, "the events of the volume made while the agent was down", func() bool {
+		return len(queryLines(t, loki, `{source="events"} |= "name=`+down+`"`)) == 2
+	})
+}
+
+// gaugeValue reads an unlabelled gauge from reg (0 when absent).
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
 // The first events position is taken on the engine's clock, not the
 // agent's, since the engine compares since= with its own: the proxy puts
 // the engine's clock (docker info's SystemTime) an hour behind this host's,

@@ -36,10 +36,13 @@ func (a *Agent) runEvents(ctx context.Context) {
 	oom := map[string]bool{} // containers whose die should say oom_killed=true
 	first := true
 	backoff := time.Second
+	// A position from a release that counted events to skip on resume: the
+	// count is not used (see eventsTracker); at worst the first resume
+	// ships up to that many events again, which Loki stores once.
+	resume.Skip = 0
 	for ctx.Err() == nil {
 		opts := client.EventsListOptions{Since: resume.Since()}
-		tr := newTracker(resume)
-		skip := resume.Skip
+		tr := &eventsTracker{cur: resume}
 		sctx, cancel := context.WithCancel(ctx)
 		res := a.docker.Events(sctx, opts)
 		a.setEventsUp(true)
@@ -64,10 +67,6 @@ func (a *Agent) runEvents(ctx context.Context) {
 					}
 					before := tr.cur
 					tr.consume(ts)
-					if skip > 0 { // queued before the restart or reconnect
-						skip--
-						continue
-					}
 					a.dispatch(ctx, &msg)
 					if !a.shipEvent(&msg) {
 						resume = tr.cur
@@ -108,6 +107,26 @@ func (a *Agent) runEvents(ctx context.Context) {
 			return
 		}
 		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// eventsTracker advances the events position: just after the newest event
+// consumed, with nothing to skip. Container logs need the anchor and skip
+// count of tracker (their timestamps are not monotonic, and a file replays
+// everything after since); the engine's events do not, and cannot use it:
+// the engine replays only its 256 newest events, walking back from the
+// newest and stopping at the first older than since (moby's
+// loadBufferedEvents), so a skip count larger than what it still holds
+// dropped new events on resume (TestEventsResumeAfterMoreEventsThanTheEngineReplays).
+// Events reach the engine's buffer and its subscribers in the order of its
+// lock, their timestamps taken just before: one stamped a few microseconds
+// earlier than an event already consumed, and not yet received when the
+// stream breaks, is the only thing a resume can miss.
+type eventsTracker struct{ cur Cursor }
+
+func (t *eventsTracker) consume(ts int64) {
+	if ts >= t.cur.Anchor {
+		t.cur = Cursor{Anchor: ts + 1}
 	}
 }
 
