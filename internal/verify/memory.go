@@ -614,10 +614,17 @@ func (v *Verifier) watchInfra(ctx context.Context, cs map[string]infraContainer)
 	f.Add("event", "oom")
 	f.Add("event", "die")
 	f.Add("label", workload.LabelTier+"=infra")
-	// Since now: the engine answers GET /events' headers before it
-	// subscribes the stream, and the load starts as soon as this returns;
-	// since= has the engine replay what happened in between.
+	// Since now, on the engine's clock (docker info's SystemTime; this
+	// host's if the engine does not say): the engine answers GET /events'
+	// headers before it subscribes the stream, and the load starts as soon
+	// as this returns; since= has the engine replay what happened in
+	// between, and nothing from before the window.
 	now := time.Now()
+	if info, err := v.cfg.Engine.Info(ctx, client.InfoOptions{}); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, info.Info.SystemTime); err == nil {
+			now = t
+		}
+	}
 	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f, Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())})
 	go func() {
 		defer close(d)
