@@ -174,7 +174,7 @@ func TestDockerCLIStreams(t *testing.T) {
 	removeImage := func(ref string) {
 		ctx, cancel := context.WithTimeout(context.Background(), dockertest.CallTimeout)
 		defer cancel()
-		_, _ = dockertest.Client(t).ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true})
+		_, _ = dockertest.Client(t).ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}) // and its build's untagged parents
 	}
 	t.Cleanup(func() { removeImage(tag) })
 	// --no-cache: another test process building the same context at the same
