@@ -52,13 +52,28 @@ type agentRun struct {
 
 func startAgent(t *testing.T, cfg Config) *agentRun {
 	t.Helper()
+	return startAgentAt(t, cfg, "")
+}
+
+// startAgentAt starts an agent on the engine at host (a test proxy; ""
+// is the engine itself).
+func startAgentAt(t *testing.T, cfg Config, host string) *agentRun {
+	t.Helper()
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 500 * time.Millisecond
 	}
-	a, err := New(cfg, dockertest.Client(t))
+	dc := dockertest.Client(t)
+	if host != "" {
+		var err error
+		if dc, err = client.New(client.WithHost(host)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dc.Close() })
+	}
+	a, err := New(cfg, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,18 +360,7 @@ func TestAgentUsesOnlyReadOnlyEngineAPI(t *testing.T) {
 	loki := startLoki(t, lokitest.Config{})
 	sel, selLabels := testSelector(t)
 	proxy, seen := recordingProxy(t)
-	dc, err := client.New(client.WithHost(proxy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Registerer: prometheus.NewRegistry()}, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	agent := startAgentAt(t, Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel}, proxy)
 	tok := token()
 	id, _ := dockertest.Run(t, dockertest.Spec{
 		Name: "ro", Image: img.NonRoot, Cmd: []string{"log", "-lines", "2", "-token", tok},
@@ -364,8 +368,7 @@ func TestAgentUsesOnlyReadOnlyEngineAPI(t *testing.T) {
 	})
 	waitContainerExit(t, id)
 	waitFor(t, "the lines through the proxy", func() bool { return len(queryLines(t, loki, `{tier="app"} |= "`+tok+`"`)) == 2 })
-	cancel()
-	<-done
+	agent.stop()
 	for _, r := range seen() {
 		if r.method != http.MethodGet && !(r.method == http.MethodHead && strings.HasSuffix(r.path, "/_ping")) {
 			t.Errorf("the agent sent %s %s; the shipper profile allows reads only", r.method, r.path)
@@ -448,19 +451,7 @@ func TestEventsBetweenStartAndSubscriptionAreShipped(t *testing.T) {
 			holdOnce.Do(func() { close(held); <-release })
 		}
 	})
-	dc, err := client.New(client.WithHost(proxy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Registerer: prometheus.NewRegistry()}, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	startAgentAt(t, Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel}, proxy)
 
 	select {
 	case <-held:
@@ -589,20 +580,8 @@ func TestFirstEventsPositionIsOnTheEnginesClock(t *testing.T) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		return nil
 	})
-	dc, err := client.New(client.WithHost(proxy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	a, err := New(Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Host: "skewed", Registerer: prometheus.NewRegistry()}, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := time.Now()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	startAgentAt(t, Config{LokiURL: loki.URL(), StateDir: t.TempDir(), Select: sel, Host: "skewed"}, proxy)
 	var got string
 	select {
 	case got = <-since:
