@@ -19,6 +19,7 @@ import (
 
 	"github.com/hy-home/hyhome/internal/acceptance"
 	"github.com/hy-home/hyhome/internal/clock"
+	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/policy"
 )
@@ -327,7 +328,7 @@ func (e *Exporter) watch(ctx context.Context, triggers chan<- string, started ti
 			sctx, cancel := context.WithCancel(ctx)
 			opts := client.EventsListOptions{Filters: eventFilters()}
 			if first {
-				opts.Since = sinceParam(started)
+				opts.Since = docker.Since(started)
 			}
 			res := e.cfg.Events.Events(sctx, opts)
 			// Events returns once the engine answered (it flushes headers
@@ -478,9 +479,4 @@ func (e *Exporter) Serve(ctx context.Context, ln net.Listener, g prometheus.Gath
 	stop()
 	wg.Wait()
 	return serveErr
-}
-
-// sinceParam is t as the engine's since= reads it: seconds and nanoseconds.
-func sinceParam(t time.Time) string {
-	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hy-home/hyhome/internal/audit"
+	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/dockertest"
 	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/lokitest"
@@ -154,7 +155,7 @@ func TestReadsRedactedOnTheEngine(t *testing.T) {
 	// engine replay its buffer from before the streams opened in the same
 	// step as it subscribes them: nothing falls in between.
 	ctx := ctxT(t, testenv.Hang)
-	query := "filters=" + url.QueryEscape(`{"container":["`+f.running+`"],"type":["container"]}`) + "&since=" + sinceParam(time.Now())
+	query := "filters=" + url.QueryEscape(`{"container":["`+f.running+`"],"type":["container"]}`) + "&since=" + docker.Since(time.Now())
 	direct := openEvents(t, ctx, eng, query)
 	viaGuard := openEvents(t, ctx, tg.sockets[ProfileShipper], query)
 	for i := range 2 {
@@ -184,11 +185,6 @@ func volumeNamed(v any, name string) any {
 
 // eventStream is an open GET /events.
 type eventStream struct{ lines chan string }
-
-// sinceParam is t as the engine's since parameter (seconds.nanoseconds).
-func sinceParam(t time.Time) string {
-	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
-}
 
 // openEvents opens GET /events?query on sock.
 func openEvents(t *testing.T, ctx context.Context, sock, query string) *eventStream {

@@ -3,12 +3,12 @@ package ship
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 )
@@ -310,13 +310,9 @@ func signalName(n int) string {
 // engineNow is the engine's clock (docker info's SystemTime), or the
 // agent's when the engine does not say (logged).
 func (a *Agent) engineNow(ctx context.Context, log *slog.Logger) time.Time {
-	info, err := a.docker.Info(ctx, client.InfoOptions{})
+	t, err := docker.EngineNow(ctx, a.docker)
 	if err == nil {
-		t, perr := time.Parse(time.RFC3339Nano, info.Info.SystemTime)
-		if perr == nil {
-			return t
-		}
-		err = fmt.Errorf("its SystemTime %q: %w", info.Info.SystemTime, perr)
+		return t
 	}
 	log.Warn("reading the engine's clock (docker info); using this host's for the first events position", "err", err)
 	return time.Now()

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/hy-home/hyhome/internal/docker"
 	"github.com/hy-home/hyhome/internal/engine/source"
 	"github.com/hy-home/hyhome/internal/human"
 	"github.com/hy-home/hyhome/internal/report"
@@ -619,13 +620,11 @@ func (v *Verifier) watchInfra(ctx context.Context, cs map[string]infraContainer)
 	// headers before it subscribes the stream, and the load starts as soon
 	// as this returns; since= has the engine replay what happened in
 	// between, and nothing from before the window.
-	now := time.Now()
-	if info, err := v.cfg.Engine.Info(ctx, client.InfoOptions{}); err == nil {
-		if t, err := time.Parse(time.RFC3339Nano, info.Info.SystemTime); err == nil {
-			now = t
-		}
+	now, err := docker.EngineNow(ctx, v.cfg.Engine)
+	if err != nil {
+		now = time.Now()
 	}
-	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f, Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())})
+	evs := v.cfg.Engine.Events(ctx, client.EventsListOptions{Filters: f, Since: docker.Since(now)})
 	go func() {
 		defer close(d)
 		for {
