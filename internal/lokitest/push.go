@@ -76,7 +76,7 @@ func decodePush(contentType, contentEncoding string, body io.Reader, maxBytes in
 	if mt == "application/json" {
 		return decodeJSON(data)
 	}
-	return decodeProto(data)
+	return decodeProto(data, maxBytes)
 }
 
 // decodeJSON parses {"streams":[{"stream":{...},"values":[["<ns>","line",{meta}]]}]}.
@@ -135,10 +135,21 @@ func decodeJSON(data []byte) ([]pushStream, *httpError) {
 	return out, nil
 }
 
-// decodeProto parses a snappy block-compressed logproto.PushRequest.
-func decodeProto(data []byte) ([]pushStream, *httpError) {
+// decodeProto parses a snappy block-compressed logproto.PushRequest. The
+// block's header states its decoded length, and snappy.Decode allocates that
+// much before it reads a byte of the rest (up to 4 GiB from a 5-byte body), so
+// the header is checked against maxBytes first, as Loki's
+// util.ParseProtoReader does.
+func decodeProto(data []byte, maxBytes int64) ([]pushStream, *httpError) {
 	if len(data) == 0 {
 		return nil, badRequest("decoding protobuf push request: the request body is empty")
+	}
+	n, err := snappy.DecodedLen(data)
+	if err != nil {
+		return nil, badRequest("decompressing snappy push request: %v", err)
+	}
+	if int64(n) > maxBytes {
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("received message larger than max (%d vs %d): the snappy block's header states its decompressed size", n, maxBytes)}
 	}
 	raw, err := snappy.Decode(nil, data)
 	if err != nil {

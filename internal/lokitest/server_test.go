@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -236,6 +237,50 @@ func TestPushProtobufSnappyWithStructuredMetadata(t *testing.T) {
 	}
 	if code, b := post(t, s, "application/x-protobuf", protoBody(t, push.Stream{Labels: `{a="1", a="2"}`, Entries: []push.Entry{{Timestamp: fixedNow, Line: "x"}}}), nil); code != 400 || !strings.Contains(b, "duplicate label name") {
 		t.Fatalf("duplicate label names answered %d %q", code, b)
+	}
+}
+
+// TestPushSnappyLengthHeaderIsCheckedBeforeDecoding: a snappy block starts
+// with its decoded length, and snappy.Decode allocates that much first. A
+// 12-byte body claiming 3.5 GB (FuzzPush found it: the fuzz worker ran out of
+// memory) must be refused from its header, as Loki does, without the
+// allocation; so must an honest block that decompresses beyond MaxBodyBytes.
+func TestPushSnappyLengthHeaderIsCheckedBeforeDecoding(t *testing.T) {
+	const limit = 1 << 20
+	liar := []byte("\xab\xab\xab\xab\r\xab\xab\xab'\t0")
+	claimed, err := snappy.DecodedLen(liar)
+	if err != nil || claimed < 1<<30 {
+		t.Fatalf("test input: snappy header states %d bytes (%v), want more than 1 GiB", claimed, err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, herr := decodePush("application/x-protobuf", "", bytes.NewReader(liar), limit)
+	runtime.ReadMemStats(&after)
+	if herr == nil || herr.status != http.StatusRequestEntityTooLarge || !strings.Contains(herr.msg, "larger than max") {
+		t.Fatalf("a header claiming %d bytes answered %+v, want 413 received message larger than max", claimed, herr)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Fatalf("refusing a header claiming %d bytes allocated %d bytes", claimed, grew)
+	}
+
+	s := start(t, Config{MaxBodyBytes: limit})
+	if code, b := post(t, s, "application/x-protobuf", liar, nil); code != http.StatusRequestEntityTooLarge || !strings.Contains(b, "larger than max") {
+		t.Fatalf("server answered %d %q to the lying header", code, b)
+	}
+	// Six 200 KiB lines of one letter each: 1.2 MiB decoded, a few KiB sent.
+	var entries []push.Entry
+	for i, c := range "abcdef" {
+		entries = append(entries, push.Entry{Timestamp: fixedNow.Add(time.Duration(i) * time.Second), Line: strings.Repeat(string(c), 200<<10)})
+	}
+	big := protoBody(t, push.Stream{Labels: `{job="big"}`, Entries: entries})
+	if len(big) >= limit {
+		t.Fatalf("test input: %d compressed bytes, want under the %d limit", len(big), limit)
+	}
+	if code, b := post(t, s, "application/x-protobuf", big, nil); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a %d-byte block decompressing beyond %d answered %d %q", len(big), limit, code, b)
+	}
+	if st := s.Stats(); st.Accepted != 0 {
+		t.Fatalf("accepted %d entries from refused requests", st.Accepted)
 	}
 }
 
