@@ -140,7 +140,11 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 	}
 
 	// volumes_from inherits every mount of the other container, the Docker
-	// socket included; read-only only when the mode says so.
+	// socket included; read-only only when the mode says so. The same
+	// container named again (in any spelling) with the same mode adds the
+	// same mounts: judged once, so that the work follows the containers
+	// named, not the length of the list.
+	inherited := map[string]bool{}
 	for _, spec := range hc.VolumesFrom {
 		ref, mode, _ := strings.Cut(spec, ":")
 		c, d := res.container(ref)
@@ -148,13 +152,16 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 			return refused(d)
 		}
 		ro := slices.Contains(strings.Split(mode, ","), "ro")
-		from := res.workloadOf(c)
-		if res.err != nil {
-			return refused(res.err)
-		}
-		for _, m := range from.Mounts {
-			m.ReadOnly = m.ReadOnly || ro
-			w.Mounts = append(w.Mounts, m)
+		if key := fmt.Sprintf("%s ro=%v", c.ID, ro); !inherited[key] {
+			inherited[key] = true
+			from := res.workloadOf(c)
+			if res.err != nil {
+				return refused(res.err)
+			}
+			for _, m := range from.Mounts {
+				m.ReadOnly = m.ReadOnly || ro
+				w.Mounts = append(w.Mounts, m)
+			}
 		}
 		pinned := c.ID
 		if mode != "" {

@@ -82,6 +82,9 @@ func importRequest(q url.Values) bool {
 	return false
 }
 
+// maxTagValues bounds the repo and the tag parameters of one request.
+const maxTagValues = 8
+
 // tagTargets lists, normalised, every reference a tag, commit or import
 // may write: each repo value with each tag value, in every spelling of the
 // parameters, read as the engine reads them (a tag parameter replaces a tag
@@ -90,6 +93,16 @@ func importRequest(q url.Values) bool {
 func tagTargets(q url.Values) ([]string, error) {
 	repos := queryValues(q, "repo")
 	tags := queryValues(q, "tag")
+	// The engine reads one of each; every pairing is judged here, so the
+	// pairs are bounded (thousands of each fit in a query string).
+	for _, p := range []struct {
+		name string
+		n    int
+	}{{"repo", len(repos)}, {"tag", len(tags)}} {
+		if p.n > maxTagValues {
+			return nil, fmt.Errorf("%d %s parameters: the engine reads one, and the guard judges at most %d", p.n, p.name, maxTagValues)
+		}
+	}
 	if len(tags) == 0 {
 		tags = []string{""}
 	}

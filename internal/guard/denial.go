@@ -39,6 +39,9 @@ type denial struct {
 	rules []string
 }
 
+// maxMessagesPerRule is how many findings of one rule a denial spells out.
+const maxMessagesPerRule = 8
+
 func deny(status int, reason, format string, args ...any) *denial {
 	return &denial{status: status, reason: reason, message: fmt.Sprintf(format, args...)}
 }
@@ -50,19 +53,43 @@ func (d *denial) Error() string { return d.message }
 //
 //	denied by privileged [NFR-SEC-01, SEC-IDENTITY]: runs privileged: ...; non-root [SEC-IDENTITY]: ...
 //
-// Several findings of one rule are joined with ", ".
+// Several findings of one rule are joined with ", ", at most
+// maxMessagesPerRule of them, then "(+N more)": the line is written to the
+// client and the log, and its length must not follow the request's.
 func policyDenial(status int, failing []policy.Finding) *denial {
-	var parts []string
+	type part struct {
+		b     strings.Builder
+		shown int
+		more  int
+	}
+	var order []*part
 	var rules []string
-	byRule := map[string]int{}
+	byRule := map[string]*part{}
 	for _, f := range failing {
-		if i, ok := byRule[f.Rule]; ok {
-			parts[i] += ", " + f.Message
+		p, ok := byRule[f.Rule]
+		if !ok {
+			p = &part{}
+			byRule[f.Rule] = p
+			order = append(order, p)
+			rules = append(rules, f.Rule)
+			fmt.Fprintf(&p.b, "%s [%s]: %s", f.Rule, strings.Join(f.Requirements, ", "), f.Message)
+			p.shown = 1
 			continue
 		}
-		byRule[f.Rule] = len(parts)
-		rules = append(rules, f.Rule)
-		parts = append(parts, fmt.Sprintf("%s [%s]: %s", f.Rule, strings.Join(f.Requirements, ", "), f.Message))
+		if p.shown == maxMessagesPerRule {
+			p.more++
+			continue
+		}
+		p.b.WriteString(", ")
+		p.b.WriteString(f.Message)
+		p.shown++
+	}
+	parts := make([]string, len(order))
+	for i, p := range order {
+		if p.more > 0 {
+			fmt.Fprintf(&p.b, " (+%d more)", p.more)
+		}
+		parts[i] = p.b.String()
 	}
 	return &denial{
 		status:  status,

@@ -1,11 +1,12 @@
 package guard
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -590,6 +591,10 @@ var networkOptions = []string{
 	"encrypted",
 }
 
+// maxListEntries bounds every list and map of a request body the guard
+// judges (Binds, Mounts, VolumesFrom, Env, Labels, ...).
+const maxListEntries = 4096
+
 // judgeFields walks a decoded request body and refuses it when a field
 // with a value is denied, refused by its row's check, or not in the table.
 func judgeFields(body any) *denial {
@@ -604,6 +609,15 @@ func walkFields(v reflect.Value, at string) *denial {
 		v = v.Elem()
 	}
 	switch v.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map:
+		// What the guard does per entry (findings, engine lookups, pins) is
+		// bounded by what it judges, not by the body's bytes: a 4 MiB body
+		// holds 600,000 binds. No workload needs more entries in one list.
+		if v.Len() > maxListEntries {
+			return deny(http.StatusForbidden, reasonBody, "%s has %d entries; the guard judges at most %d in one list", cmp.Or(at, "the request body"), v.Len(), maxListEntries)
+		}
+	}
+	switch v.Kind() {
 	case reflect.Slice, reflect.Array:
 		for i := 0; i < v.Len(); i++ {
 			if d := walkFields(v.Index(i), fmt.Sprintf("%s[%d]", at, i)); d != nil {
@@ -612,10 +626,17 @@ func walkFields(v reflect.Value, at string) *denial {
 		}
 		return nil
 	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		type entry struct {
+			name string
+			key  reflect.Value
+		}
+		keys := make([]entry, 0, v.Len())
+		for _, k := range v.MapKeys() {
+			keys = append(keys, entry{fmt.Sprint(k), k})
+		}
+		slices.SortFunc(keys, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 		for _, k := range keys {
-			if d := walkFields(v.MapIndex(k), fmt.Sprintf("%s[%v]", at, k)); d != nil {
+			if d := walkFields(v.MapIndex(k.key), at+"["+k.name+"]"); d != nil {
 				return d
 			}
 		}
