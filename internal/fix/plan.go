@@ -518,15 +518,15 @@ func (p *planner) planLimits(w *workload.Workload, mem, pids []policy.Finding, s
 		if len(fs) == 0 {
 			return
 		}
+		written, _ := mapGet(limits, key)
 		switch {
 		case limitsErr != nil:
 			p.note(w, rule, true, limitsKey, src.path, "", limitsErr)
-		case limits != nil && func() bool { k, _ := mapGet(limits, key); return k != nil }():
+		case written != nil:
 			// Written, yet lint still finds no usable limit (a value the
 			// engine reads differently, such as memory: 2.0, two bytes):
 			// adding the key again would make a duplicate key.
-			k, _ := mapGet(limits, key)
-			p.note(w, rule, true, k.Line, src.path, "", declinef("deploy.resources.limits.%s is written but sets no usable limit; change it by hand", key))
+			p.note(w, rule, true, written.Line, src.path, "", declinef("deploy.resources.limits.%s is written but sets no usable limit; change it by hand", key))
 		case limits != nil:
 			p.note(w, rule, true, limitsKey, src.path, "deploy.resources.limits."+key+": "+v.str+why, nil,
 				&change{src: src, kind: opAddKey, node: limits, key: key, val: v})

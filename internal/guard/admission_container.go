@@ -144,7 +144,11 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 	// container named again (in any spelling) with the same mode adds the
 	// same mounts: judged once, so that the work follows the containers
 	// named, not the length of the list.
-	inherited := map[string]bool{}
+	type source struct {
+		id string
+		ro bool
+	}
+	inherited := map[source]bool{}
 	for _, spec := range hc.VolumesFrom {
 		ref, mode, _ := strings.Cut(spec, ":")
 		c, d := res.container(ref)
@@ -152,8 +156,8 @@ func (a *admission) containerCreate(ctx context.Context, t *target, r *http.Requ
 			return refused(d)
 		}
 		ro := slices.Contains(strings.Split(mode, ","), "ro")
-		if key := fmt.Sprintf("%s ro=%v", c.ID, ro); !inherited[key] {
-			inherited[key] = true
+		if !inherited[source{c.ID, ro}] {
+			inherited[source{c.ID, ro}] = true
 			from := res.workloadOf(c)
 			if res.err != nil {
 				return refused(res.err)

@@ -608,14 +608,11 @@ func walkFields(v reflect.Value, at string) *denial {
 		}
 		v = v.Elem()
 	}
-	switch v.Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map:
-		// What the guard does per entry (findings, engine lookups, pins) is
-		// bounded by what it judges, not by the body's bytes: a 4 MiB body
-		// holds 600,000 binds. No workload needs more entries in one list.
-		if v.Len() > maxListEntries {
-			return deny(http.StatusForbidden, reasonBody, "%s has %d entries; the guard judges at most %d in one list", cmp.Or(at, "the request body"), v.Len(), maxListEntries)
-		}
+	// What the guard does per entry (findings, engine lookups, pins) is
+	// bounded by what it judges, not by the body's bytes: a 4 MiB body holds
+	// 600,000 binds. No workload needs more entries in one list.
+	if k := v.Kind(); (k == reflect.Slice || k == reflect.Array || k == reflect.Map) && v.Len() > maxListEntries {
+		return deny(http.StatusForbidden, reasonBody, "%s has %d entries; the guard judges at most %d in one list", cmp.Or(at, "the request body"), v.Len(), maxListEntries)
 	}
 	switch v.Kind() {
 	case reflect.Slice, reflect.Array:
