@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v4"
@@ -573,7 +574,13 @@ func (p *planner) planReadOnly(w *workload.Workload, f policy.Finding, src *sour
 	} else {
 		cs = append(cs, &change{src: src, kind: opAddKey, node: svc, key: "read_only", val: boolean(true)})
 	}
-	paths := p.opts.Tmpfs.All(w.Name)
+	all := p.opts.Tmpfs.All(w.Name)
+	// A path the service already mounts something at (a volume, a bind, a
+	// long-form tmpfs) is writable or deliberately not: a second mount at the
+	// same target is a file compose refuses to load.
+	paths := slices.DeleteFunc(slices.Clone(all), func(pth string) bool {
+		return slices.ContainsFunc(w.Mounts, func(m workload.Mount) bool { return path.Clean(m.Target) == path.Clean(pth) })
+	})
 	after := "read_only: true"
 	if err == nil && len(paths) > 0 {
 		after += ", tmpfs += [" + strings.Join(paths, ", ") + "]"
@@ -596,7 +603,7 @@ func (p *planner) planReadOnly(w *workload.Workload, f policy.Finding, src *sour
 			}
 		}
 	}
-	if len(paths) == 0 {
+	if len(all) == 0 {
 		after += " (no --tmpfs paths given: the service gets no writable path)"
 	}
 	p.note(w, "read-only-rootfs", false, line, src.path, after, err, cs...)
